@@ -1,0 +1,1 @@
+"""Payload builders for qrmi-task-runner (Qiskit primitives, Pulser sequences)."""

@@ -1,0 +1,217 @@
+"""Resources and their settings, from the environment and an optional JSON config file.
+
+Resource list: ``QRMI_JOB_QPU_RESOURCES`` / ``QRMI_JOB_QPU_TYPES``, falling back to
+``SLURM_JOB_QPU_RESOURCES`` / ``SLURM_JOB_QPU_TYPES``, split on ``QRMI_LIST_DELIMITER``.
+Per-resource settings: ``{NAME}_{PREFIX}{SETTING}`` (for example
+``ibm_marrakesh_QRMI_IBM_DA_ENDPOINT``) from the process environment, which wins over
+the ``environment`` block of the resource in the config file (Slurm QRMI plugin format).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qrmi_tasks.errors import ConfigError
+from qrmi_tasks.providers import RESOURCE_TYPES, ResourceType, resource_type
+
+LOCAL_RESOURCE = "local"
+CONFIG_ENV = "QRMI_CONFIG"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A per-resource setting a provider reads.
+
+    ``name`` is appended to the type's prefix (``ENDPOINT`` -> ``QRMI_IBM_DA_ENDPOINT``)
+    unless ``prefixed`` is false, in which case it is the whole variable name after
+    ``{NAME}_`` (``QRMI_JOB_TIMEOUT_SECONDS``).
+    """
+
+    name: str
+    required: bool = True
+    secret: bool = False
+    prefixed: bool = True
+    parse: Callable[[str], Any] | None = None
+    default: Any = None
+
+
+def positive_int(text: str) -> int:
+    """Parse a positive integer setting."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError("must be a positive integer") from None
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A QPU resource: its name, type, and where its settings come from."""
+
+    name: str
+    type: ResourceType
+    file_environment: Mapping[str, str] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+    def variable(self, setting: Setting) -> str:
+        """Full environment variable name of ``setting`` for this resource."""
+        suffix = f"{self.type.prefix}{setting.name}" if setting.prefixed else setting.name
+        return f"{self.name}_{suffix}"
+
+    def raw(self, setting: Setting) -> str | None:
+        """The setting's text: process environment first, then the config file."""
+        value = self.environ.get(self.variable(setting))
+        if value is None:
+            suffix = self.variable(setting)[len(self.name) + 1 :]
+            value = self.file_environment.get(suffix)
+        if value is not None and value.strip() == "":
+            return None
+        return value
+
+    def settings(self, spec: tuple[Setting, ...]) -> dict[str, Any]:
+        """Resolve every setting in ``spec``; one error lists every missing or bad variable."""
+        values: dict[str, Any] = {}
+        missing: list[str] = []
+        invalid: list[str] = []
+        for setting in spec:
+            text = self.raw(setting)
+            if text is None:
+                if setting.required:
+                    missing.append(self.variable(setting))
+                values[setting.name] = setting.default
+                continue
+            if setting.parse is None:
+                values[setting.name] = text.strip()
+                continue
+            try:
+                values[setting.name] = setting.parse(text)
+            except ValueError as exc:
+                shown = "(hidden)" if setting.secret else repr(text)
+                invalid.append(f"{self.variable(setting)} {exc} (got {shown})")
+        problems = []
+        if missing:
+            problems.append(
+                f"resource '{self.name}' ({self.type.name}) is missing "
+                f"{'variable' if len(missing) == 1 else 'variables'}: {', '.join(missing)}"
+            )
+        problems.extend(invalid)
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return values
+
+    def secret_values(self, spec: tuple[Setting, ...]) -> list[str]:
+        """The values of secret settings, so the log filter can mask them."""
+        return [v for s in spec if s.secret and (v := self.raw(s))]
+
+
+def _split(text: str, delimiter: str) -> list[str]:
+    return [item.strip() for item in text.split(delimiter)]
+
+
+def _env_resources(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    for prefix in ("QRMI_JOB_QPU", "SLURM_JOB_QPU"):
+        names_text = environ.get(f"{prefix}_RESOURCES")
+        types_text = environ.get(f"{prefix}_TYPES")
+        if names_text is None and types_text is None:
+            continue
+        delimiter = environ.get("QRMI_LIST_DELIMITER") or ","
+        names = _split(names_text or "", delimiter)
+        types = _split(types_text or "", delimiter)
+        if names == [""]:
+            names = []
+        if types == [""]:
+            types = []
+        if len(names) != len(types):
+            raise ConfigError(
+                f"{prefix}_RESOURCES lists {len(names)} resource(s) but {prefix}_TYPES lists "
+                f"{len(types)} type(s); give one type per resource, separated by '{delimiter}'"
+            )
+        if any(not n for n in names) or any(not t for t in types):
+            raise ConfigError(
+                f"{prefix}_RESOURCES / {prefix}_TYPES contain an empty entry; "
+                f"separate entries with '{delimiter}' (QRMI_LIST_DELIMITER)"
+            )
+        return list(zip(names, types, strict=True))
+    return []
+
+
+def _file_resources(path: Path) -> list[tuple[str, str, dict[str, str]]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}"
+        ) from None
+    entries = data.get("resources") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError(
+            f"config file {path} must be an object with a 'resources' list "
+            '(e.g. {"resources": [{"name": ..., "type": ..., "environment": {...}}]})'
+        )
+    found = []
+    for index, entry in enumerate(entries):
+        where = f"config file {path}: resources[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be an object")
+        name, rtype, env = entry.get("name"), entry.get("type"), entry.get("environment", {})
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where} needs a non-empty string 'name'")
+        if not isinstance(rtype, str) or not rtype.strip():
+            raise ConfigError(f"{where} ('{name}') needs a string 'type'")
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int | float) for k, v in env.items()
+        ):
+            raise ConfigError(f"{where} ('{name}'): 'environment' must map names to strings")
+        found.append((name.strip(), rtype.strip(), {k: str(v) for k, v in env.items()}))
+    return found
+
+
+def resolve_resource(
+    name: str,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> Resource:
+    """Find resource ``name`` in the config file and the environment.
+
+    With no resource list anywhere, ``local`` is the embedded local simulator.
+    """
+    environ = os.environ if environ is None else environ
+    if config_path is None and environ.get(CONFIG_ENV):
+        config_path = environ[CONFIG_ENV]
+
+    types: dict[str, str] = {}
+    file_env: dict[str, dict[str, str]] = {}
+    if config_path is not None:
+        for rname, rtype, env in _file_resources(Path(config_path)):
+            types[rname] = rtype
+            file_env[rname] = env
+    for rname, rtype in _env_resources(environ):
+        types[rname] = rtype  # the process environment overrides the file
+
+    if not types and name == LOCAL_RESOURCE:
+        return Resource(name, RESOURCE_TYPES["local"], {}, environ)
+    if name not in types:
+        if not types:
+            raise ConfigError(
+                f"no QPU resources are configured (set SLURM_JOB_QPU_RESOURCES and "
+                f"SLURM_JOB_QPU_TYPES, or --config FILE); '{name}' is unknown. "
+                f"Use '{LOCAL_RESOURCE}' for the embedded simulator"
+            )
+        raise ConfigError(
+            f"resource '{name}' is not configured; available: {', '.join(sorted(types))}"
+        )
+    return Resource(name, resource_type(types[name]), file_env.get(name, {}), environ)

@@ -1,0 +1,59 @@
+"""Errors the runner reports to the user, each carrying its documented exit code.
+
+Every error that reaches the CLI is printed as one line, ``error: <message>``,
+and the process exits with ``exit_code``. Keep messages actionable: say what was
+wrong and what to change, and never include a secret.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_TASK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PROVIDER = 3
+EXIT_OUTPUT = 4
+EXIT_SIGNAL_BASE = 128
+
+
+class QrmiError(Exception):
+    """Base class: an error with a one-line message and an exit code."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        # One line, always: a multi-line message would break log parsing in slurm-N.out.
+        super().__init__(" ".join(str(message).split()))
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class UsageError(QrmiError):
+    """Bad command-line usage (exit 2)."""
+
+
+class ConfigError(QrmiError):
+    """Resource list or per-resource settings are wrong or missing (exit 2)."""
+
+
+class PayloadError(QrmiError):
+    """The payload file is unreadable or invalid (exit 2)."""
+
+
+class TaskFailed(QrmiError):
+    """The task failed or was cancelled on the provider's side (exit 1)."""
+
+    exit_code = EXIT_TASK_FAILED
+
+
+class ProviderError(QrmiError):
+    """Provider unreachable, authentication refused, or protocol error after retries (exit 3)."""
+
+    exit_code = EXIT_PROVIDER
+
+
+class OutputError(QrmiError):
+    """The result could not be written (exit 4)."""
+
+    exit_code = EXIT_OUTPUT

@@ -1,0 +1,112 @@
+"""Where results go: checked before submitting, written atomically after.
+
+A result file only ever appears complete: it is streamed into a temporary file
+beside the target, fsynced, and renamed over it. A failed or cancelled run leaves
+the target (if any) exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from qrmi_tasks.errors import OutputError, UsageError
+
+
+def check_target(path: Path) -> None:
+    """Fail early (exit 2) if ``path`` cannot become the result file. Creates nothing."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"output path {path} is a directory; give a file name")
+    if not directory.exists():
+        raise UsageError(f"output directory {directory} does not exist; create it first")
+    if not directory.is_dir():
+        raise UsageError(f"output directory {directory} is not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"output directory {directory} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"output file {path} exists and is not writable")
+
+
+class ResultSink:
+    """Receives a result stream and publishes it only when it is complete."""
+
+    def __init__(self, target: Path | None) -> None:
+        self.target = target
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        """Yield a binary file to stream into; nothing is published if the block raises.
+
+        Call :meth:`publish` after the block to make the result visible.
+        """
+        directory = self.target.parent if self.target is not None else None
+        try:
+            fd, name = tempfile.mkstemp(
+                prefix=f".{self.target.name}." if self.target else "qrmi-result.",
+                suffix=".part",
+                dir=directory,
+            )
+        except OSError as exc:
+            raise OutputError(f"cannot create a temporary result file: {exc.strerror}") from None
+        self._temp = Path(name)
+        try:
+            with os.fdopen(fd, "w+b") as stream:
+                yield stream
+                stream.flush()
+                os.fsync(stream.fileno())
+        except BaseException:
+            self.discard()
+            raise
+
+    def publish(self) -> None:
+        """Rename the complete temporary file over the target, or copy it to stdout."""
+        temp = self._temp
+        try:
+            if self.target is None:
+                with temp.open("rb") as source:
+                    shutil.copyfileobj(source, sys.stdout.buffer, 1 << 20)
+                    sys.stdout.buffer.flush()
+                temp.unlink()
+                return
+            mode = 0o666 & ~_umask()
+            if self.target.exists():
+                mode = self.target.stat().st_mode & 0o777
+            os.chmod(temp, mode)
+            os.replace(temp, self.target)
+            _fsync_dir(self.target.parent)
+        except BrokenPipeError:
+            self.discard()
+            raise OutputError("stdout was closed before the result was written") from None
+        except OSError as exc:
+            self.discard()
+            where = "stdout" if self.target is None else str(self.target)
+            raise OutputError(f"cannot write the result to {where}: {exc.strerror}") from None
+
+    def discard(self) -> None:
+        """Remove the temporary file, if any."""
+        temp = getattr(self, "_temp", None)
+        if temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

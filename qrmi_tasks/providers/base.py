@@ -1,0 +1,114 @@
+"""The interface every provider implements, and the statuses the runner understands.
+
+The runner drives a provider through one task's life:
+``submit`` -> ``status`` (polled) -> ``fetch_result`` -> ``cleanup``, or ``cancel`` when
+a signal arrives. Providers raise :class:`~qrmi_tasks.errors.ProviderError` for transport
+or protocol failures (after their own retries) and never exit the process.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, ClassVar
+
+from qrmi_tasks.config import Resource, Setting
+from qrmi_tasks.payload import Payload
+
+
+class TaskStatus(enum.Enum):
+    """Provider-neutral task status."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What the provider knows about a task right now.
+
+    ``message`` explains a failure in one line; ``details`` holds extra facts worth
+    logging at the end (usage, reason codes).
+    """
+
+    status: TaskStatus
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Adaptive polling: start at ``initial`` seconds, multiply by ``factor`` up to ``cap``."""
+
+    initial: float = 1.0
+    factor: float = 1.5
+    cap: float = 30.0
+    jitter: float = 0.1  # +/- fraction of each interval, so array jobs do not poll in step
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Facts the runner hands every provider.
+
+    ``request_id`` is stable across a Slurm requeue of the same step and payload, so a
+    provider that lets the client choose the task id can reattach instead of
+    submitting twice.
+    """
+
+    request_id: str
+    deterministic_id: bool = False
+
+
+class Provider(ABC):
+    """One resource type's client, behind the runner's small interface."""
+
+    #: payload kinds this resource type runs ("qiskit", "pulser")
+    payload_kinds: ClassVar[frozenset[str]]
+    #: per-resource settings read from {NAME}_{PREFIX}{SETTING}
+    settings_spec: ClassVar[tuple[Setting, ...]] = ()
+    poll_policy: ClassVar[PollPolicy] = PollPolicy()
+    #: whether fetch_logs can return anything
+    has_logs: ClassVar[bool] = False
+
+    def __init__(self, resource: Resource, settings: dict[str, Any], context: RunContext) -> None:
+        self.resource = resource
+        self.settings = settings
+        self.context = context
+
+    @classmethod
+    def check_payload(cls, payload: Payload, resource: Resource) -> None:
+        """Reject, without network, a payload this resource can never run (raise PayloadError)."""
+
+    @abstractmethod
+    def submit(self, payload: Payload) -> str:
+        """Start the task and return its id (reattaching to an existing one is allowed)."""
+
+    @abstractmethod
+    def status(self, task_id: str) -> StatusReport:
+        """Return the task's current status."""
+
+    @abstractmethod
+    def fetch_result(self, task_id: str, into: BinaryIO) -> None:
+        """Write the completed task's result, as raw bytes, into ``into`` (streamed)."""
+
+    @abstractmethod
+    def cancel(self, task_id: str) -> None:
+        """Ask the provider to stop the task."""
+
+    def cleanup(self, task_id: str) -> None:
+        """Release remote resources of a finished task (after its result is safe)."""
+
+    def fetch_logs(self, task_id: str, into: BinaryIO) -> bool:
+        """Write the task's logs into ``into``; return False when there are none."""
+        return False
+
+    def close(self) -> None:
+        """Release local resources (sessions, child processes)."""

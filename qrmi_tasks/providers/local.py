@@ -1,0 +1,102 @@
+"""The embedded ``local`` resource: runs payloads on this machine, in a child process.
+
+The child (``python -m qrmi_tasks.providers.local_worker``) imports qiskit or pulser and
+computes the result; this process stays light and can stop the child the moment a
+signal asks to cancel, exactly like a remote task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+from qrmi_tasks.config import Setting
+from qrmi_tasks.errors import ProviderError
+from qrmi_tasks.payload import PULSER, QISKIT, Payload
+from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    # If the runner is SIGKILLed (Slurm's KillWait), the simulation must not outlive it.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class LocalProvider(Provider):
+    """Simulate on this machine (no credentials, no network)."""
+
+    payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT, PULSER})
+    settings_spec: ClassVar[tuple[Setting, ...]] = (Setting("SEED", required=False, parse=int),)
+    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.05, factor=1.5, cap=1.0)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._workdir: Path | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def submit(self, payload: Payload) -> str:
+        self._workdir = Path(tempfile.mkdtemp(prefix="qrmi-local-"))
+        (self._workdir / "payload.json").write_text(json.dumps(payload.document))
+        command = [sys.executable, "-m", "qrmi_tasks.providers.local_worker", str(self._workdir)]
+        if self.settings.get("SEED") is not None:
+            command += ["--seed", str(self.settings["SEED"])]
+        try:
+            self._child = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=(self._workdir / "worker.log").open("wb"),
+                start_new_session=True,  # a terminal's Ctrl-C reaches the runner, which cancels
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        except OSError as exc:
+            raise ProviderError(f"cannot start the local simulator: {exc.strerror}") from None
+        return f"local-{self._child.pid}"
+
+    def status(self, task_id: str) -> StatusReport:
+        code = self._child.poll() if self._child else None
+        if code is None:
+            return StatusReport(TaskStatus.RUNNING)
+        if code == 0 and (self._workdir / "result.json").exists():
+            return StatusReport(TaskStatus.COMPLETED)
+        if code < 0:
+            return StatusReport(TaskStatus.CANCELLED, f"simulator stopped by signal {-code}")
+        return StatusReport(TaskStatus.FAILED, self._error_text(code))
+
+    def _error_text(self, code: int) -> str:
+        error = self._workdir / "error.txt"
+        if error.exists():
+            return error.read_text().strip() or f"simulator exited with {code}"
+        log = (self._workdir / "worker.log").read_text(errors="replace").strip().splitlines()
+        return f"simulator exited with {code}" + (f": {log[-1]}" if log else "")
+
+    def fetch_result(self, task_id: str, into: BinaryIO) -> None:
+        with (self._workdir / "result.json").open("rb") as source:
+            shutil.copyfileobj(source, into, 1 << 20)
+
+    def cancel(self, task_id: str) -> None:
+        child = self._child
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+    def close(self) -> None:
+        if self._child is not None and self._child.poll() is None:
+            self.cancel("")
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
