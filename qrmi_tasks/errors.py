@@ -57,3 +57,12 @@ class OutputError(QrmiError):
     """The result could not be written (exit 4)."""
 
     exit_code = EXIT_OUTPUT
+
+
+class Interrupted(Exception):
+    """A watched signal arrived while a provider was waiting; the runner cancels the task.
+
+    Providers raise it when ``RunContext.sleep`` returns True inside their own retry or
+    wait loops, so a long back-off never delays a cancel. Raised from ``submit`` after
+    the remote task may already exist, pass its id: ``raise Interrupted(task_id)``.
+    """

@@ -21,6 +21,7 @@ from qrmi_tasks.config import resolve_resource
 from qrmi_tasks.errors import (
     EXIT_OK,
     EXIT_SIGNAL_BASE,
+    Interrupted,
     OutputError,
     PayloadError,
     ProviderError,
@@ -52,10 +53,6 @@ class RunRequest:
     cancel_on_sigcont: bool = True
 
 
-class _Interrupted(Exception):
-    """A watched signal arrived; unwinds to the cancel path."""
-
-
 def request_id_for(name: str, payload: Payload, environ: Mapping[str, str]) -> tuple[str, bool]:
     """A request id that survives a Slurm requeue of the same step and payload.
 
@@ -70,7 +67,9 @@ def request_id_for(name: str, payload: Payload, environ: Mapping[str, str]) -> t
     return str(uuid.uuid5(_REQUEST_NAMESPACE, key)), True
 
 
-def prepare(request: RunRequest, environ: Mapping[str, str]) -> tuple[Provider, Payload]:
+def prepare(
+    request: RunRequest, environ: Mapping[str, str], watch: SignalWatch | None = None
+) -> tuple[Provider, Payload]:
     """Every check that needs no network, then the provider instance."""
     if request.output_path is not None:
         output.check_target(request.output_path)
@@ -92,9 +91,13 @@ def prepare(request: RunRequest, environ: Mapping[str, str]) -> tuple[Provider, 
     validate_sequence(payload)
     cls.check_payload(payload, resource)
     if request.task_id:
-        context = RunContext(request.task_id, deterministic_id=True)
+        request_id, deterministic = request.task_id, True
     else:
-        context = RunContext(*request_id_for(resource.name, payload, environ))
+        request_id, deterministic = request_id_for(resource.name, payload, environ)
+    if watch is None:
+        context = RunContext(request_id, deterministic)
+    else:
+        context = RunContext(request_id, deterministic, watch.sleep, lambda: watch.triggered)
     return cls(resource, settings, context), payload
 
 
@@ -114,7 +117,7 @@ class TaskRun:
 
     def _check_signal(self) -> None:
         if self.watch.triggered:
-            raise _Interrupted
+            raise Interrupted
 
     def run(self) -> int:
         """Return the exit code; raise QrmiError for reportable failures."""
@@ -130,7 +133,9 @@ class TaskRun:
             log.info("task %s: submitted", self.task_id)
             report = self._poll()
             return self._finish(report)
-        except _Interrupted:
+        except Interrupted as exc:
+            if self.task_id is None and exc.args:
+                self.task_id = exc.args[0]  # submit was interrupted after the task may exist
             return self._cancel()
 
     def _poll(self) -> StatusReport:
@@ -146,7 +151,7 @@ class TaskRun:
                 return report
             delay = interval * (1 + random.uniform(-policy.jitter, policy.jitter))
             if self.watch.sleep(delay):
-                raise _Interrupted
+                raise Interrupted
             interval = min(policy.cap, interval * policy.factor)
 
     def _finish(self, report: StatusReport) -> int:
@@ -162,7 +167,7 @@ class TaskRun:
             self.provider.fetch_result(self.task_id, stream)
         if self.watch.triggered:
             sink.discard()
-            raise _Interrupted
+            raise Interrupted
         sink.publish()
         log.info(
             "task %s: result written to %s", self.task_id, self.request.output_path or "stdout"
@@ -229,7 +234,7 @@ def run(request: RunRequest, environ: Mapping[str, str] | None = None) -> int:
     """
     environ = os.environ if environ is None else environ
     with SignalWatch(request.cancel_on_sigcont) as watch:
-        provider, payload = prepare(request, environ)
+        provider, payload = prepare(request, environ, watch)
         try:
             task = TaskRun(provider, payload, request, watch)
             try:

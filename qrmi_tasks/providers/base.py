@@ -9,7 +9,9 @@ or protocol failures (after their own retries) and never exit the process.
 from __future__ import annotations
 
 import enum
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
@@ -65,6 +67,11 @@ class RunContext:
 
     request_id: str
     deterministic_id: bool = False
+    #: sleep up to N seconds; returns True (at once) if the run is being cancelled.
+    #: Providers use it for every back-off wait and raise errors.Interrupted on True.
+    sleep: Callable[[float], bool] = field(default=lambda s: bool(time.sleep(s)))
+    #: True once a cancel signal has arrived
+    interrupted: Callable[[], bool] = field(default=lambda: False)
 
 
 class Provider(ABC):

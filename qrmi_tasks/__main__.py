@@ -1,0 +1,5 @@
+"""``python -m qrmi_tasks`` is ``qrmi-task-runner``."""
+
+from qrmi_tasks.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""Shared test helpers: run the real CLI as a subprocess with a controlled environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SCHEMAS = ROOT.parent / "shared" / "schemas"  # IBM's primitive schemas (not copied here)
+
+# Variables that would leak the developer's (or Slurm's) configuration into a test.
+_SCRUB_PREFIXES = ("SLURM_", "QRMI_", "SRUN_")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without Slurm/QRMI variables, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_SCRUB_PREFIXES) and "_QRMI_" not in k
+    }
+    env.update(extra)
+    return env
+
+
+def runner_cmd(*args: str) -> list[str]:
+    """Command line of the installed runner (same interpreter as the tests)."""
+    return [sys.executable, "-m", "qrmi_tasks", *args]
+
+
+def run_runner(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``qrmi-task-runner ARGS`` to completion and capture stdout/stderr."""
+    return subprocess.run(
+        runner_cmd(*args),
+        env=clean_env() if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    """A clean environment dict a test may extend."""
+    return clean_env()
