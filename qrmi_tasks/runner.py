@@ -36,6 +36,9 @@ from qrmi_tasks.signals import SignalWatch, describe
 
 log = logging.getLogger("qrmi_tasks.runner")
 
+# How long a SIGCONT-triggered cancel waits for the SIGTERM that scancel sends ~10 ms later.
+_SIGTERM_GRACE = 0.5
+
 # Namespace of deterministic (requeue-safe) request ids.
 _REQUEST_NAMESPACE = uuid.UUID("6f1c5b8e-2f0a-4a57-9a55-6d0b1f4f8a21")
 
@@ -98,6 +101,15 @@ def prepare(
         context = RunContext(request_id, deterministic)
     else:
         context = RunContext(request_id, deterministic, watch.sleep, lambda: watch.triggered)
+    log.debug(
+        "resource %s: type %s, payload %s (sha256 %s), request id %s%s",
+        resource.name,
+        resource.type.name,
+        payload.source,
+        payload.digest[:12],
+        request_id,
+        " (deterministic)" if deterministic else "",
+    )
     return cls(resource, settings, context), payload
 
 
@@ -144,6 +156,7 @@ class TaskRun:
         while True:
             self._check_signal()
             report = self.provider.status(self.task_id)
+            log.debug("task %s: status %s", self.task_id, report.status.value)
             if self.last is None or report.status != self.last.status:
                 log.info("task %s: %s", self.task_id, report.status.value)
             self.last = report
@@ -199,21 +212,18 @@ class TaskRun:
             log.warning("task %s: cleanup failed: %s", self.task_id, exc)
 
     def _cancel(self) -> int:
-        signum = self.watch.exit_signal
-        name = describe(signum)
+        name = describe(self.watch.exit_signal)
         if self.task_id is None:
             log.warning("received %s before the task was submitted; nothing to cancel", name)
-            return EXIT_SIGNAL_BASE + signum
-        if self.last is not None and self.last.status.final:
+        elif self.last is not None and self.last.status.final:
             log.warning(
                 "received %s; task %s already %s, result not written",
                 name,
                 self.task_id,
                 self.last.status.value,
             )
-            return EXIT_SIGNAL_BASE + signum
-        if not self.cancel_sent:
-            self.cancel_sent = True
+        elif not self.cancel_sent:
+            self.cancel_sent = True  # never twice, whatever arrives while cancelling
             log.warning("received %s; cancelling task %s", name, self.task_id)
             started = time.monotonic()
             try:
@@ -224,6 +234,8 @@ class TaskRun:
             except QrmiError as exc:
                 log.error("task %s: cancel failed: %s", self.task_id, exc)
             self._cleanup()
+        # scancel sends SIGCONT then SIGTERM: report the SIGTERM when it follows.
+        self.watch.wait_for_terminating(_SIGTERM_GRACE)
         return EXIT_SIGNAL_BASE + self.watch.exit_signal
 
 

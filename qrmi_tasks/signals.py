@@ -10,6 +10,7 @@ import os
 import select
 import signal
 import socket
+import time
 from types import FrameType
 
 _TERMINATING = (signal.SIGTERM, signal.SIGINT)
@@ -54,9 +55,12 @@ class SignalWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
         signal.set_wakeup_fd(self._previous_fd)
+        # After a cancel, keep recording: scancel's SIGTERM follows its SIGCONT by ~10 ms
+        # and must not kill the process with the default action while it exits.
+        if not self.triggered:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)  # type: ignore[arg-type]
         self._reader.close()
         self._writer.close()
 
@@ -67,6 +71,16 @@ class SignalWatch:
         select.select([self._reader], [], [], max(0.0, seconds))
         self._drain()
         return self.triggered
+
+    def wait_for_terminating(self, seconds: float) -> None:
+        """After a SIGCONT-only cancel, wait briefly for the SIGTERM scancel sends next."""
+        deadline = time.monotonic() + seconds
+        while not any(s in _TERMINATING for s in self.received):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            select.select([self._reader], [], [], left)
+            self._drain()
 
     def _drain(self) -> None:
         try:

@@ -1,0 +1,140 @@
+"""Resource resolution and per-resource settings (in-process unit tests)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qrmi_tasks.config import Setting, positive_int, resolve_resource
+from qrmi_tasks.errors import ConfigError
+
+SPEC = (
+    Setting("ENDPOINT"),
+    Setting("IAM_APIKEY", secret=True),
+    Setting("QRMI_JOB_TIMEOUT_SECONDS", prefixed=False, parse=positive_int),
+    Setting("S3_ENDPOINT_FOR_DAAPI", required=False),
+)
+
+
+def test_embedded_local_without_any_variables():
+    resource = resolve_resource("local", {})
+    assert resource.type.name == "local"
+
+
+def test_every_missing_variable_in_one_error():
+    env = {"SLURM_JOB_QPU_RESOURCES": "ibm_x", "SLURM_JOB_QPU_TYPES": "direct-access"}
+    resource = resolve_resource("ibm_x", env)
+    with pytest.raises(ConfigError) as info:
+        resource.settings(SPEC)
+    message = str(info.value)
+    for name in (
+        "ibm_x_QRMI_IBM_DA_ENDPOINT",
+        "ibm_x_QRMI_IBM_DA_IAM_APIKEY",
+        "ibm_x_QRMI_JOB_TIMEOUT_SECONDS",
+    ):
+        assert name in message
+    assert "S3_ENDPOINT_FOR_DAAPI" not in message  # optional
+
+
+def test_newer_type_names_use_their_own_prefix():
+    env = {
+        "SLURM_JOB_QPU_RESOURCES": "q",
+        "SLURM_JOB_QPU_TYPES": "ibm-quantum-system",
+        "q_QRMI_IBM_QS_ENDPOINT": "http://da",
+        "q_QRMI_IBM_QS_IAM_APIKEY": "k",
+        "q_QRMI_JOB_TIMEOUT_SECONDS": "60",
+    }
+    values = resolve_resource("q", env).settings(SPEC)
+    assert values["ENDPOINT"] == "http://da" and values["QRMI_JOB_TIMEOUT_SECONDS"] == 60
+    assert values["S3_ENDPOINT_FOR_DAAPI"] is None
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "ten", "1.5"])
+def test_invalid_timeout_names_the_variable(bad):
+    env = {
+        "SLURM_JOB_QPU_RESOURCES": "q",
+        "SLURM_JOB_QPU_TYPES": "direct-access",
+        "q_QRMI_IBM_DA_ENDPOINT": "e",
+        "q_QRMI_IBM_DA_IAM_APIKEY": "secret-key",
+        "q_QRMI_JOB_TIMEOUT_SECONDS": bad,
+    }
+    with pytest.raises(ConfigError, match="q_QRMI_JOB_TIMEOUT_SECONDS must be a positive"):
+        resolve_resource("q", env).settings(SPEC)
+
+
+def test_secret_values_are_hidden_in_parse_errors():
+    spec = (Setting("IAM_APIKEY", secret=True, parse=positive_int),)
+    env = {
+        "SLURM_JOB_QPU_RESOURCES": "q",
+        "SLURM_JOB_QPU_TYPES": "direct-access",
+        "q_QRMI_IBM_DA_IAM_APIKEY": "topsecretvalue",
+    }
+    with pytest.raises(ConfigError) as info:
+        resolve_resource("q", env).settings(spec)
+    assert "topsecretvalue" not in str(info.value)
+
+
+def test_config_file_and_environment_override(tmp_path):
+    config = tmp_path / "qrmi.json"
+    config.write_text(
+        json.dumps(
+            {
+                "resources": [
+                    {
+                        "name": "ibm_a",
+                        "type": "direct-access",
+                        "environment": {
+                            "QRMI_IBM_DA_ENDPOINT": "http://file",
+                            "QRMI_IBM_DA_IAM_APIKEY": "f",
+                            "QRMI_JOB_TIMEOUT_SECONDS": "100",
+                        },
+                    },
+                    {"name": "FRESNEL", "type": "pasqal-cloud", "environment": {}},
+                ]
+            }
+        )
+    )
+    env = {"ibm_a_QRMI_IBM_DA_ENDPOINT": "http://env"}
+    values = resolve_resource("ibm_a", env, config).settings(SPEC)
+    assert values["ENDPOINT"] == "http://env"
+    assert values["IAM_APIKEY"] == "f" and values["QRMI_JOB_TIMEOUT_SECONDS"] == 100
+    assert resolve_resource("FRESNEL", {}, config).type.name == "pasqal-cloud"
+    # the environment's resource list adds to (and overrides types of) the file's
+    env = {"SLURM_JOB_QPU_RESOURCES": "FRESNEL,extra", "SLURM_JOB_QPU_TYPES": "local,local"}
+    assert resolve_resource("FRESNEL", env, config).type.name == "local"
+    assert resolve_resource("extra", env, config).type.name == "local"
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("{", "not valid JSON"),
+        ('{"resources": {}}', "'resources' list"),
+        ('{"resources": [{"type": "local"}]}', "'name'"),
+        ('{"resources": [{"name": "a", "type": "local", "environment": []}]}', "environment"),
+    ],
+)
+def test_bad_config_files(tmp_path, text, fragment):
+    config = tmp_path / "c.json"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        resolve_resource("a", {}, config)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_resource("a", {"QRMI_CONFIG": str(tmp_path / "none.json")})
+
+
+def test_blank_entries_and_empty_delimiter():
+    env = {
+        "SLURM_JOB_QPU_RESOURCES": " a , b ",
+        "SLURM_JOB_QPU_TYPES": "local,local",
+        "QRMI_LIST_DELIMITER": "",
+    }
+    assert resolve_resource("b", env).name == "b"
+    env["SLURM_JOB_QPU_RESOURCES"] = "a,,b"
+    env["SLURM_JOB_QPU_TYPES"] = "local,local,local"
+    with pytest.raises(ConfigError, match="empty entry"):
+        resolve_resource("a", env)

@@ -1,0 +1,109 @@
+"""Payload parsing: precise errors for bad input, never anything but PayloadError."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from conftest import EXAMPLES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from payloads import pulser_sequence_json
+
+from qrmi_tasks.errors import PayloadError
+from qrmi_tasks.payload import SCHEMA_FILE, check_document, parse_payload
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+keys = st.sampled_from(
+    [
+        "program_id",
+        "parameters",
+        "pubs",
+        "sequence",
+        "job_runs",
+        "version",
+        "support_qiskit",
+        "options",
+    ]
+)
+payload_like = st.recursive(
+    json_values,
+    lambda children: st.dictionaries(keys | st.text(max_size=6), children, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(payload_like)
+def test_arbitrary_json_gives_payload_or_clean_error(document):
+    try:
+        payload = check_document(document)
+    except PayloadError as exc:
+        message = str(exc)
+        assert message and "\n" not in message and len(message) < 600
+    else:
+        assert payload.kind in ("qiskit", "pulser")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_arbitrary_text_gives_payload_or_clean_error(text):
+    try:
+        parse_payload(text)
+    except PayloadError as exc:
+        assert "\n" not in str(exc)
+
+
+def test_deep_nesting_is_a_clean_error():
+    with pytest.raises(PayloadError):
+        parse_payload("[" * 100_000 + "]" * 100_000)
+
+
+def test_sequence_string_and_object_are_the_same_task():
+    text = pulser_sequence_json()
+    as_object = check_document({"sequence": json.loads(text), "job_runs": 5})
+    as_string = check_document({"sequence": text, "job_runs": 5})
+    assert as_string.sequence_json == text  # the string is used as given, not re-encoded
+    assert json.loads(as_object.sequence_json) == json.loads(text)
+    assert as_object.digest == as_string.digest
+
+
+def test_digest_ignores_key_order_and_whitespace():
+    a = parse_payload('{"program_id": "sampler", "parameters": {"pubs": [["c"]], "shots": 5}}')
+    b = parse_payload('{"parameters":{"shots":5,"pubs":[["c"]]},"program_id":"sampler"}')
+    c = parse_payload('{"parameters":{"shots":6,"pubs":[["c"]]},"program_id":"sampler"}')
+    assert a.digest == b.digest != c.digest
+
+
+def test_examples_conform_to_our_schema_and_ibms():
+    from importlib import resources
+
+    ours = json.loads(resources.files("qrmi_tasks").joinpath(SCHEMA_FILE).read_text())
+    jsonschema.Draft202012Validator.check_schema(ours)
+    schemas = EXAMPLES.parent.parent / "shared" / "schemas"
+    for example in sorted((EXAMPLES / "qiskit").glob("bell_*.json")):
+        document = json.loads(example.read_text())
+        jsonschema.validate(document, ours)
+        check_document(document)
+        ibm = schemas / f"{document['program_id']}_v2_schema.json"
+        if ibm.exists():
+            # IBM's files say draft-04 but use 2020-12 keywords (prefixItems)
+            schema = json.loads(ibm.read_text())
+            jsonschema.Draft202012Validator(schema).validate(document["parameters"])
+
+
+def test_schema_agrees_with_parser_on_job_runs():
+    from importlib import resources
+
+    ours = json.loads(resources.files("qrmi_tasks").joinpath(SCHEMA_FILE).read_text())
+    validator = jsonschema.Draft202012Validator(ours)
+    assert not validator.is_valid({"sequence": {}, "job_runs": 0})
+    assert not validator.is_valid({"sequence": {}, "job_runs": "10"})
+    assert validator.is_valid({"sequence": {}, "job_runs": 10})

@@ -1,0 +1,155 @@
+"""Signals cancel the task promptly, once, and leave no output behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from conftest import clean_env, runner_cmd
+from payloads import write_long_estimator
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def long_payload(tmp_path_factory):
+    return write_long_estimator(tmp_path_factory.mktemp("long") / "long.json")
+
+
+class Running:
+    """A runner subprocess whose stderr is collected line by line."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            runner_cmd(*args),
+            env=env or clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"never saw {text!r}; stderr so far: {''.join(self.lines)}")
+
+    def worker_pid(self) -> int:
+        for line in self.lines:
+            if m := re.search(r"task local-(\d+): submitted", line):
+                return int(m.group(1))
+        raise AssertionError("no task id logged")
+
+    def finish(self, timeout: float = 30) -> tuple[int, str]:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code, "".join(self.lines)
+
+
+def _gone(pid: int, timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_sigterm_cancels_within_a_second(tmp_path, long_payload):
+    out = tmp_path / "out.json"
+    run = Running("local", str(long_payload), "-o", str(out))
+    run.wait_for(": running")
+    worker = run.worker_pid()
+    sent = time.monotonic()
+    run.proc.send_signal(signal.SIGTERM)
+    code = run.proc.wait(timeout=10)
+    elapsed = time.monotonic() - sent
+    code, stderr = run.finish()
+    assert code == 143, stderr
+    assert elapsed < 1.0, f"took {elapsed:.2f}s"
+    assert "received SIGTERM; cancelling task" in stderr
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file left either
+    assert _gone(worker), "local simulator process outlived the cancel"
+
+
+def test_existing_output_untouched_by_cancel(tmp_path, long_payload):
+    out = tmp_path / "out.json"
+    out.write_text("old result\n")
+    before = out.stat().st_mtime_ns
+    run = Running("local", str(long_payload), "-o", str(out))
+    run.wait_for(": running")
+    run.proc.send_signal(signal.SIGINT)
+    code, stderr = run.finish()
+    assert code == 130, stderr
+    assert out.read_text() == "old result\n" and out.stat().st_mtime_ns == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_sigcont_then_sigterm_like_scancel(long_payload):
+    run = Running("local", str(long_payload))
+    run.wait_for(": running")
+    run.proc.send_signal(signal.SIGCONT)
+    time.sleep(0.01)  # scancel's gap between the two signals
+    run.proc.send_signal(signal.SIGTERM)
+    code, stderr = run.finish()
+    assert code == 143, stderr
+    assert stderr.count("cancelling task") == 1  # one cancel for two signals
+    assert run.proc.stdout.read() == ""
+
+
+def test_repeated_signals_cancel_once(long_payload):
+    run = Running("local", str(long_payload))
+    run.wait_for(": running")
+    for _ in range(3):
+        run.proc.send_signal(signal.SIGTERM)
+    code, stderr = run.finish()
+    assert code == 143
+    assert stderr.count("cancelling task") == 1
+
+
+def test_sigcont_alone_cancels_by_default(long_payload):
+    run = Running("local", str(long_payload))
+    run.wait_for(": running")
+    run.proc.send_signal(signal.SIGCONT)
+    code, stderr = run.finish()
+    assert code == 128 + signal.SIGCONT
+    assert "received SIGCONT; cancelling task" in stderr
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_no_cancel_on_sigcont(long_payload, how):
+    args = ["local", str(long_payload)]
+    env = clean_env()
+    if how == "option":
+        args.append("--no-cancel-on-sigcont")
+    else:
+        env["QRMI_NO_CANCEL_ON_SIGCONT"] = "1"
+    run = Running(*args, env=env)
+    run.wait_for(": running")
+    run.proc.send_signal(signal.SIGCONT)  # what `scontrol resume` sends
+    time.sleep(1.0)
+    assert run.proc.poll() is None, "SIGCONT stopped the run despite the opt-out"
+    run.proc.send_signal(signal.SIGTERM)
+    code, stderr = run.finish()
+    assert code == 143
+    assert "received SIGTERM" in stderr and "SIGCONT" not in stderr
