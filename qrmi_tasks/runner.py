@@ -148,7 +148,7 @@ class TaskRun:
         except Interrupted as exc:
             if self.task_id is None and exc.args:
                 self.task_id = exc.args[0]  # submit was interrupted after the task may exist
-            return self._cancel()
+            return self.interrupt()
 
     def _poll(self) -> StatusReport:
         policy: PollPolicy = self.provider.poll_policy
@@ -211,7 +211,8 @@ class TaskRun:
         except QrmiError as exc:
             log.warning("task %s: cleanup failed: %s", self.task_id, exc)
 
-    def _cancel(self) -> int:
+    def interrupt(self) -> int:
+        """Cancel the task for a received signal (once) and return the exit code."""
         name = describe(self.watch.exit_signal)
         if self.task_id is None:
             log.warning("received %s before the task was submitted; nothing to cancel", name)
@@ -254,11 +255,16 @@ def run(request: RunRequest, environ: Mapping[str, str] | None = None) -> int:
             except (ProviderError, OutputError) as exc:
                 if task.task_id is not None and watch.triggered:
                     log.error("%s", exc)
-                    return task._cancel()
+                    return task.interrupt()
                 if isinstance(exc, OutputError) and task.task_id is not None:
                     log.error(
                         "task %s completed but its result was not written; it was kept "
                         "on the provider",
+                        task.task_id,
+                    )
+                elif task.task_id is not None:
+                    log.error(
+                        "lost contact with the provider; task %s may still be running there",
                         task.task_id,
                     )
                 raise
