@@ -53,6 +53,10 @@ class ProviderError(QrmiError):
     exit_code = EXIT_PROVIDER
 
 
+class AuthenticationError(ProviderError):
+    """Credentials were refused (exit 3); retrying cannot help."""
+
+
 class OutputError(QrmiError):
     """The result could not be written (exit 4)."""
 

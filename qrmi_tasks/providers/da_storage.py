@@ -1,0 +1,124 @@
+"""S3 side of a Direct Access job: upload the input, presign URLs, stream results back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, BinaryIO
+
+from qrmi_tasks.errors import ProviderError
+
+log = logging.getLogger("qrmi_tasks.direct_access")
+
+CHUNK = 1 << 20
+# Presigned URLs must outlive the job: the service may start it late and run it long.
+PRESIGN_MARGIN_SECONDS = 3600
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 limit
+
+
+def input_key(job_id: str) -> str:
+    return f"input_{job_id}.json"
+
+
+def results_key(job_id: str) -> str:
+    return f"results_{job_id}.json"
+
+
+def logs_key(job_id: str) -> str:
+    return f"logs_{job_id}.json"
+
+
+class JobStorage:
+    """The bucket that carries a job's input, results and logs."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        region: str,
+        bucket: str,
+        access_key: str,
+        secret_key: str,
+        presign_endpoint: str | None = None,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},  # S3-compatible stores rarely do virtual hosts
+            connect_timeout=10,
+            read_timeout=60,
+            retries={"max_attempts": 6, "mode": "standard"},
+        )
+        session = boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
+        )
+        self.bucket = bucket
+        self.endpoint = endpoint
+        self.client = session.client("s3", endpoint_url=endpoint, config=config)
+        # The DA service may reach the store under another name than this node does.
+        self.presigner = (
+            session.client("s3", endpoint_url=presign_endpoint, config=config)
+            if presign_endpoint
+            else self.client
+        )
+
+    def _fail(self, action: str, exc: Exception) -> ProviderError:
+        from botocore.exceptions import ClientError
+
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            detail = f"{error.get('Code', '?')}: {error.get('Message', '')}".strip()
+        else:
+            detail = type(exc).__name__
+        return ProviderError(
+            f"S3 {action} failed (bucket {self.bucket} at {self.endpoint}): {detail}"
+        )
+
+    def upload_input(self, job_id: str, body: bytes) -> None:
+        """Store the primitive parameters as ``input_{id}.json``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=input_key(job_id), Body=body, ContentType="application/json"
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("upload of the job input", exc) from None
+
+    def presigned(self, job_id: str, timeout_secs: int) -> dict[str, Any]:
+        """The job's ``storage`` object: GET for input, PUT for results and logs."""
+        expires = min(timeout_secs + PRESIGN_MARGIN_SECONDS, MAX_PRESIGN_SECONDS)
+
+        def url(method: str, key: str) -> str:
+            return self.presigner.generate_presigned_url(
+                method, Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
+            )
+
+        return {
+            "input": {
+                "type": "s3_compatible",
+                "presigned_url": url("get_object", input_key(job_id)),
+            },
+            "results": {
+                "type": "s3_compatible",
+                "presigned_url": url("put_object", results_key(job_id)),
+            },
+            "logs": {"type": "s3_compatible", "presigned_url": url("put_object", logs_key(job_id))},
+        }
+
+    def download(self, key: str, into: BinaryIO, missing_ok: bool = False) -> bool:
+        """Stream object ``key`` into ``into`` in 1 MiB chunks; False if missing and allowed."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            for chunk in response["Body"].iter_chunks(CHUNK):
+                into.write(chunk)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if missing_ok and code in ("NoSuchKey", "404"):
+                return False
+            raise self._fail(f"download of {key}", exc) from None
+        except BotoCoreError as exc:
+            raise self._fail(f"download of {key}", exc) from None
+        return True

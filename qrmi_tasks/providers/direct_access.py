@@ -1,0 +1,255 @@
+"""IBM Direct Access (``direct-access``, also ``ibm-quantum-system``) provider.
+
+Flow (see docs/direct-access.md): the client picks the job id, uploads the primitive
+parameters to S3, presigns GET/PUT URLs, ``POST /v1/jobs``, polls ``GET /v1/jobs/{id}``
+(falling back to the job list where that route is missing), streams
+``results_{id}.json`` from S3 and deletes the job once the result is safe. Under Slurm
+the job id is stable across a requeue, so a rerun attaches to the job it already
+submitted instead of running it twice. Imports neither qiskit nor pulser.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, BinaryIO, ClassVar
+
+from qrmi_tasks.config import Setting, positive_int
+from qrmi_tasks.errors import (
+    AuthenticationError,
+    ConfigError,
+    Interrupted,
+    PayloadError,
+    ProviderError,
+)
+from qrmi_tasks.payload import QISKIT, Payload
+from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+from qrmi_tasks.providers.da_client import DirectAccessClient, IamTokens, error_message
+from qrmi_tasks.providers.da_storage import JobStorage, logs_key, results_key
+
+log = logging.getLogger("qrmi_tasks.direct_access")
+
+_STATUS = {
+    "running": TaskStatus.RUNNING,  # queued jobs report Running too
+    "queued": TaskStatus.QUEUED,
+    "completed": TaskStatus.COMPLETED,
+    "failed": TaskStatus.FAILED,
+    "cancelled": TaskStatus.CANCELLED,
+}
+# After a cancel the job takes a moment to become terminal before DELETE is allowed.
+_DELETE_WAIT_SECONDS = 10.0
+
+
+def _failure_message(job: dict[str, Any]) -> str:
+    parts = []
+    if job.get("reason_code") is not None:
+        parts.append(f"reason_code {job['reason_code']}")
+    if job.get("reason_message"):
+        parts.append(str(job["reason_message"]))
+    if job.get("reason_solution"):
+        parts.append(f"solution: {job['reason_solution']}")
+    return "; ".join(parts) or "no reason given"
+
+
+class DirectAccessProvider(Provider):
+    """Run Qiskit primitives on an IBM Direct Access backend."""
+
+    payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT})
+    settings_spec: ClassVar[tuple[Setting, ...]] = (
+        Setting("ENDPOINT"),
+        Setting("IAM_ENDPOINT"),
+        Setting("IAM_APIKEY", secret=True),
+        Setting("SERVICE_CRN"),
+        Setting("AWS_ACCESS_KEY_ID", secret=True),
+        Setting("AWS_SECRET_ACCESS_KEY", secret=True),
+        Setting("S3_ENDPOINT"),
+        Setting("S3_BUCKET"),
+        Setting("S3_REGION"),
+        Setting("QRMI_JOB_TIMEOUT_SECONDS", prefixed=False, parse=positive_int),
+        Setting("S3_ENDPOINT_FOR_DAAPI", required=False),
+        Setting("API_VERSION", required=False),
+        Setting("LOG_LEVEL", required=False, default="warning"),
+    )
+    # ~0.2 s median result latency for a 1 s job, ~16 status requests for a 60 s job.
+    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.1, factor=1.4, cap=30.0)
+    has_logs: ClassVar[bool] = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        s = self.settings
+        self.timeout_secs: int = s["QRMI_JOB_TIMEOUT_SECONDS"]
+        self.client = DirectAccessClient(
+            s["ENDPOINT"],
+            s["SERVICE_CRN"],
+            IamTokens(s["IAM_ENDPOINT"], s["IAM_APIKEY"]),
+            self.context.sleep,
+            s["API_VERSION"],
+        )
+        self._storage: JobStorage | None = None
+        self._list_only = False  # the server lacks GET /v1/jobs/{id}
+        self._deadline = time.monotonic() + self.timeout_secs
+
+    @property
+    def storage(self) -> JobStorage:
+        if self._storage is None:  # boto3 costs ~0.3 s to import; only when needed
+            s = self.settings
+            self._storage = JobStorage(
+                s["S3_ENDPOINT"],
+                s["S3_REGION"],
+                s["S3_BUCKET"],
+                s["AWS_ACCESS_KEY_ID"],
+                s["AWS_SECRET_ACCESS_KEY"],
+                s["S3_ENDPOINT_FOR_DAAPI"],
+            )
+        return self._storage
+
+    @classmethod
+    def check_payload(cls, payload: Payload, resource: Any) -> None:
+        level = (resource.raw(Setting("LOG_LEVEL")) or "warning").lower()
+        if level not in ("critical", "error", "warning", "info", "debug"):
+            raise PayloadError(
+                f"{resource.variable(Setting('LOG_LEVEL'))} must be one of "
+                "critical, error, warning, info, debug"
+            )
+
+    # -- job lookup ---------------------------------------------------------------------
+    def _get_job(self, job_id: str) -> dict[str, Any] | None:
+        """The job, or None if the server does not know it.
+
+        IBM's published DA simulator has no ``GET /v1/jobs/{id}`` (404/405): the job list
+        then tells whether the job exists, and is used from then on.
+        """
+        if not self._list_only:
+            response = self.client.request("GET", f"/v1/jobs/{job_id}", accept=(404, 405))
+            if response.status_code == 200:
+                return response.json()
+            if response.status_code == 405:
+                self._list_only = True
+        jobs = self.client.json("GET", "/v1/jobs").get("jobs", [])
+        found = next((j for j in jobs if isinstance(j, dict) and j.get("id") == job_id), None)
+        if found is not None and not self._list_only:
+            log.debug("GET /v1/jobs/{id} is not served here; polling the job list instead")
+            self._list_only = True
+        return found
+
+    # -- Provider interface -------------------------------------------------------------
+    def _check_backend(self, backend: str) -> None:
+        """Authenticate and check the backend before anything is uploaded."""
+        response = self.client.request("GET", f"/v1/backends/{backend}", accept=(404,))
+        if response.status_code == 404:
+            raise ConfigError(
+                f"backend '{backend}' is not offered by Direct Access at "
+                f"{self.client.endpoint}: {error_message(response)}"
+            )
+        info = response.json() if response.content else {}
+        state = str(info.get("status", "online")).lower()
+        if state != "online":
+            log.warning(
+                "backend %s is %s%s; the job will wait",
+                backend,
+                state,
+                f" ({info['message']})" if info.get("message") else "",
+            )
+
+    def submit(self, payload: Payload) -> str:
+        job_id = self.context.request_id
+        backend = self.resource.name
+        self._check_backend(backend)
+        if self.context.deterministic_id:
+            existing = self._get_job(job_id)
+            if existing is not None:
+                log.info(
+                    "job %s already exists on %s (status %s): attaching instead of "
+                    "submitting again",
+                    job_id,
+                    backend,
+                    existing.get("status"),
+                )
+                return job_id
+        self.storage.upload_input(job_id, json.dumps(payload.parameters).encode())
+        body = {
+            "id": job_id,
+            "backend": backend,
+            "program_id": payload.program_id,
+            "log_level": (self.settings["LOG_LEVEL"] or "warning").lower(),
+            "timeout_secs": self.timeout_secs,
+            "storage": self.storage.presigned(job_id, self.timeout_secs),
+        }
+        log.debug("POST /v1/jobs %s", json.dumps(body))  # presigned signatures are masked
+        try:
+            response = self.client.request(
+                "POST",
+                "/v1/jobs",
+                json=body,
+                ok=(200, 201, 202, 204),
+                accept=(400, 409, 413),
+                deadline=self._deadline,
+            )
+        except Interrupted:
+            raise Interrupted(job_id) from None  # the POST may have reached the server
+        except AuthenticationError:
+            raise
+        except ProviderError:
+            # the POST may have succeeded although its answer was lost
+            if self._get_job_quietly(job_id) is not None:
+                log.warning("job %s was created although the POST reported an error", job_id)
+                return job_id
+            raise
+        if response.status_code == 409:
+            log.info("job %s already exists (409): attaching to it", job_id)
+        elif response.status_code in (400, 413):
+            raise PayloadError(f"Direct Access rejected the job: {error_message(response)}")
+        return job_id
+
+    def _get_job_quietly(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return self._get_job(job_id)
+        except ProviderError:
+            return None
+
+    def status(self, task_id: str) -> StatusReport:
+        job = self._get_job(task_id)
+        if job is None:
+            raise ProviderError(f"job {task_id} is not known to Direct Access (deleted?)")
+        raw = str(job.get("status", "")).lower()
+        status = _STATUS.get(raw)
+        if status is None:
+            raise ProviderError(f"job {task_id}: unexpected status {job.get('status')!r}")
+        details: dict[str, Any] = {}
+        usage = job.get("usage") or {}
+        if isinstance(usage, dict) and usage.get("quantum_nanoseconds") is not None:
+            details["quantum time"] = f"{usage['quantum_nanoseconds'] / 1e9:.3f} s"
+        message = _failure_message(job) if status is TaskStatus.FAILED else None
+        return StatusReport(status, message, details)
+
+    def fetch_result(self, task_id: str, into: BinaryIO) -> None:
+        self.storage.download(results_key(task_id), into)
+
+    def fetch_logs(self, task_id: str, into: BinaryIO) -> bool:
+        return self.storage.download(logs_key(task_id), into, missing_ok=True)
+
+    def cancel(self, task_id: str) -> None:
+        # 409: already terminal, which is what we wanted
+        self.client.request(
+            "POST", f"/v1/jobs/{task_id}/cancel", ok=(200, 202, 204), accept=(404, 409)
+        )
+
+    def cleanup(self, task_id: str) -> None:
+        deadline = time.monotonic() + _DELETE_WAIT_SECONDS
+        delay = 0.05
+        while True:
+            response = self.client.request(
+                "DELETE", f"/v1/jobs/{task_id}", ok=(200, 204), accept=(404, 409)
+            )
+            if response.status_code != 409:
+                log.debug("job %s deleted", task_id)
+                return
+            if time.monotonic() >= deadline:
+                log.warning("job %s could not be deleted (still not terminal)", task_id)
+                return
+            time.sleep(delay)  # not cancellable on purpose: we are already stopping
+            delay = min(delay * 2, 1.0)
+
+    def close(self) -> None:
+        self.client.session.close()

@@ -1,0 +1,518 @@
+"""A fake IBM Direct Access service (IAM + DA API v1) on 127.0.0.1, with real job execution.
+
+It speaks the protocol of ``/work/shared/protocols/direct-access.md``: IAM
+``/identity/token`` (JWT access tokens with ``exp``), ``/version``, ``/v1/backends...``,
+``/v1/jobs...``; checks ``Authorization`` and ``Service-CRN``; runs each job by reading its
+input through the presigned GET URL, executing it with qiskit's reference primitives (the
+``local`` resource's worker, ``qrmi_tasks.providers.local_worker``) and PUTting the encoded
+result and a log through the presigned URLs, after ``job_seconds``. S3 is a real moto
+server (``ThreadedMotoServer``).
+
+Fault injection (``FakeDirectAccess.config`` or ``POST /_fake/config``):
+* ``faults``: a list of ``{"method": "POST", "path": "/v1/jobs", "status": 429,
+  "retry_after": 1, "times": 1}``; ``"drop": true`` closes the connection without an
+  answer; ``"delay": seconds`` answers late. Matched by method and path prefix, in order.
+* ``fail_jobs`` (+ ``reason_code``, ``reason_message``, ``reason_solution``): jobs fail.
+* ``disable_get_job``: ``GET /v1/jobs/{id}`` answers 404 like IBM's published simulator.
+* ``revoke_tokens``: every token issued so far is rejected with 401 (token expiry).
+* ``job_seconds``, ``token_ttl``, ``api_key``.
+
+Standalone (for the Slurm tests), from the repository root::
+
+    python -m tests.fakes.direct_access serve --ready-file PATH [--backend NAME] [--job-seconds S]
+
+starts the fake and a moto S3 server on free ports, writes PATH (atomically) as JSON
+``{"da_url", "iam_url", "s3_url", "control_url", "env": {...every variable a runner
+needs...}}`` and serves until SIGTERM/SIGINT. Control API on ``control_url``:
+``GET /_fake/requests`` (list of ``{"method", "path", "status", "time"}``),
+``GET /_fake/jobs``, ``POST /_fake/config`` (JSON merged into the config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import requests
+
+API_KEY = "fake-api-key-0123456789"
+SERVICE_CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/fake::"
+AWS_KEY_ID = "AKIAFAKEFAKEFAKE0001"
+AWS_SECRET = "fake/aws/secret/key/0123456789abcdef"
+BUCKET = "qrmi-jobs"
+REGION = "us-east-1"
+_JWT_KEY = "fake-signing-key-for-tests-only-0123456789"
+_TERMINAL = ("Completed", "Failed", "Cancelled")
+
+
+class FakeDirectAccess:
+    """State and behaviour of the fake service; the HTTP handler only dispatches to it."""
+
+    def __init__(self, backends: tuple[str, ...] = ("fake_heron",), job_seconds: float = 0.5):
+        self.lock = threading.RLock()
+        self.backends = backends
+        self.config: dict[str, Any] = {
+            "job_seconds": job_seconds,
+            "token_ttl": 3600,
+            "api_key": API_KEY,
+            "fail_jobs": False,
+            "reason_code": 1517,
+            "reason_message": "Error in transpilation process.",
+            "reason_solution": "Check the circuits are ISA circuits for the backend.",
+            "disable_get_job": False,
+            "faults": [],
+        }
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.valid_tokens: set[str] = set()
+        self.deleted: list[str] = []
+        self.server: ThreadingHTTPServer | None = None
+        self.thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> FakeDirectAccess:
+        """Serve on a free 127.0.0.1 port in a background thread."""
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def configure(self, **changes: Any) -> None:
+        """Change the config; ``faults`` are appended, ``revoke_tokens`` acts at once."""
+        with self.lock:
+            if changes.pop("revoke_tokens", False):
+                self.valid_tokens.clear()
+            self.config["faults"].extend(changes.pop("faults", []))
+            self.config.update(changes)
+
+    def calls(self, method: str, path_regex: str) -> list[dict[str, Any]]:
+        """Logged requests with this method whose path matches ``path_regex`` fully."""
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if r["method"] == method and re.fullmatch(path_regex, r["path"])
+            ]
+
+    # -- faults ---------------------------------------------------------------------------
+    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
+        with self.lock:
+            for fault in self.config["faults"]:
+                if (
+                    fault.get("method", method) == method
+                    and path.startswith(fault.get("path", "/"))
+                    and fault.get("times", 1) > 0
+                ):
+                    fault["times"] = fault.get("times", 1) - 1
+                    return dict(fault)
+        return None
+
+    # -- IAM ------------------------------------------------------------------------------
+    def issue_token(self, form: dict[str, str]) -> tuple[int, Any]:
+        if form.get("grant_type") != "urn:ibm:params:oauth:grant-type:apikey":
+            return 400, {"errorCode": "BXNIM0103E", "errorMessage": "unsupported grant type"}
+        if form.get("apikey") != self.config["api_key"]:
+            return 400, {
+                "errorCode": "BXNIM0415E",
+                "errorMessage": "Provided API key could not be found.",
+            }
+        now = int(time.time())
+        ttl = int(self.config["token_ttl"])
+        token = jwt.encode(
+            {"iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}, _JWT_KEY, algorithm="HS256"
+        )
+        with self.lock:
+            self.valid_tokens.add(token)
+        return 200, {
+            "access_token": token,
+            "refresh_token": "not-used",
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "expiration": now + ttl,
+        }
+
+    def authorized(self, headers: Any) -> tuple[int, Any] | None:
+        """None if the request may proceed, else the error answer."""
+        auth = headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        with self.lock:
+            valid = token in self.valid_tokens
+        if not valid:
+            return 401, _error(401, "Unauthorized", "token is invalid or expired")
+        if headers.get("Service-CRN") != SERVICE_CRN:
+            return 403, _error(403, "Forbidden", "Service-CRN does not name this instance")
+        return None
+
+    # -- jobs -----------------------------------------------------------------------------
+    def create_job(self, body: Any) -> tuple[int, Any]:
+        problems = []
+        if not isinstance(body, dict):
+            return 400, _error(400, "Bad Request", "body must be a JSON object")
+        for key in ("id", "backend", "program_id", "timeout_secs", "storage"):
+            if key not in body:
+                problems.append(f"missing field '{key}'")
+        if body.get("program_id") not in ("estimator", "sampler"):
+            problems.append("program_id must be estimator or sampler")
+        if body.get("backend") not in self.backends:
+            problems.append(f"unknown backend {body.get('backend')!r}")
+        storage = body.get("storage") or {}
+        for part in ("input", "results", "logs"):
+            if not str((storage.get(part) or {}).get("presigned_url", "")).startswith("http"):
+                problems.append(f"storage.{part}.presigned_url missing")
+        if problems:
+            return 400, _error(400, "Bad Request", "; ".join(problems))
+        with self.lock:
+            if body["id"] in self.jobs:
+                return 409, _error(409, "Conflict", f"job {body['id']} already exists")
+            job = {
+                "id": body["id"],
+                "backend": body["backend"],
+                "program_id": body["program_id"],
+                "status": "Running",
+                "created_time": _now(),
+                "timeout_secs": body["timeout_secs"],
+                "log_level": body.get("log_level", "warning"),
+                "storage": storage,
+                "_cancel": threading.Event(),
+            }
+            self.jobs[body["id"]] = job
+        threading.Thread(target=self._run_job, args=(job,), daemon=True).start()
+        return 204, None
+
+    def _run_job(self, job: dict[str, Any]) -> None:
+        if job["_cancel"].wait(float(self.config["job_seconds"])):
+            return
+        started = time.perf_counter()
+        try:
+            if self.config["fail_jobs"]:
+                raise _JobFailure
+            params = requests.get(job["storage"]["input"]["presigned_url"], timeout=30)
+            params.raise_for_status()
+            text = execute(job["program_id"], params.json())
+            requests.put(
+                job["storage"]["results"]["presigned_url"], data=text.encode(), timeout=60
+            ).raise_for_status()
+            log_text = json.dumps({"logs": f"job {job['id']} ran {job['program_id']}"})
+            requests.put(
+                job["storage"]["logs"]["presigned_url"], data=log_text.encode(), timeout=30
+            ).raise_for_status()
+            outcome = {
+                "status": "Completed",
+                "usage": {"quantum_nanoseconds": int((time.perf_counter() - started) * 1e9)},
+            }
+        except _JobFailure:
+            outcome = {
+                "status": "Failed",
+                "reason_code": self.config["reason_code"],
+                "reason_message": self.config["reason_message"],
+                "reason_solution": self.config["reason_solution"],
+            }
+        except Exception as exc:  # a bad circuit is a failed job, as on the real service
+            outcome = {
+                "status": "Failed",
+                "reason_code": 1500,
+                "reason_message": " ".join(str(exc).split())[:300],
+            }
+        with self.lock:
+            if job["status"] == "Running":
+                job.update(outcome, end_time=_now())
+
+    def public_job(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in job.items() if not k.startswith("_")}
+
+    def get_job(self, job_id: str) -> tuple[int, Any]:
+        if self.config["disable_get_job"]:
+            return 404, _error(404, "Not Found", "Not Found")
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return 404, _error(404, "Not Found", f"job {job_id} not found")
+            return 200, self.public_job(job)
+
+    def list_jobs(self) -> tuple[int, Any]:
+        with self.lock:
+            return 200, {"jobs": [self.public_job(j) for j in self.jobs.values()]}
+
+    def cancel_job(self, job_id: str) -> tuple[int, Any]:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return 404, _error(404, "Not Found", f"job {job_id} not found")
+            if job["status"] in _TERMINAL:
+                return 409, _error(409, "Conflict", f"job {job_id} is already {job['status']}")
+            job["_cancel"].set()
+            job.update(status="Cancelled", end_time=_now())
+        return 204, None
+
+    def delete_job(self, job_id: str) -> tuple[int, Any]:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return 404, _error(404, "Not Found", f"job {job_id} not found")
+            if job["status"] not in _TERMINAL:
+                return 409, _error(409, "Conflict", f"job {job_id} is not terminal")
+            job["_deleted"] = True
+            del self.jobs[job_id]
+            self.deleted.append(job_id)
+        return 204, None
+
+    def route(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
+        """Answer one request (after faults); returns (status, JSON body or None)."""
+        if path == "/identity/token" and method == "POST":
+            from urllib.parse import parse_qsl
+
+            return self.issue_token(dict(parse_qsl(body.decode())))
+        if path == "/version" and method == "GET":
+            return 200, {"version": "0.9.0-fake"}
+        if path.startswith("/_fake/"):
+            return self.control(method, path, body)
+        if not path.startswith("/v1/"):
+            return 404, _error(404, "Not Found", "no such route")
+        denied = self.authorized(headers)
+        if denied:
+            return denied
+        if path == "/v1/backends" and method == "GET":
+            return 200, {"backends": [{"name": b, "status": "online"} for b in self.backends]}
+        if m := re.fullmatch(r"/v1/backends/([^/]+)", path):
+            if m.group(1) in self.backends and method == "GET":
+                return 200, {"name": m.group(1), "status": "online", "version": "1.0.0"}
+            return 404, _error(404, "Not Found", f"backend {m.group(1)} not found")
+        if path == "/v1/jobs":
+            if method == "POST":
+                try:
+                    payload = json.loads(body or b"null")
+                except ValueError:
+                    return 400, _error(400, "Bad Request", "body is not JSON")
+                return self.create_job(payload)
+            if method == "GET":
+                return self.list_jobs()
+        if m := re.fullmatch(r"/v1/jobs/([^/]+)", path):
+            if method == "GET":
+                return self.get_job(m.group(1))
+            if method == "DELETE":
+                return self.delete_job(m.group(1))
+        if (m := re.fullmatch(r"/v1/jobs/([^/]+)/cancel", path)) and method == "POST":
+            return self.cancel_job(m.group(1))
+        return 405, _error(405, "Method Not Allowed", f"{method} {path}")
+
+    def control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        if path == "/_fake/requests" and method == "GET":
+            with self.lock:
+                return 200, list(self.requests)
+        if path == "/_fake/jobs" and method == "GET":
+            with self.lock:
+                return 200, {
+                    "jobs": [self.public_job(j) for j in self.jobs.values()],
+                    "deleted": list(self.deleted),
+                }
+        if path == "/_fake/config" and method == "POST":
+            self.configure(**json.loads(body or b"{}"))
+            return 200, {k: v for k, v in self.config.items()}
+        return 404, _error(404, "Not Found", "no such control route")
+
+
+class _JobFailure(Exception):
+    pass
+
+
+def execute(program_id: str, parameters: dict[str, Any]) -> str:
+    """Run primitive parameters with the ``local`` resource's worker; return the result JSON.
+
+    A child process, as for the local resource: qiskit's primitives are not safe to run
+    in a server thread of the test process (seen: segfaults in QuantumCircuit.copy).
+    """
+    with tempfile.TemporaryDirectory(prefix="fake-da-job-") as workdir:
+        payload = {"program_id": program_id, "parameters": parameters}
+        (Path(workdir) / "payload.json").write_text(json.dumps(payload))
+        proc = subprocess.run(
+            [sys.executable, "-m", "qrmi_tasks.providers.local_worker", workdir],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0:
+            error = Path(workdir) / "error.txt"
+            raise RuntimeError(error.read_text() if error.exists() else proc.stderr[-300:])
+        return (Path(workdir) / "result.json").read_text()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _error(status: int, title: str, message: str) -> dict[str, Any]:
+    return {
+        "status_code": status,
+        "title": title,
+        "trace": uuid.uuid4().hex,
+        "errors": [
+            {
+                "code": title.lower().replace(" ", "_"),
+                "message": message,
+                "more_info": "https://example.invalid/docs",
+            }
+        ],
+    }
+
+
+def _handler(fake: FakeDirectAccess) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # keep pytest output clean
+            pass
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0]
+            fault = None if path.startswith("/_fake/") else fake.take_fault(self.command, path)
+            status: int
+            if fault and fault.get("delay"):
+                time.sleep(float(fault["delay"]))
+            if fault and fault.get("drop"):
+                self._log(path, 0)
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(2)
+                return
+            headers: dict[str, str] = {}
+            if fault and fault.get("status"):
+                status = int(fault["status"])
+                answer: Any = _error(status, "Injected", f"injected fault {status}")
+                if fault.get("retry_after") is not None:
+                    headers["Retry-After"] = str(fault["retry_after"])
+            else:
+                status, answer = fake.route(self.command, path, self.headers, body)
+            self._log(path, status)
+            data = b"" if answer is None else json.dumps(answer).encode()
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            if data:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _log(self, path: str, status: int) -> None:
+            if path.startswith("/_fake/"):
+                return
+            with fake.lock:
+                fake.requests.append(
+                    {"method": self.command, "path": path, "status": status, "time": time.time()}
+                )
+
+        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
+
+    return Handler
+
+
+@contextlib.contextmanager
+def moto_s3() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 with the test bucket; yields its URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id=AWS_KEY_ID,
+        aws_secret_access_key=AWS_SECRET,
+    ).create_bucket(Bucket=BUCKET)
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def runner_env(
+    name: str,
+    da_url: str,
+    s3_url: str,
+    timeout: int = 600,
+    prefix: str = "QRMI_IBM_DA_",
+    resource_type: str = "direct-access",
+) -> dict[str, str]:
+    """Every variable qrmi-task-runner needs to use resource ``name`` on this fake."""
+    p = f"{name}_{prefix}"
+    return {
+        "SLURM_JOB_QPU_RESOURCES": name,
+        "SLURM_JOB_QPU_TYPES": resource_type,
+        f"{p}ENDPOINT": da_url,
+        f"{p}IAM_ENDPOINT": da_url,
+        f"{p}IAM_APIKEY": API_KEY,
+        f"{p}SERVICE_CRN": SERVICE_CRN,
+        f"{p}AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+        f"{p}AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        f"{p}S3_ENDPOINT": s3_url,
+        f"{p}S3_BUCKET": BUCKET,
+        f"{p}S3_REGION": REGION,
+        f"{name}_QRMI_JOB_TIMEOUT_SECONDS": str(timeout),
+    }
+
+
+def serve(argv: list[str]) -> int:
+    """``serve`` subcommand: run fake + S3 until SIGTERM/SIGINT (see module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.direct_access serve")
+    parser.add_argument("--ready-file", required=True)
+    parser.add_argument("--backend", default="fake_heron")
+    parser.add_argument("--job-seconds", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    fake = FakeDirectAccess((args.backend,), job_seconds=args.job_seconds).start()
+    with moto_s3() as s3_url:
+        info = {
+            "da_url": fake.url,
+            "iam_url": fake.url,
+            "s3_url": s3_url,
+            "control_url": fake.url,
+            "env": runner_env(args.backend, fake.url, s3_url),
+        }
+        temp = f"{args.ready_file}.tmp"
+        with open(temp, "w") as handle:
+            json.dump(info, handle)
+        os.replace(temp, args.ready_file)
+        while not stop.wait(0.2):
+            pass
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] != "serve":
+        sys.exit("usage: python -m tests.fakes.direct_access serve --ready-file PATH")
+    sys.exit(serve(sys.argv[2:]))
