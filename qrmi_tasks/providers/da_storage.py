@@ -10,6 +10,7 @@ from qrmi_tasks.errors import ProviderError
 log = logging.getLogger("qrmi_tasks.direct_access")
 
 CHUNK = 1 << 20
+DOWNLOAD_ATTEMPTS = 3
 # Presigned URLs must outlive the job: the service may start it late and run it long.
 PRESIGN_MARGIN_SECONDS = 3600
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 limit
@@ -107,18 +108,29 @@ class JobStorage:
         }
 
     def download(self, key: str, into: BinaryIO, missing_ok: bool = False) -> bool:
-        """Stream object ``key`` into ``into`` in 1 MiB chunks; False if missing and allowed."""
+        """Stream object ``key`` into ``into`` in 1 MiB chunks; False if missing and allowed.
+
+        A transfer cut midway restarts from the beginning (``into`` is rewound), so the
+        result is never a concatenation of partial attempts.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
-            for chunk in response["Body"].iter_chunks(CHUNK):
-                into.write(chunk)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if missing_ok and code in ("NoSuchKey", "404"):
-                return False
-            raise self._fail(f"download of {key}", exc) from None
-        except BotoCoreError as exc:
-            raise self._fail(f"download of {key}", exc) from None
-        return True
+        start = into.tell()
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
+                for chunk in response["Body"].iter_chunks(CHUNK):
+                    into.write(chunk)
+                return True
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if missing_ok and code in ("NoSuchKey", "404"):
+                    return False
+                raise self._fail(f"download of {key}", exc) from None
+            except BotoCoreError as exc:
+                if attempt == DOWNLOAD_ATTEMPTS:
+                    raise self._fail(f"download of {key}", exc) from None
+                log.info("download of %s interrupted (%s); restarting", key, type(exc).__name__)
+                into.seek(start)
+                into.truncate()
+        return False  # pragma: no cover - the loop returns or raises

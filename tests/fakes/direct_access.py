@@ -15,7 +15,9 @@ Fault injection (``FakeDirectAccess.config`` or ``POST /_fake/config``):
 * ``fail_jobs`` (+ ``reason_code``, ``reason_message``, ``reason_solution``): jobs fail.
 * ``disable_get_job``: ``GET /v1/jobs/{id}`` answers 404 like IBM's published simulator.
 * ``revoke_tokens``: every token issued so far is rejected with 401 (token expiry).
-* ``job_seconds``, ``token_ttl``, ``api_key``.
+* ``job_seconds``, ``token_ttl``, ``api_key``; ``result_bytes``: instead of running the
+  job, store a padded JSON result of that size (memory benchmarks); ``fixed_result``:
+  store this text instead of running the job (so a job lasts exactly ``job_seconds``).
 
 Standalone (for the Slurm tests), from the repository root::
 
@@ -81,6 +83,7 @@ class FakeDirectAccess:
         self.requests: list[dict[str, Any]] = []
         self.valid_tokens: set[str] = set()
         self.deleted: list[str] = []
+        self.completed_at: list[float] = []  # when each job reached a final state
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -214,9 +217,16 @@ class FakeDirectAccess:
                 raise _JobFailure
             params = requests.get(job["storage"]["input"]["presigned_url"], timeout=30)
             params.raise_for_status()
-            text = execute(job["program_id"], params.json())
+            size = int(self.config.get("result_bytes") or 0)
+            if size:
+                text: str | bytes = _big_result(size)
+            elif self.config.get("fixed_result"):
+                text = self.config["fixed_result"]
+            else:
+                text = execute(job["program_id"], params.json())
+            body = text if isinstance(text, bytes) else text.encode()
             requests.put(
-                job["storage"]["results"]["presigned_url"], data=text.encode(), timeout=60
+                job["storage"]["results"]["presigned_url"], data=body, timeout=300
             ).raise_for_status()
             log_text = json.dumps({"logs": f"job {job['id']} ran {job['program_id']}"})
             requests.put(
@@ -242,6 +252,7 @@ class FakeDirectAccess:
         with self.lock:
             if job["status"] == "Running":
                 job.update(outcome, end_time=_now())
+                self.completed_at.append(time.time())
 
     def public_job(self, job: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in job.items() if not k.startswith("_")}
@@ -360,6 +371,12 @@ def execute(program_id: str, parameters: dict[str, Any]) -> str:
             error = Path(workdir) / "error.txt"
             raise RuntimeError(error.read_text() if error.exists() else proc.stderr[-300:])
         return (Path(workdir) / "result.json").read_text()
+
+
+def _big_result(size: int) -> bytes:
+    """A syntactically valid JSON result of about ``size`` bytes (for memory benchmarks)."""
+    filler = size - 40
+    return b'{"results": [], "metadata": {"pad": "' + b"x" * max(filler, 0) + b'"}}'
 
 
 def _now() -> str:
