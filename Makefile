@@ -24,8 +24,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## The whole test suite (lint included).
+## The whole test suite (lint included). As root it also starts a single-node Slurm
+## cluster for tests/test_slurm.py (then a cluster that cannot start fails those tests).
 test: lint
+	@if [ "$$(id -u)" = 0 ] && [ "$${QRMI_SKIP_SLURM:-0}" != 1 ]; then \
+	  export QRMI_EXPECT_SLURM=1; \
+	  bash tests/slurm/start-slurm.sh || echo "Slurm did not start: its tests will fail"; \
+	else \
+	  echo "not root (or QRMI_SKIP_SLURM=1): the Slurm tests will be skipped"; \
+	fi; \
 	$(BIN)/pytest
 
 clean:

@@ -33,6 +33,7 @@ from qrmi_tasks.payload import Payload, load_payload, validate_sequence
 from qrmi_tasks.providers import provider_class
 from qrmi_tasks.providers.base import PollPolicy, Provider, RunContext, StatusReport, TaskStatus
 from qrmi_tasks.signals import SignalWatch, describe
+from qrmi_tasks.slurm import requeue_in_progress
 
 log = logging.getLogger("qrmi_tasks.runner")
 
@@ -117,8 +118,14 @@ class TaskRun:
     """Drives one provider task; owns the cancel-once rule."""
 
     def __init__(
-        self, provider: Provider, payload: Payload, request: RunRequest, watch: SignalWatch
+        self,
+        provider: Provider,
+        payload: Payload,
+        request: RunRequest,
+        watch: SignalWatch,
+        environ: Mapping[str, str],
     ) -> None:
+        self.environ = environ
         self.provider = provider
         self.payload = payload
         self.request = request
@@ -211,8 +218,19 @@ class TaskRun:
         except QrmiError as exc:
             log.warning("task %s: cleanup failed: %s", self.task_id, exc)
 
+    def _requeued(self) -> bool:
+        context = self.provider.context
+        return (
+            self.provider.can_reattach
+            and context.deterministic_id
+            and requeue_in_progress(self.environ)
+        )
+
     def interrupt(self) -> int:
         """Cancel the task for a received signal (once) and return the exit code."""
+        # scancel and scontrol requeue both send SIGCONT then SIGTERM ~10 ms apart:
+        # decide on the pair (a requeue is only visible to Slurm queries by then).
+        self.watch.wait_for_terminating(_SIGTERM_GRACE)
         name = describe(self.watch.exit_signal)
         if self.task_id is None:
             log.warning("received %s before the task was submitted; nothing to cancel", name)
@@ -222,6 +240,14 @@ class TaskRun:
                 name,
                 self.task_id,
                 self.last.status.value,
+            )
+        elif self._requeued():
+            log.warning(
+                "received %s: Slurm is requeueing job %s; task %s is left running "
+                "for the requeued job to attach to",
+                name,
+                self.environ.get("SLURM_JOB_ID"),
+                self.task_id,
             )
         elif not self.cancel_sent:
             self.cancel_sent = True  # never twice, whatever arrives while cancelling
@@ -235,8 +261,6 @@ class TaskRun:
             except QrmiError as exc:
                 log.error("task %s: cancel failed: %s", self.task_id, exc)
             self._cleanup()
-        # scancel sends SIGCONT then SIGTERM: report the SIGTERM when it follows.
-        self.watch.wait_for_terminating(_SIGTERM_GRACE)
         return EXIT_SIGNAL_BASE + self.watch.exit_signal
 
 
@@ -249,7 +273,7 @@ def run(request: RunRequest, environ: Mapping[str, str] | None = None) -> int:
     with SignalWatch(request.cancel_on_sigcont) as watch:
         provider, payload = prepare(request, environ, watch)
         try:
-            task = TaskRun(provider, payload, request, watch)
+            task = TaskRun(provider, payload, request, watch, environ)
             try:
                 return task.run()
             except (ProviderError, OutputError) as exc:

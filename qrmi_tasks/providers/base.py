@@ -84,6 +84,9 @@ class Provider(ABC):
     poll_policy: ClassVar[PollPolicy] = PollPolicy()
     #: whether fetch_logs can return anything
     has_logs: ClassVar[bool] = False
+    #: whether a rerun with the same ``RunContext.request_id`` attaches to the task this
+    #: run submitted (then a Slurm requeue keeps the task instead of cancelling it)
+    can_reattach: ClassVar[bool] = False
 
     def __init__(self, resource: Resource, settings: dict[str, Any], context: RunContext) -> None:
         self.resource = resource

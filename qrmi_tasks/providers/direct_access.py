@@ -74,6 +74,7 @@ class DirectAccessProvider(Provider):
     # ~0.2 s median result latency for a 1 s job, ~16 status requests for a 60 s job.
     poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.1, factor=1.4, cap=30.0)
     has_logs: ClassVar[bool] = True
+    can_reattach: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
