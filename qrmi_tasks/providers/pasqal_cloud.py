@@ -1,0 +1,231 @@
+"""Pasqal Cloud (``pasqal-cloud``) provider: Pulser sequences through the pasqal-cloud SDK.
+
+The resource name is the device type (``FRESNEL``, ``EMU_MPS``, ...). A run creates a
+closed batch with one job of ``job_runs`` runs (``wait=False``: the runner polls with its
+own deadline-free but cancellable loop), writes the job's full result on DONE and cancels
+the batch on a signal. Every batch carries the tag ``qrmi:<request id>``: a requeued
+Slurm job finds and attaches to its batch, and a create that the SDK retried after a lost
+answer (it retries POSTs on 5xx) cannot leave a second batch running unnoticed — extra
+batches with our tag are cancelled.
+
+The SDK's own HTTP retries sleep with ``time.sleep`` (up to ~1 min in total); a signal
+that arrives during one is acted on when the SDK call returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, BinaryIO, ClassVar, TypeVar
+
+from qrmi_tasks.config import Resource, Setting
+from qrmi_tasks.errors import AuthenticationError, ConfigError, ProviderError
+from qrmi_tasks.payload import PULSER, Payload
+from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+
+log = logging.getLogger("qrmi_tasks.pasqal_cloud")
+T = TypeVar("T")
+
+# Device types of pasqal_cloud.device.DeviceTypeName (checked against the SDK at import
+# time in _sdk(); kept here so a bad name is rejected without importing the SDK).
+DEVICE_TYPES = ("EMU_FREE", "EMU_TN", "EMU_FRESNEL", "EMU_MPS", "EMU_SV", "FRESNEL", "FRESNEL_CAN1")
+_STATUS = {
+    "PENDING": TaskStatus.QUEUED,
+    "RUNNING": TaskStatus.RUNNING,
+    "DONE": TaskStatus.COMPLETED,
+    "ERROR": TaskStatus.FAILED,
+    "CANCELED": TaskStatus.CANCELLED,
+    "TIMED_OUT": TaskStatus.FAILED,
+}
+TAG_PREFIX = "qrmi:"
+
+
+def _sdk() -> Any:
+    from qrmi_tasks.quiet import quiet_import_warnings
+
+    with quiet_import_warnings():  # pasqal_cloud turns DeprecationWarnings on globally
+        import pasqal_cloud
+        from pasqal_cloud import authentication, endpoints, errors
+        from pasqal_cloud.device import DeviceTypeName
+        from pasqal_cloud.pasqal_cloud_client import PasqalCloudClient
+        from pasqal_cloud.utils import filters
+    del pasqal_cloud
+    return authentication, endpoints, errors, DeviceTypeName, PasqalCloudClient, filters
+
+
+class PasqalCloudProvider(Provider):
+    """Run Pulser sequences on a Pasqal Cloud device or emulator."""
+
+    payload_kinds: ClassVar[frozenset[str]] = frozenset({PULSER})
+    settings_spec: ClassVar[tuple[Setting, ...]] = (
+        Setting("PROJECT_ID"),
+        Setting("AUTH_TOKEN", secret=True),
+        Setting("ENDPOINT", required=False),  # core API base URL (private deployments)
+        Setting("ACCOUNT_ENDPOINT", required=False),
+    )
+    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.5, factor=1.5, cap=30.0)
+    can_reattach: ClassVar[bool] = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._client: Any = None
+        self._sdk: Any = None
+        self._batches: dict[str, Any] = {}
+
+    @classmethod
+    def check_payload(cls, payload: Payload, resource: Resource) -> None:
+        if resource.name not in DEVICE_TYPES:
+            raise ConfigError(
+                f"'{resource.name}' is not a Pasqal Cloud device type; the resource name must "
+                f"be one of: {', '.join(DEVICE_TYPES)}"
+            )
+
+    @property
+    def tag(self) -> str:
+        return TAG_PREFIX + self.context.request_id
+
+    def client(self) -> Any:
+        """The SDK client (created on first use: importing the SDK costs about a second)."""
+        if self._client is None:
+            self._sdk = _sdk()
+            authentication, endpoints, _, _, client_class, _ = self._sdk
+            token = self.settings["AUTH_TOKEN"]
+
+            class StaticToken(authentication.TokenProvider):
+                """The site hands us a ready bearer token: no login flow."""
+
+                def get_token(self) -> str:
+                    return token
+
+            defaults = endpoints.Endpoints()
+            urls = endpoints.Endpoints(
+                core=(self.settings["ENDPOINT"] or defaults.core).rstrip("/"),
+                account=(self.settings["ACCOUNT_ENDPOINT"] or defaults.account).rstrip("/"),
+            )
+            from qrmi_tasks.quiet import quiet_import_warnings
+
+            with quiet_import_warnings():  # the SDK warns about its own support window
+                self._client = client_class(
+                    token_provider=StaticToken(),
+                    endpoints=urls,
+                    project_id=self.settings["PROJECT_ID"],
+                )
+        return self._client
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        """Run an SDK call; turn its exceptions into one-line provider errors."""
+        import requests
+
+        errors = self._sdk[2] if self._sdk else None
+        sdk_errors: tuple[type[BaseException], ...] = (
+            (errors.ExceptionWithResponseContext,) if errors else ()
+        )
+        try:
+            return action()
+        except (*sdk_errors, requests.RequestException) as exc:
+            cause = exc if isinstance(exc, requests.HTTPError) else exc.__cause__
+            status = getattr(getattr(cause, "response", None), "status_code", None)
+            detail = _response_message(cause) or " ".join(str(exc).split())[:300]
+            if status in (401, 403):
+                raise AuthenticationError(
+                    f"authentication failed: Pasqal Cloud refused the token while trying to "
+                    f"{what} (HTTP {status}); check *_QRMI_PASQAL_CLOUD_AUTH_TOKEN"
+                ) from None
+            where = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
+            raise ProviderError(f"Pasqal Cloud: cannot {what}: {where}{detail}") from None
+
+    def _our_batches(self) -> list[Any]:
+        filters = self._sdk[5]
+        client = self.client()
+        page = self._call(
+            "list batches", lambda: client.get_batches(filters=filters.BatchFilters(tag=self.tag))
+        )
+        return list(page.results)
+
+    def submit(self, payload: Payload) -> str:
+        client = self.client()
+        if self.context.deterministic_id:
+            for batch in self._our_batches():
+                if batch.status not in ("CANCELED", "ERROR", "TIMED_OUT"):
+                    log.info(
+                        "batch %s (tag %s) already exists, status %s: attaching",
+                        batch.id,
+                        self.tag,
+                        batch.status,
+                    )
+                    self._batches[batch.id] = batch
+                    return batch.id
+        device = self._sdk[3](self.resource.name)
+        batch = self._call(
+            "create the batch",
+            lambda: client.create_batch(
+                serialized_sequence=payload.sequence_json,
+                jobs=[{"runs": payload.job_runs}],
+                open=False,
+                device_type=device,
+                wait=False,
+                tags=[self.tag],
+            ),
+        )
+        log.info("batch %s created on %s (tag %s)", batch.id, self.resource.name, self.tag)
+        self._batches[batch.id] = batch
+        self._cancel_duplicates(batch.id)
+        return batch.id
+
+    def _cancel_duplicates(self, keep: str) -> None:
+        """A create retried after a lost answer may have made two batches: keep one."""
+        client = self.client()
+        for other in self._our_batches():
+            if other.id != keep and other.status in ("PENDING", "RUNNING"):
+                log.warning("cancelling duplicate batch %s (same tag as %s)", other.id, keep)
+                self._call("cancel a duplicate batch", lambda o=other: client.cancel_batch(o.id))
+
+    def _batch(self, task_id: str) -> Any:
+        client = self.client()
+        batch = self._call("get the batch", lambda: client.get_batch(task_id))
+        self._batches[task_id] = batch
+        return batch
+
+    def _job(self, task_id: str) -> Any:
+        batch = self._batches.get(task_id) or self._batch(task_id)
+        jobs = self._call("list the batch's jobs", lambda: batch.ordered_jobs)
+        if not jobs:
+            raise ProviderError(f"Pasqal Cloud: batch {task_id} has no job")
+        return jobs[0]
+
+    def status(self, task_id: str) -> StatusReport:
+        batch = self._batch(task_id)
+        status = _STATUS.get(str(batch.status))
+        if status is None:
+            raise ProviderError(f"Pasqal Cloud: batch {task_id}: unknown status {batch.status}")
+        message = None
+        if status is TaskStatus.FAILED:
+            job = self._job(task_id)
+            errors = "; ".join(map(str, job.errors or [])) or "no error details"
+            message = f"batch {batch.status}: job {job.id}: {errors}"
+        return StatusReport(status, message)
+
+    def fetch_result(self, task_id: str, into: BinaryIO) -> None:
+        job = self._job(task_id)
+        result = self._call("download the job result", lambda: job.full_result)
+        if result is None:
+            raise ProviderError(f"Pasqal Cloud: job {job.id} has no result")
+        into.write(json.dumps(dict(result)).encode())
+
+    def cancel(self, task_id: str) -> None:
+        client = self.client()
+        self._call("cancel the batch", lambda: client.cancel_batch(task_id))
+
+
+def _response_message(cause: Any) -> str | None:
+    response = getattr(cause, "response", None)
+    if response is None:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return " ".join(response.text.split())[:300] or None
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("data") or body)[:300]
+    return str(body)[:300]

@@ -1,0 +1,165 @@
+"""Pasqal Cloud provider through the real pasqal-cloud SDK against the fake Pasqal Cloud."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import clean_env, run_runner, runner_cmd
+from fakes.pasqal_cloud import FakePasqalCloud, runner_env
+from payloads import write_pulser_payload
+from test_cli_errors import assert_clean_error
+
+pytestmark = pytest.mark.timeout(300)
+DEVICE = "EMU_FREE"
+
+
+@pytest.fixture
+def fake():
+    server = FakePasqalCloud(job_seconds=0.4).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(fake):
+    return clean_env(**runner_env(DEVICE, fake.core_url))
+
+
+@pytest.fixture(scope="module")
+def payloads(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pulser")
+    return {
+        "object": write_pulser_payload(tmp / "obj.json", runs=120),
+        "string": write_pulser_payload(tmp / "str.json", runs=120, as_string=True),
+    }
+
+
+def test_end_to_end_counts_sum_to_job_runs(fake, env, payloads, tmp_path):
+    out = tmp_path / "out.json"
+    proc = run_runner(DEVICE, str(payloads["object"]), "-o", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert sum(result["counter"].values()) == 120
+    assert len(result["raw"]) == 120
+    assert len(fake.calls("POST", "/core/api/v1/batches")) == 1
+    assert fake.created[0]["jobs"] == [{"runs": 120}] and fake.created[0]["open"] is False
+    assert "Deprecation" not in proc.stderr and "Warning" not in proc.stderr
+
+
+def test_object_and_string_sequence_submit_the_same_string(fake, env, payloads):
+    for kind in ("object", "string"):
+        proc = run_runner(DEVICE, str(payloads[kind]), env=env)
+        assert proc.returncode == 0, proc.stderr
+    first, second = (body["sequence_builder"] for body in fake.created)
+    assert first == second
+    assert isinstance(json.loads(first), dict)  # one level of encoding, not two
+
+
+def test_sigterm_while_running_cancels_promptly(fake, env, payloads, tmp_path):
+    fake.configure(job_seconds=60)
+    out = tmp_path / "out.json"
+    proc = subprocess.Popen(
+        runner_cmd(DEVICE, str(payloads["object"]), "-o", str(out)),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any(b["status"] == "RUNNING" for b in fake.batches.values()):
+        assert time.monotonic() < deadline, "batch never ran"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143, stderr
+    cancels = fake.calls("PATCH", r"/core/api/v2/batches/[^/]+/cancel")
+    assert len(cancels) == 1 and cancels[0]["time"] - sent < 0.5
+    assert [b["status"] for b in fake.batches.values()] == ["CANCELED"]
+    assert not out.exists()
+
+
+def test_job_error_is_exit_1_with_errors(fake, env, payloads):
+    fake.configure(fail_jobs=True, job_errors=["Device calibration failed."])
+    proc = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: task ") and "Device calibration failed." in last
+
+
+def test_wrong_token_is_an_authentication_error(fake, payloads):
+    env = clean_env(**runner_env(DEVICE, fake.core_url, token="not-the-token"))
+    proc = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert proc.returncode == 3
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: authentication failed") and "Traceback" not in proc.stderr
+    assert "not-the-token" not in proc.stderr
+
+
+@pytest.mark.parametrize("case", ["unknown device", "bad sequence", "job_runs 0"])
+def test_local_rejections_make_no_request(fake, payloads, tmp_path, case):
+    device = "FRESNEL_XL" if case == "unknown device" else DEVICE
+    env = clean_env(**runner_env(device, fake.core_url))
+    payload = json.loads(payloads["object"].read_text())
+    if case == "bad sequence":
+        payload["sequence"]["register"] = "not a register"
+    if case == "job_runs 0":
+        payload["job_runs"] = 0
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(payload))
+    line = assert_clean_error(run_runner(device, str(path), env=env))
+    expected = {
+        "unknown device": "EMU_MPS",
+        "bad sequence": "Pulser sequence",
+        "job_runs 0": "job_runs",
+    }[case]
+    assert expected in line
+    assert fake.requests == []
+
+
+def test_qiskit_payload_for_pasqal_is_rejected(fake, env):
+    from conftest import EXAMPLES
+
+    line = assert_clean_error(
+        run_runner(DEVICE, str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+    )
+    assert "pulser payloads" in line and fake.requests == []
+
+
+def test_create_retried_after_lost_answer_leaves_one_batch(fake, env, payloads, tmp_path):
+    # the first POST creates a batch but its answer is lost: the SDK posts again
+    fake.configure(
+        faults=[{"method": "POST", "path": "/core/api/v1/batches", "status": 502, "after": True}]
+    )
+    out = tmp_path / "out.json"
+    proc = run_runner(DEVICE, str(payloads["object"]), "-o", str(out), env=env, timeout=200)
+    assert proc.returncode == 0, proc.stderr
+    statuses = sorted(b["status"] for b in fake.batches.values())
+    assert statuses == ["CANCELED", "DONE"], statuses
+    assert "duplicate batch" in proc.stderr
+    assert sum(json.loads(out.read_text())["counter"].values()) == 120
+
+
+def test_rerun_in_same_slurm_step_attaches(fake, env, payloads, tmp_path):
+    fake.configure(job_seconds=4)
+    env = dict(env, SLURM_JOB_ID="991", SLURM_STEP_ID="0")
+    proc = subprocess.Popen(
+        runner_cmd(DEVICE, str(payloads["object"])),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not fake.batches:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    again = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert again.returncode == 0, again.stderr
+    assert "attaching" in again.stderr
+    assert len(fake.calls("POST", "/core/api/v1/batches")) == 1
+    assert sum(json.loads(again.stdout)["counter"].values()) == 120
