@@ -265,6 +265,7 @@ def plot(summary: Summary, output: str | Path, top: int = DEFAULT_TOP) -> None:
                 fontsize=8 if len(labels) > 8 else 10,
                 family="monospace",
             )
+            ax.set_xlabel("measured bitstring")
             ax.set_ylabel("probability")
             extra = (
                 f" (top {len(shown)} of {len(register.counts)})"

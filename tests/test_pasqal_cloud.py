@@ -122,6 +122,14 @@ def test_local_rejections_make_no_request(fake, payloads, tmp_path, case):
     assert fake.requests == []
 
 
+def test_device_names_match_the_sdk():
+    from pasqal_cloud.device import DeviceTypeName
+
+    from qrmi_tasks.providers.pasqal_cloud import DEVICE_TYPES
+
+    assert sorted(DEVICE_TYPES) == sorted(d.value for d in DeviceTypeName)
+
+
 def test_qiskit_payload_for_pasqal_is_rejected(fake, env):
     from conftest import EXAMPLES
 

@@ -27,8 +27,8 @@ from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskSt
 log = logging.getLogger("qrmi_tasks.pasqal_cloud")
 T = TypeVar("T")
 
-# Device types of pasqal_cloud.device.DeviceTypeName (checked against the SDK at import
-# time in _sdk(); kept here so a bad name is rejected without importing the SDK).
+# Device types of pasqal_cloud.device.DeviceTypeName (a test compares them with the
+# installed SDK); kept here so a bad name is rejected without importing the SDK.
 DEVICE_TYPES = ("EMU_FREE", "EMU_TN", "EMU_FRESNEL", "EMU_MPS", "EMU_SV", "FRESNEL", "FRESNEL_CAN1")
 _STATUS = {
     "PENDING": TaskStatus.QUEUED,
