@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from qrmi_tasks import __version__
-from qrmi_tasks.errors import EXIT_USAGE, QrmiError
+from qrmi_tasks.errors import EXIT_INTERNAL, EXIT_USAGE, QrmiError
 
 HELP = """qrmi_task_runner - Command to run a QRMI task
 
@@ -20,7 +20,8 @@ FILE  Input to QPU resource (QRMI payload JSON)
 \b
 Exit codes: 0 success; 1 task failed or cancelled by the provider;
 2 usage, configuration or payload error; 3 provider unreachable or protocol
-error; 4 result could not be written; 128+N stopped by signal N (143 SIGTERM).
+error; 4 result could not be written; 70 internal error; 128+N stopped by
+signal N (143 SIGTERM).
 """
 
 
@@ -96,16 +97,31 @@ def command(
 
 
 def report(exc: BaseException, program: str) -> int:
-    """Print a one-line error for ``exc`` and return the exit code (shared by our CLIs)."""
+    """Print a one-line error for ``exc`` and return the exit code (shared by our CLIs).
+
+    Anything that is not one of our errors is a bug or an SDK failure nobody foresaw:
+    still one line (the traceback goes to the debug log, ``-v``), exit 70.
+    """
+    from qrmi_tasks.logsetup import SECRETS
+
     if isinstance(exc, QrmiError):
-        click.echo(f"error: {exc.message}", err=True)
-        return exc.exit_code
-    if isinstance(exc, click.exceptions.UsageError):
-        click.echo(
-            f"error: {' '.join(exc.format_message().split())} (see '{program} --help')", err=True
+        line, code = exc.message, exc.exit_code
+    elif isinstance(exc, click.exceptions.UsageError):
+        line = f"{' '.join(exc.format_message().split())} (see '{program} --help')"
+        code = EXIT_USAGE
+    else:
+        import logging
+
+        logging.getLogger("qrmi_tasks").debug("internal error", exc_info=exc)
+        detail = " ".join(str(exc).split())[:300]
+        line = (
+            f"internal error: {type(exc).__name__}{': ' + detail if detail else ''} "
+            f"(please report it; rerun with -v for the traceback)"
         )
-        return EXIT_USAGE
-    raise exc
+        code = EXIT_INTERNAL
+    # provider messages may quote server text: mask credentials here too
+    click.echo(f"error: {SECRETS.redact(line)}", err=True)
+    return code
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -117,8 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code
     except click.exceptions.Abort:
         code = 130
-    except (QrmiError, click.exceptions.UsageError) as exc:
-        code = report(exc, program)
     except KeyboardInterrupt:
         code = 130
+    except Exception as exc:
+        code = report(exc, program)
     sys.exit(code if isinstance(code, int) else 0)

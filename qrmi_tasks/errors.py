@@ -13,6 +13,7 @@ EXIT_USAGE = 2
 EXIT_PROVIDER = 3
 EXIT_OUTPUT = 4
 EXIT_SIGNAL_BASE = 128
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: an error we did not foresee (a bug)
 
 
 class QrmiError(Exception):

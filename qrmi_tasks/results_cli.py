@@ -70,6 +70,6 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name=program, standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except Exception as exc:  # report() prints QrmiError/UsageError, re-raises the rest
+    except Exception as exc:  # report() prints every error as one line
         code = report(exc, program)
     sys.exit(code if isinstance(code, int) else 0)

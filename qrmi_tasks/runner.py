@@ -292,5 +292,16 @@ def run(request: RunRequest, environ: Mapping[str, str] | None = None) -> int:
                         task.task_id,
                     )
                 raise
+            except QrmiError:
+                raise
+            except Exception:
+                # An SDK failure nobody foresaw (or a bug) must not orphan a running
+                # task silently: cancel it on a pending signal, else name it.
+                if task.task_id is not None and watch.triggered:
+                    log.error("unexpected error while cancelling", exc_info=True)
+                    return task.interrupt()
+                if task.task_id is not None:
+                    log.error("task %s may still be running on the provider", task.task_id)
+                raise
         finally:
             provider.close()

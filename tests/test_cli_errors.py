@@ -223,3 +223,23 @@ def test_help_imports_no_heavy_library():
         [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60
     )
     assert "HEAVY=\n" in proc.stderr, proc.stderr
+
+
+def test_unforeseen_exception_is_one_line_exit_70():
+    import subprocess
+    import sys
+
+    # Simulate a bug inside the runner (our own code, not a client library) to check
+    # the last-resort handler: one line naming the exception, no traceback, exit 70.
+    code = (
+        "import qrmi_tasks.runner as runner\n"
+        "def broken(request):\n    raise KeyError('boom')\n"
+        "runner.run = broken\n"
+        "from qrmi_tasks.cli import main\n"
+        f"main(['local', {BELL!r}])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60
+    )
+    line = assert_clean_error(proc, "internal error: KeyError", "boom", code=70)
+    assert "-v" in line
