@@ -8,15 +8,13 @@ Routes (JSend envelopes ``{"status", "code", "message", "data"}``, bearer token 
 unauthenticated like a presigned URL). Jobs move PENDING -> RUNNING -> DONE on timers; the
 result comes from emulating the sequence with the ``local`` resource's worker (Pulser).
 
-Fault injection via ``configure``: ``faults`` (``{"method", "path", "status"|"drop"|"delay",
-"times"}``, path prefix match; ``"after": true`` with a status performs the request and
-then answers with that status, as when an answer is lost), ``fail_jobs`` + ``job_errors``,
+Fault injection via ``configure``: ``faults`` (see :mod:`fakes.server`: injected statuses,
+401s included, lost answers, delays, dropped connections), ``fail_jobs`` + ``job_errors``,
 ``job_seconds``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import re
@@ -26,10 +24,10 @@ import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from .server import FakeServer, Request, Response
 
 TOKEN = "pasqal-token-abcdef0123456789"
 PROJECT_ID = "00000000-0000-4000-8000-0000000000aa"
@@ -61,66 +59,44 @@ def emulate(sequence: str, runs: int) -> dict[str, Any]:
     return {"raw": raw, "counter": counter, "serialised_results": None}
 
 
-class FakePasqalCloud:
-    """State of the fake service; the HTTP handler dispatches to ``route``."""
+class FakePasqalCloud(FakeServer):
+    """State of the fake service; :class:`fakes.server.FakeServer` does the HTTP."""
 
     def __init__(self, job_seconds: float = 0.3) -> None:
-        self.lock = threading.RLock()
-        self.config: dict[str, Any] = {
-            "job_seconds": job_seconds,
-            "fail_jobs": False,
-            "job_errors": ["Device calibration failed."],
-            "faults": [],
-        }
+        super().__init__(
+            job_seconds=job_seconds, fail_jobs=False, job_errors=["Device calibration failed."]
+        )
         self.batches: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.results: dict[str, dict[str, Any]] = {}
-        self.requests: list[dict[str, Any]] = []
         self.created: list[dict[str, Any]] = []  # decoded POST /batches bodies
-
-    def start(self) -> FakePasqalCloud:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def core_url(self) -> str:
         return self.url + CORE
 
-    def configure(self, **changes: Any) -> None:
-        with self.lock:
-            self.config["faults"].extend(changes.pop("faults", []))
-            self.config.update(changes)
+    def fault(self, request: Request, status: int) -> Response:
+        return Response(status, f"injected fault {status}")
 
-    def calls(self, method: str, path_regex: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [
-                r
-                for r in self.requests
-                if r["method"] == method and re.fullmatch(path_regex, r["path"])
-            ]
-
-    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
-        with self.lock:
-            for fault in self.config["faults"]:
-                if (
-                    fault.get("method", method) == method
-                    and path.startswith(fault.get("path", "/"))
-                    and fault.get("times", 1) > 0
-                ):
-                    fault["times"] = fault.get("times", 1) - 1
-                    return dict(fault)
-        return None
+    def encode(self, request: Request, response: Response) -> tuple[bytes, str]:
+        """JSend envelopes, as Pasqal Cloud answers (the results link serves raw JSON)."""
+        status, data = response.status, response.body
+        if request.path.startswith("/results/") and status == 200:
+            payload = data
+        elif isinstance(data, dict) and "_list" in data:
+            items = data["_list"]
+            payload = {
+                "status": "success",
+                "code": 200,
+                "message": "OK.",
+                "data": items,
+                "pagination": {"total": len(items), "offset": 0, "end": len(items)},
+            }
+        elif status < 400:
+            payload = {"status": "success", "code": status, "message": "OK.", "data": data}
+        else:
+            payload = {"status": "fail", "code": status, "message": str(data), "data": {}}
+        return json.dumps(payload).encode(), "application/json"
 
     # -- behaviour ------------------------------------------------------------------------
     def _batch_view(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -198,9 +174,17 @@ class FakePasqalCloud:
             return
         self._set(batch, "DONE", end_timestamp=_now())
 
-    def route(
-        self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
-    ) -> tuple[int, Any]:
+    def route(self, request: Request) -> Response:
+        return Response(*self._route(request))
+
+    def _route(self, request: Request) -> tuple[int, Any]:
+        method, path, query, headers, body = (
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            request.body,
+        )
         if m := re.fullmatch(r"/results/([^/]+)", path):
             result = self.results.get(m.group(1))
             return (200, result) if result else (404, "no result")
@@ -252,70 +236,6 @@ class FakePasqalCloud:
                 link = f"{self.url}/results/{job_id}" if job_id in self.results else None
                 return 200, {"results_link": link}
         return 404, f"no route {method} {api}"
-
-
-def _handler(fake: FakePasqalCloud) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            parts = urlsplit(self.path)
-            fault = fake.take_fault(self.command, parts.path)
-            if fault and fault.get("delay"):
-                time.sleep(float(fault["delay"]))
-            if fault and fault.get("drop"):
-                self._log(parts.path, 0)
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(2)
-                return
-            if fault and fault.get("status") and fault.get("after"):
-                # the request takes effect but its answer is lost (e.g. a proxy's 502)
-                fake.route(self.command, parts.path, parse_qs(parts.query), self.headers, body)
-                status, data = int(fault["status"]), f"injected fault {fault['status']}"
-            elif fault and fault.get("status"):
-                status, data = int(fault["status"]), f"injected fault {fault['status']}"
-            else:
-                status, data = fake.route(
-                    self.command, parts.path, parse_qs(parts.query), self.headers, body
-                )
-            self._log(parts.path, status)
-            if parts.path.startswith("/results/") and status == 200:
-                payload = data
-            elif isinstance(data, dict) and "_list" in data:
-                items = data["_list"]
-                payload = {
-                    "status": "success",
-                    "code": 200,
-                    "message": "OK.",
-                    "data": items,
-                    "pagination": {"total": len(items), "offset": 0, "end": len(items)},
-                }
-            elif status < 400:
-                payload = {"status": "success", "code": status, "message": "OK.", "data": data}
-            else:
-                payload = {"status": "fail", "code": status, "message": str(data), "data": {}}
-            encoded = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(encoded)))
-            self.end_headers()
-            self.wfile.write(encoded)
-
-        def _log(self, path: str, status: int) -> None:
-            with fake.lock:
-                fake.requests.append(
-                    {"method": self.command, "path": path, "status": status, "time": time.time()}
-                )
-
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-    return Handler
 
 
 def runner_env(device: str, core_url: str, token: str = TOKEN) -> dict[str, str]:
