@@ -25,6 +25,8 @@ _CHATTY = (
     "s3transfer",
     "requests",
     "ibm_cloud_sdk_core",
+    "ibm-cloud-sdk-core",  # the logger name the library really uses
+    "spnego",  # pulled in by requests_ntlm (qiskit-ibm-runtime); gssapi chatter at -v
     "qiskit",
     "qiskit_ibm_runtime",
     "pulser",

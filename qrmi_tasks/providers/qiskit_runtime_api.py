@@ -1,0 +1,263 @@
+"""The one place that touches qiskit-ibm-runtime internals (private API).
+
+Checked against qiskit-ibm-runtime 0.51.0 (ibm-cloud-sdk-core 3.28); :func:`load` refuses
+versions outside ``SUPPORTED`` with a one-line error instead of failing mid-run.
+
+Why private API at all:
+
+* ``QiskitRuntimeService(channel="ibm_cloud", instance=CRN, ...)`` always looks the
+  instance up with IBM Cloud Global Search and Global Catalog (hosts derived from the URL's
+  host name, without its port) and lists the instance's backends before it returns, and its
+  ``_run`` then downloads the backend configuration, the instance usage and the backend
+  status before submitting. None of that is needed to run one job on a named backend.
+* The public primitives (``SamplerV2`` / ``EstimatorV2``) only accept ``QuantumCircuit``
+  pubs and options objects; the payload's ``parameters`` are already the wire format.
+
+So this module builds the library's own ``RuntimeClient`` (what ``QiskitRuntimeService``
+builds per instance) and calls ``RuntimeClient.program_run`` (what ``_run`` calls), which
+posts ``parameters`` unchanged. The job is then the library's public ``RuntimeJobV2``
+(status, error message, cancel). Results are streamed through the client's own
+``RetrySession`` (auth, retries and base URL included), because ``job_results`` returns
+the whole body as ``str``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from qrmi_tasks.quiet import quiet_import_warnings
+
+with quiet_import_warnings():
+    import qiskit_ibm_runtime
+    import requests
+    from ibm_cloud_sdk_core import ApiException, IAMTokenManager
+    from qiskit_ibm_runtime import RuntimeJobV2
+    from qiskit_ibm_runtime.api.auth import CloudAuth
+    from qiskit_ibm_runtime.api.client import RuntimeClient
+    from qiskit_ibm_runtime.api.client_parameters import ClientParameters
+    from qiskit_ibm_runtime.api.exceptions import RequestsApiError
+    from qiskit_ibm_runtime.api.rest.program_job import ProgramJob
+    from qiskit_ibm_runtime.exceptions import (
+        IBMError,
+        IBMNotAuthorizedError,
+        IBMRuntimeError,
+        RuntimeInvalidStateError,
+    )
+
+__all__ = [
+    "IBMError",
+    "IBMNotAuthorizedError",
+    "IBMRuntimeError",
+    "IamError",
+    "RequestsApiError",
+    "RuntimeApi",
+    "RuntimeInvalidStateError",
+    "RuntimeJobV2",
+]
+
+#: versions whose internals this module was read against (lower inclusive, upper exclusive)
+SUPPORTED = ((0, 51), (0, 52))
+_CHUNK = 1 << 20
+
+
+class IamError(Exception):
+    """The IAM token exchange failed (``status`` None: no HTTP answer)."""
+
+    def __init__(self, status: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+    @property
+    def refused(self) -> bool:
+        """IAM answered and refused the key (retrying cannot help)."""
+        return self.status is not None and 400 <= self.status < 500 and self.status != 429
+
+
+def _version() -> tuple[int, int]:
+    parts = qiskit_ibm_runtime.__version__.split(".")
+    return int(parts[0]), int(parts[1])
+
+
+def load() -> None:
+    """Check the installed version and route the library's logs through ours."""
+    version = _version()
+    if not SUPPORTED[0] <= version < SUPPORTED[1]:
+        low, high = (".".join(map(str, v)) for v in SUPPORTED)
+        raise ImportError(
+            f"qiskit-ibm-runtime {qiskit_ibm_runtime.__version__} is installed; this runner "
+            f"uses its internals and supports >={low},<{high}"
+        )
+    # On import, qiskit_ibm_runtime attaches its own stderr handler and stops propagation:
+    # its records would skip our format and our secret-masking filter. Undo that.
+    library_log = logging.getLogger("qiskit_ibm_runtime")
+    for handler in list(library_log.handlers):
+        library_log.removeHandler(handler)
+    library_log.propagate = True
+
+
+class _StrictCloudAuth(CloudAuth):
+    """CloudAuth whose IAM URL is the configured one and whose IAM failures are errors.
+
+    ``CloudAuth`` takes the IAM URL from ``$IAM_URL`` or the public IAM host, and when the
+    token call fails it warns and sends ``Authorization: apikey <key>`` to the API instead.
+    """
+
+    def __init__(
+        self, api_key: str, crn: str, iam_url: str, on_token: Callable[[str], None]
+    ) -> None:
+        super().__init__(api_key=api_key, crn=crn)
+        self.tm = IAMTokenManager(api_key, url=iam_url)
+        self._on_token = on_token
+
+    def get_headers(self) -> dict:
+        try:
+            token = self.tm.get_token()
+        except ApiException as exc:
+            self._reset()
+            raise IamError(exc.status_code, _iam_detail(exc)) from None
+        except requests.RequestException as exc:
+            self._reset()
+            raise IamError(None, f"{type(exc).__name__}: {_first_line(exc)}") from None
+        except ValueError as exc:  # not JSON, or not a JWT
+            self._reset()
+            raise IamError(None, f"unexpected token answer ({type(exc).__name__})") from None
+        self._on_token(token)
+        return {"Service-CRN": self.crn, "Authorization": f"Bearer {token}"}
+
+    def _reset(self) -> None:
+        # paced_request_token marks a request as active and never clears the mark when it
+        # raises: without this, the next attempt would wait 60 s for a request long dead.
+        self.tm.request_time = 0
+
+    def expire(self) -> None:
+        """Forget the cached token, so the next request exchanges the key again."""
+        self.tm.expire_time = 0
+        self.tm.refresh_time = 0
+        self._reset()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__
+
+
+def _iam_detail(exc: ApiException) -> str:
+    response = exc.http_response
+    try:
+        body = response.json() if response is not None else {}
+    except ValueError:
+        body = {}
+    if isinstance(body, dict) and (body.get("errorCode") or body.get("errorMessage")):
+        return f"{body.get('errorCode', '')} {body.get('errorMessage', '')}".strip()[:300]
+    return _first_line(exc.message or exc)
+
+
+class _Params(ClientParameters):
+    def __init__(self, auth: _StrictCloudAuth, endpoint: str, crn: str, api_key: str) -> None:
+        super().__init__(
+            channel="ibm_cloud",
+            token=api_key,
+            url=endpoint,
+            instance=crn,
+            # the default resolver rebuilds the URL from the CRN's region; keep ours as is
+            url_resolver=lambda _url, _instance, _private=False, _channel="": endpoint,
+        )
+        self._auth = auth
+
+    def get_auth_handler(self) -> CloudAuth:
+        return self._auth
+
+
+class RuntimeApi:
+    """The calls one task needs, made through qiskit-ibm-runtime's REST client."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        iam_endpoint: str,
+        api_key: str,
+        crn: str,
+        on_token: Callable[[str], None],
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.iam_endpoint = iam_endpoint.rstrip("/")
+        self.crn = crn
+        self.auth = _StrictCloudAuth(api_key, crn, self.iam_endpoint, on_token)
+        self.client = RuntimeClient(_Params(self.auth, self.endpoint, crn, api_key))
+
+    def check_credentials(self) -> None:
+        """Exchange the API key for a token now (raises IamError)."""
+        self.auth.get_headers()
+
+    def expire_token(self) -> None:
+        """Make the next request fetch a fresh IAM token."""
+        self.auth.expire()
+
+    def create_job(
+        self,
+        program_id: str,
+        backend: str,
+        params: dict[str, Any],
+        cost: int | None,
+        session_id: str | None,
+        tags: list[str],
+    ) -> dict[str, Any]:
+        """``POST /jobs`` with ``params`` as given; returns the answer (``id``, ``backend``)."""
+        return self.client.program_run(
+            program_id=program_id,
+            backend_name=backend,
+            params=params,
+            image=None,
+            log_level=None,
+            session_id=session_id,
+            job_tags=tags,
+            max_execution_time=cost,
+        )
+
+    def job(self, job_id: str, program_id: str, session_id: str | None) -> RuntimeJobV2:
+        """The library's job object for ``job_id`` (no request)."""
+        return RuntimeJobV2(
+            backend=None,
+            api_client=self.client,
+            job_id=job_id,
+            program_id=program_id,
+            service=None,
+            session_id=session_id,
+            version=2,
+        )
+
+    def find_jobs(self, tag: str, backend: str) -> list[dict[str, Any]]:
+        """Jobs carrying ``tag`` on ``backend``, newest first."""
+        answer = self.client.jobs_get(limit=10, backend_name=backend, job_tags=[tag])
+        return [j for j in answer.get("jobs", []) if isinstance(j, dict)]
+
+    def stream_results(self, job_id: str, into: BinaryIO) -> int:
+        """Write the job's result body, byte for byte, into ``into``; return its size."""
+        path = ProgramJob(self.client._session, job_id).get_url("results")
+        response = self.client._session.get(path, stream=True)
+        size = 0
+        try:
+            for chunk in response.iter_content(_CHUNK):
+                into.write(chunk)
+                size += len(chunk)
+        except requests.RequestException as exc:  # cut mid-body: outside the session's wrap
+            raise RequestsApiError(f"result transfer failed: {_first_line(exc)}") from exc
+        finally:
+            response.close()
+        return size
+
+    def create_session(self, backend: str, mode: str) -> str:
+        """Open a ``batch`` or ``dedicated`` session on ``backend``; return its id."""
+        answer = self.client.create_session(backend=backend, instance=self.crn, mode=mode)
+        return str(answer["id"])
+
+    def close_session(self, session_id: str) -> None:
+        """Stop the session from accepting jobs (its running jobs finish)."""
+        self.client.close_session(session_id)
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.client._session.close()

@@ -1,0 +1,466 @@
+"""A fake IBM Qiskit Runtime service (IAM + the REST subset qiskit-ibm-runtime uses) on 127.0.0.1.
+
+Routes, as qiskit-ibm-runtime 0.51 calls them for one job (found by reading its
+``api/rest/*.py`` and by logging its requests):
+
+* IAM: ``POST {url}/iam/identity/token`` (form ``grant_type``, ``apikey``) -> JWT access
+  token with ``iat``/``exp`` (ibm-cloud-sdk-core decodes both).
+* API under ``{url}/api/v1`` (``Authorization: Bearer <token>`` and ``Service-CRN``
+  checked on every request): ``POST /jobs``, ``GET /jobs/{id}`` (``exclude_params``),
+  ``GET /jobs`` (``tags``, ``backend`` filters), ``GET /jobs/{id}/results``,
+  ``POST /jobs/{id}/cancel``, ``POST /sessions``, ``GET|PATCH /sessions/{id}``,
+  ``GET /backends`` and ``GET /backends/{name}/status``.
+
+Jobs go Queued -> Running -> Completed on timers; the params the fake received are run on
+qiskit's reference primitives by the ``local`` resource's worker process
+(``qrmi_tasks.providers.local_worker``, i.e. ``local_sim.run_primitive``) and the result
+is stored encoded as the service encodes it (``RuntimeEncoder``; IBM's plain JSON when
+``support_qiskit`` is false). A failed job has ``state.reason`` / ``reason_code`` and a
+traceback as its results body, as on the real service.
+
+Fault injection via ``configure``: ``faults`` (``{"method", "path", "status"|"drop"|"delay",
+"retry_after", "times"}``, path prefix match, in order), ``revoke_tokens=True`` (every
+token issued so far now gets 401, i.e. token expiry), ``fail_jobs`` (+ ``reason``,
+``reason_code``), ``job_seconds`` (submission to final state), ``queue_seconds`` (time
+spent Queued; default half of ``job_seconds``), ``api_key``; ``fixed_result``: serve this
+text as every job's result instead of running it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+
+API_KEY = "qrs-fake-api-key-0123456789"
+SERVICE_CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/fakeacct:fakeinst::"
+API = "/api/v1"
+IAM = "/iam"
+_JWT_KEY = "fake-qrs-signing-key-for-tests-only-0123456789"
+_FINAL = ("Completed", "Failed", "Cancelled")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+
+
+def _errors(message: str, code: int = 0) -> dict[str, Any]:
+    """The API's error body."""
+    return {"errors": [{"message": message, "code": code}], "trace": uuid.uuid4().hex}
+
+
+class _Execution:
+    """The params running in ``python -m qrmi_tasks.providers.local_worker``."""
+
+    def __init__(self, program_id: str, params: dict[str, Any]) -> None:
+        self.workdir = tempfile.TemporaryDirectory(prefix="fake-qrs-")
+        payload = {"program_id": program_id, "parameters": params}
+        (Path(self.workdir.name) / "payload.json").write_text(json.dumps(payload))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qrmi_tasks.providers.local_worker", self.workdir.name],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait(self) -> tuple[str | None, str | None]:
+        """(encoded result, None) or (None, one-line error)."""
+        _, stderr = self.proc.communicate(timeout=600)
+        workdir = Path(self.workdir.name)
+        if self.proc.returncode != 0:
+            error = workdir / "error.txt"
+            text = error.read_text() if error.exists() else stderr[-300:]
+            return None, " ".join(text.split())[:300]
+        return (workdir / "result.json").read_text(), None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.workdir.cleanup()
+
+
+class FakeQiskitRuntime:
+    """State of the fake service; the HTTP handler dispatches to ``route``."""
+
+    def __init__(self, backends: tuple[str, ...] = ("ibm_fake",), job_seconds: float = 0.4):
+        self.lock = threading.RLock()
+        self.backends = backends
+        self.config: dict[str, Any] = {
+            "job_seconds": job_seconds,
+            "token_ttl": 3600,
+            "api_key": API_KEY,
+            "fail_jobs": False,
+            "reason": "Error in transpilation process. Circuits must be ISA circuits.",
+            "reason_code": 1517,
+            "faults": [],
+        }
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.results: dict[str, str] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.created: list[dict[str, Any]] = []  # decoded POST /jobs bodies, in order
+        self.valid_tokens: set[str] = set()
+        self.issued: list[str] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> FakeQiskitRuntime:
+        """Serve on a free 127.0.0.1 port in a background thread."""
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + API
+
+    @property
+    def iam_url(self) -> str:
+        return self.url + IAM
+
+    def configure(self, **changes: Any) -> None:
+        """Change the config; ``faults`` are appended, ``revoke_tokens`` acts at once."""
+        with self.lock:
+            if changes.pop("revoke_tokens", False):
+                self.valid_tokens.clear()
+            self.config["faults"].extend(changes.pop("faults", []))
+            self.config.update(changes)
+
+    def calls(self, method: str, path_regex: str) -> list[dict[str, Any]]:
+        """Logged requests with this method whose path matches ``path_regex`` fully."""
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if r["method"] == method and re.fullmatch(path_regex, r["path"])
+            ]
+
+    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
+        with self.lock:
+            for fault in self.config["faults"]:
+                if (
+                    fault.get("method", method) == method
+                    and path.startswith(fault.get("path", "/"))
+                    and fault.get("times", 1) > 0
+                ):
+                    fault["times"] = fault.get("times", 1) - 1
+                    return dict(fault)
+        return None
+
+    # -- IAM ------------------------------------------------------------------------------
+    def issue_token(self, form: dict[str, str]) -> tuple[int, Any]:
+        if form.get("grant_type") != "urn:ibm:params:oauth:grant-type:apikey":
+            return 400, {"errorCode": "BXNIM0103E", "errorMessage": "unsupported grant type"}
+        if form.get("apikey") != self.config["api_key"]:
+            return 400, {
+                "errorCode": "BXNIM0415E",
+                "errorMessage": "Provided API key could not be found.",
+            }
+        now = int(time.time())
+        ttl = int(self.config["token_ttl"])
+        token = jwt.encode(
+            {"iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}, _JWT_KEY, algorithm="HS256"
+        )
+        with self.lock:
+            self.valid_tokens.add(token)
+            self.issued.append(token)
+        return 200, {
+            "access_token": token,
+            "refresh_token": "not-used",
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "expiration": now + ttl,
+        }
+
+    def _unauthorized(self, headers: Any) -> tuple[int, Any] | None:
+        auth = headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        with self.lock:
+            valid = token in self.valid_tokens
+        if not valid:
+            return 401, _errors("Invalid or expired token", 1002)
+        if headers.get("Service-CRN") != SERVICE_CRN:
+            return 403, _errors("Service-CRN does not name an instance you can use", 1216)
+        return None
+
+    # -- jobs -----------------------------------------------------------------------------
+    def _view(self, job: dict[str, Any], params: bool = True) -> dict[str, Any]:
+        view = {k: v for k, v in job.items() if k != "params" or params}
+        view["state"] = {"status": job["status"]}
+        if job.get("reason"):
+            view["state"].update(reason=job["reason"], reason_code=job["reason_code"])
+        return view
+
+    def create_job(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("params"), dict):
+            return 400, _errors("body must be an object with 'params'", 1211)
+        if body.get("program_id") not in ("estimator", "sampler"):
+            return 404, _errors(f"program {body.get('program_id')!r} not found", 1211)
+        if body.get("backend") not in self.backends:
+            return 404, _errors(f"Backend {body.get('backend')} not found", 1216)
+        session_id = body.get("session_id")
+        if session_id is not None and session_id not in self.sessions:
+            return 400, _errors(f"session {session_id} does not exist", 1217)
+        job_id = "d" + uuid.uuid4().hex[:19]
+        job = {
+            "id": job_id,
+            "backend": body["backend"],
+            "status": "Queued",
+            "program": {"id": body["program_id"]},
+            "created": _now(),
+            "cost": body.get("cost"),
+            "session_id": session_id,
+            "tags": body.get("tags") or [],
+            "runtime": body.get("runtime", ""),
+            "private": bool(body.get("private")),
+            "params": body["params"],
+            "usage": {"quantum_seconds": 0, "seconds": 0},
+        }
+        with self.lock:
+            self.jobs[job_id] = job
+            self.created.append(body)
+        threading.Thread(target=self._run, args=(job,), daemon=True).start()
+        return 200, {"id": job_id, "backend": body["backend"]}
+
+    def _set(self, job: dict[str, Any], status: str, **fields: Any) -> bool:
+        with self.lock:
+            if job["status"] in _FINAL:
+                return False
+            job.update(status=status, **fields)
+            return True
+
+    @staticmethod
+    def _wait(job: dict[str, Any], until: float) -> bool:
+        """Sleep until ``until`` (monotonic); False at once if the job is cancelled."""
+        while time.monotonic() < until:
+            if job["status"] in _FINAL:
+                return False
+            time.sleep(min(0.05, max(0.0, until - time.monotonic())))
+        return job["status"] not in _FINAL
+
+    def _run(self, job: dict[str, Any]) -> None:
+        started = time.monotonic()
+        seconds = float(self.config["job_seconds"])
+        # Building circuits in server threads of the test process crashed it (segfault in
+        # QuantumCircuit.__init__ on the second job), so the params run in the local
+        # resource's worker process, started at once: a job lasts max(job_seconds, run).
+        fixed = self.config.get("fixed_result")
+        run = not self.config["fail_jobs"] and fixed is None
+        worker = _Execution(job["program"]["id"], job["params"]) if run else None
+        try:
+            queued = self.config.get("queue_seconds")
+            queued = seconds / 2 if queued is None else min(float(queued), seconds)
+            if not self._wait(job, started + queued) or not self._set(job, "Running"):
+                return
+            if not self._wait(job, started + seconds):
+                return
+            if fixed is not None:
+                self.results[job["id"]] = fixed
+                self._set(job, "Completed")
+                return
+            if worker is None:
+                self.results[job["id"]] = (
+                    'Traceback (most recent call last):\n  File "primitive.py", line 1\n'
+                    f"RuntimeError: {self.config['reason']}"
+                )
+                self._set(
+                    job,
+                    "Failed",
+                    reason=self.config["reason"],
+                    reason_code=self.config["reason_code"],
+                )
+                return
+            text, error = worker.wait()
+            if error is not None:
+                self.results[job["id"]] = f"Traceback (most recent call last):\nError: {error}"
+                self._set(job, "Failed", reason=error, reason_code=1500)
+                return
+            self.results[job["id"]] = text
+            self._set(job, "Completed", usage={"quantum_seconds": 1, "seconds": 1})
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def route(
+        self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
+    ) -> tuple[int, Any]:
+        if path == IAM + "/identity/token" and method == "POST":
+            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            return self.issue_token(form)
+        if not path.startswith(API + "/"):
+            return 404, _errors(f"no route {method} {path}")
+        denied = self._unauthorized(headers)
+        if denied:
+            return denied
+        api = path[len(API) :]
+        with self.lock:
+            if api == "/jobs" and method == "POST":
+                try:
+                    return self.create_job(json.loads(body))
+                except ValueError:
+                    return 400, _errors("body is not JSON", 1211)
+            if api == "/jobs" and method == "GET":
+                tags = query.get("tags") or []
+                backend = (query.get("backend") or [None])[0]
+                found = [
+                    self._view(j, params=False)
+                    for j in reversed(self.jobs.values())
+                    if all(t in j["tags"] for t in tags) and backend in (None, j["backend"])
+                ]
+                return 200, {"jobs": found, "count": len(found), "offset": 0, "limit": 10}
+            if m := re.fullmatch(r"/jobs/([^/]+)(/[a-z]+)?", api):
+                job = self.jobs.get(m.group(1))
+                if job is None:
+                    return 404, _errors(f"Job {m.group(1)} not found", 1291)
+                return self._job_route(method, job, m.group(2) or "", query)
+            if api == "/sessions" and method == "POST":
+                data = json.loads(body or b"{}")
+                if data.get("mode") not in ("batch", "dedicated"):
+                    return 400, _errors("mode must be batch or dedicated", 1217)
+                if data.get("backend") not in self.backends:
+                    return 404, _errors(f"Backend {data.get('backend')} not found", 1216)
+                session_id = "s" + uuid.uuid4().hex[:19]
+                self.sessions[session_id] = {
+                    "id": session_id,
+                    "mode": data["mode"],
+                    "backend_name": data["backend"],
+                    "accepting_jobs": True,
+                    "state": "open",
+                }
+                return 200, dict(self.sessions[session_id])
+            if m := re.fullmatch(r"/sessions/([^/]+)", api):
+                session = self.sessions.get(m.group(1))
+                if session is None:
+                    return 404, _errors("session not found", 1217)
+                if method == "PATCH":
+                    session.update(json.loads(body or b"{}"))
+                    return 204, None
+                return 200, dict(session)
+            if api == "/backends" and method == "GET":
+                return 200, {"devices": list(self.backends)}
+            if (m := re.fullmatch(r"/backends/([^/]+)/status", api)) and method == "GET":
+                if m.group(1) not in self.backends:
+                    return 404, _errors("backend not found", 1216)
+                return 200, {"state": True, "status": "active", "message": "", "length_queue": 0}
+        return 404, _errors(f"no route {method} {api}")
+
+    def _job_route(
+        self, method: str, job: dict[str, Any], sub: str, query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
+        if sub == "" and method == "GET":
+            exclude = (query.get("exclude_params") or ["false"])[0] == "true"
+            return 200, self._view(job, params=not exclude)
+        if sub == "/results" and method == "GET":
+            text = self.results.get(job["id"])
+            if text is None or job["status"] not in _FINAL:
+                return 404, _errors("results are not available yet", 1292)
+            return 200, ("text", text)
+        if sub == "/cancel" and method == "POST":
+            if job["status"] in _FINAL:
+                return 409, _errors(f"job is {job['status']} and cannot be cancelled", 1014)
+            job.update(status="Cancelled", cancelled_at=time.time())
+            return 204, None
+        return 404, _errors(f"no route {method} /jobs/{{id}}{sub}")
+
+
+def _handler(fake: FakeQiskitRuntime) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query)
+            fault = fake.take_fault(self.command, parts.path)
+            if fault and fault.get("delay"):
+                time.sleep(float(fault["delay"]))
+            if fault and fault.get("drop"):
+                self._log(parts.path, query, 0)
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(2)
+                return
+            extra: dict[str, str] = {}
+            if fault and fault.get("status"):
+                status = int(fault["status"])
+                data: Any = _errors(f"injected fault {status}", 9999)
+                if fault.get("retry_after") is not None:
+                    extra["Retry-After"] = str(fault["retry_after"])
+            else:
+                status, data = fake.route(self.command, parts.path, query, self.headers, body)
+            self._log(parts.path, query, status)
+            if isinstance(data, tuple) and data[0] == "text":
+                encoded = data[1].encode()
+            else:
+                encoded = b"" if data is None else json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
+
+        def _log(self, path: str, query: dict[str, list[str]], status: int) -> None:
+            with fake.lock:
+                fake.requests.append(
+                    {
+                        "method": self.command,
+                        "path": path,
+                        "query": query,
+                        "status": status,
+                        "time": time.time(),
+                        "api_version": self.headers.get("IBM-API-Version"),
+                    }
+                )
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    return Handler
+
+
+def runner_env(
+    name: str,
+    fake: FakeQiskitRuntime,
+    api_key: str = API_KEY,
+    prefix: str = "QRMI_IBM_QRS_",
+    rtype: str = "qiskit-runtime-service",
+    **settings: str,
+) -> dict[str, str]:
+    """Variables qrmi-task-runner needs to use backend ``name`` on this fake."""
+    env = {
+        "SLURM_JOB_QPU_RESOURCES": name,
+        "SLURM_JOB_QPU_TYPES": rtype,
+        f"{name}_{prefix}ENDPOINT": fake.api_url,
+        f"{name}_{prefix}IAM_ENDPOINT": fake.iam_url,
+        f"{name}_{prefix}IAM_APIKEY": api_key,
+        f"{name}_{prefix}SERVICE_CRN": SERVICE_CRN,
+    }
+    env.update({f"{name}_{prefix}{k}": v for k, v in settings.items()})
+    return env
