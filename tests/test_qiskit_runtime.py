@@ -93,7 +93,9 @@ def test_sampler_end_to_end_bell_counts(fake, env, tmp_path):
     allowed.add(f"/api/v1/jobs/{job['id']}/results")
     assert {p for _, p in paths} <= allowed, paths
     assert all(r["status"] < 400 for r in fake.requests)
-    assert all(r["api_version"] for r in fake.requests if r["path"].startswith("/api/"))
+    assert all(
+        r["headers"].get("IBM-API-Version") for r in fake.requests if r["path"].startswith("/api/")
+    )
 
 
 def test_estimator_end_to_end_zz_is_one(fake, env, tmp_path):

@@ -18,17 +18,16 @@ is stored encoded as the service encodes it (``RuntimeEncoder``; IBM's plain JSO
 ``support_qiskit`` is false). A failed job has ``state.reason`` / ``reason_code`` and a
 traceback as its results body, as on the real service.
 
-Fault injection via ``configure``: ``faults`` (``{"method", "path", "status"|"drop"|"delay",
-"retry_after", "times"}``, path prefix match, in order), ``revoke_tokens=True`` (every
-token issued so far now gets 401, i.e. token expiry), ``fail_jobs`` (+ ``reason``,
-``reason_code``), ``job_seconds`` (submission to final state), ``queue_seconds`` (time
-spent Queued; default half of ``job_seconds``), ``api_key``; ``fixed_result``: serve this
-text as every job's result instead of running it.
+Fault injection via ``configure``: ``faults`` (see :mod:`fakes.server`),
+``revoke_tokens=True`` (every token issued so far now gets 401, i.e. token expiry),
+``fail_jobs`` (+ ``reason``, ``reason_code``), ``job_seconds`` (submission to final
+state), ``queue_seconds`` (time spent Queued; default half of ``job_seconds``),
+``api_key``; ``fixed_result``: serve this text as every job's result instead of running
+it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import subprocess
@@ -37,12 +36,13 @@ import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import jwt
+
+from .server import FakeServer, Request, Response
 
 API_KEY = "qrs-fake-api-key-0123456789"
 SERVICE_CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/fakeacct:fakeinst::"
@@ -92,45 +92,25 @@ class _Execution:
         self.workdir.cleanup()
 
 
-class FakeQiskitRuntime:
-    """State of the fake service; the HTTP handler dispatches to ``route``."""
+class FakeQiskitRuntime(FakeServer):
+    """State of the fake service; :class:`fakes.server.FakeServer` does the HTTP."""
 
     def __init__(self, backends: tuple[str, ...] = ("ibm_fake",), job_seconds: float = 0.4):
-        self.lock = threading.RLock()
+        super().__init__(
+            job_seconds=job_seconds,
+            token_ttl=3600,
+            api_key=API_KEY,
+            fail_jobs=False,
+            reason="Error in transpilation process. Circuits must be ISA circuits.",
+            reason_code=1517,
+        )
         self.backends = backends
-        self.config: dict[str, Any] = {
-            "job_seconds": job_seconds,
-            "token_ttl": 3600,
-            "api_key": API_KEY,
-            "fail_jobs": False,
-            "reason": "Error in transpilation process. Circuits must be ISA circuits.",
-            "reason_code": 1517,
-            "faults": [],
-        }
         self.jobs: dict[str, dict[str, Any]] = {}
         self.results: dict[str, str] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
-        self.requests: list[dict[str, Any]] = []
         self.created: list[dict[str, Any]] = []  # decoded POST /jobs bodies, in order
         self.valid_tokens: set[str] = set()
         self.issued: list[str] = []
-
-    # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> FakeQiskitRuntime:
-        """Serve on a free 127.0.0.1 port in a background thread."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def api_url(self) -> str:
@@ -145,29 +125,17 @@ class FakeQiskitRuntime:
         with self.lock:
             if changes.pop("revoke_tokens", False):
                 self.valid_tokens.clear()
-            self.config["faults"].extend(changes.pop("faults", []))
-            self.config.update(changes)
+        super().configure(**changes)
 
-    def calls(self, method: str, path_regex: str) -> list[dict[str, Any]]:
-        """Logged requests with this method whose path matches ``path_regex`` fully."""
-        with self.lock:
-            return [
-                r
-                for r in self.requests
-                if r["method"] == method and re.fullmatch(path_regex, r["path"])
-            ]
+    def fault(self, request: Request, status: int) -> Response:
+        return Response(status, _errors(f"injected fault {status}", 9999))
 
-    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
-        with self.lock:
-            for fault in self.config["faults"]:
-                if (
-                    fault.get("method", method) == method
-                    and path.startswith(fault.get("path", "/"))
-                    and fault.get("times", 1) > 0
-                ):
-                    fault["times"] = fault.get("times", 1) - 1
-                    return dict(fault)
-        return None
+    def encode(self, request: Request, response: Response) -> tuple[bytes, str]:
+        # the service answers JSON everywhere, results included (served as stored text)
+        body = response.body
+        if isinstance(body, tuple) and body[0] == "text":
+            return body[1].encode(), "application/json"
+        return (b"" if body is None else json.dumps(body).encode()), "application/json"
 
     # -- IAM ------------------------------------------------------------------------------
     def issue_token(self, form: dict[str, str]) -> tuple[int, Any]:
@@ -303,9 +271,17 @@ class FakeQiskitRuntime:
             if worker is not None:
                 worker.close()
 
-    def route(
-        self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
-    ) -> tuple[int, Any]:
+    def route(self, request: Request) -> Response:
+        return Response(*self._route(request))
+
+    def _route(self, request: Request) -> tuple[int, Any]:
+        method, path, query, headers, body = (
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            request.body,
+        )
         if path == IAM + "/identity/token" and method == "POST":
             form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
             return self.issue_token(form)
@@ -383,66 +359,6 @@ class FakeQiskitRuntime:
             job.update(status="Cancelled", cancelled_at=time.time())
             return 204, None
         return 404, _errors(f"no route {method} /jobs/{{id}}{sub}")
-
-
-def _handler(fake: FakeQiskitRuntime) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            parts = urlsplit(self.path)
-            query = parse_qs(parts.query)
-            fault = fake.take_fault(self.command, parts.path)
-            if fault and fault.get("delay"):
-                time.sleep(float(fault["delay"]))
-            if fault and fault.get("drop"):
-                self._log(parts.path, query, 0)
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(2)
-                return
-            extra: dict[str, str] = {}
-            if fault and fault.get("status"):
-                status = int(fault["status"])
-                data: Any = _errors(f"injected fault {status}", 9999)
-                if fault.get("retry_after") is not None:
-                    extra["Retry-After"] = str(fault["retry_after"])
-            else:
-                status, data = fake.route(self.command, parts.path, query, self.headers, body)
-            self._log(parts.path, query, status)
-            if isinstance(data, tuple) and data[0] == "text":
-                encoded = data[1].encode()
-            else:
-                encoded = b"" if data is None else json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(encoded)))
-            self.end_headers()
-            self.wfile.write(encoded)
-
-        def _log(self, path: str, query: dict[str, list[str]], status: int) -> None:
-            with fake.lock:
-                fake.requests.append(
-                    {
-                        "method": self.command,
-                        "path": path,
-                        "query": query,
-                        "status": status,
-                        "time": time.time(),
-                        "api_version": self.headers.get("IBM-API-Version"),
-                    }
-                )
-
-        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-    return Handler
 
 
 def runner_env(

@@ -114,11 +114,18 @@ class FakeServer:
                     return dict(fault)
         return None
 
-    def record(self, method: str, path: str, status: int) -> None:
+    def record(self, request: Request, status: int) -> None:
         """Log a request (status 0: the connection was dropped)."""
         with self.lock:
             self.requests.append(
-                {"method": method, "path": path, "status": status, "time": time.time()}
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "query": request.query,
+                    "headers": dict(request.headers.items()),
+                    "status": status,
+                    "time": time.time(),
+                }
             )
 
     # -- protocol (subclasses) --------------------------------------------------------------
@@ -161,7 +168,7 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             if fault and fault.get("delay"):
                 time.sleep(float(fault["delay"]))
             if fault and fault.get("drop"):
-                fake.record(request.method, request.path, 0)
+                fake.record(request, 0)
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(2)
@@ -175,7 +182,7 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             else:
                 response = fake.route(request)
             if not control:
-                fake.record(request.method, request.path, response.status)
+                fake.record(request, response.status)
             data, content_type = fake.encode(request, response)
             self.send_response(response.status)
             for key, value in response.headers.items():
