@@ -1,15 +1,327 @@
-"""``qrmi-gen``: build QRMI payloads from circuits and Pulser sequences."""
+"""``qrmi-gen``: build QRMI payloads from circuits and Pulser sequences.
+
+Only click and qrmi_tasks' light modules are imported here; qiskit, pulser and
+qiskit_ibm_runtime are imported by the command that needs them, so ``--help`` is fast.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
 
+from qrmi_tasks import __version__
+from qrmi_tasks.cli import report
+from qrmi_tasks.errors import QrmiError, UsageError
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+PROGRAM = "qrmi-gen"
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+HELP = """qrmi-gen - build QRMI payloads for qrmi-task-runner.
+
+\b
+  qrmi-gen sampler bell.qasm --shots 1000 --target fake_torino
+  qrmi-gen estimator bell.qasm --observable ZZ --observable "0.5*XX+ZI"
+  qrmi-gen pulser sequence.py --runs 500
+  qrmi-gen qpp analog_circuit.py --runs 500
+  qrmi-gen validate payload.json --type direct-access
+
+Circuits are OpenQASM 2/3 or QPY files. With --target (a fake backend of
+qiskit_ibm_runtime.fake_provider, offline) or --resource (a configured QPU resource,
+online) they are transpiled to ISA circuits, which real QPUs require.
+
+Exit codes: 0 success; 2 bad input or configuration (one 'error:' line on stderr);
+3 the resource could not be reached.
+"""
+
+
+@click.group(help=HELP, context_settings=_CONTEXT)
+@click.version_option(
+    __version__, "-V", "--version", prog_name=PROGRAM, message="%(prog)s %(version)s"
+)
 def cli() -> None:
     """qrmi-gen - build QRMI payloads (Qiskit primitives, Pulser sequences)."""
 
 
-def main() -> None:
-    """Entry point of ``qrmi-gen``."""
-    cli()
+# -- shared options ---------------------------------------------------------------------------
+def _output_options(primitive: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if primitive:
+            func = click.option(
+                "--params-only",
+                is_flag=True,
+                help="Write only the primitive's 'parameters' object (the input IBM's "
+                "services take), not the QRMI payload.",
+            )(func)
+        return click.option(
+            "-o",
+            "--output",
+            metavar="FILE",
+            help="Where to write the payload ('-': stdout). Default: "
+            + ("{sampler,estimator}_input_{backend}.json" if primitive else "sequence_input.json")
+            + " in the current directory.",
+        )(func)
+
+    return decorate
+
+
+def _target_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--target",
+            metavar="FAKE_BACKEND",
+            help="Transpile for a fake backend of qiskit_ibm_runtime.fake_provider "
+            "(e.g. fake_torino), offline.",
+        ),
+        click.option(
+            "--resource",
+            metavar="NAME",
+            help="Transpile for the live target of a configured direct-access or "
+            "qiskit-runtime-service resource (same configuration as qrmi-task-runner).",
+        ),
+        click.option(
+            "--config",
+            metavar="FILE",
+            envvar="QRMI_CONFIG",
+            help="Resources file for --resource [env: QRMI_CONFIG].",
+        ),
+        click.option(
+            "--optimization-level",
+            type=click.IntRange(0, 3),
+            default=1,
+            show_default=True,
+            help="Transpiler optimization level.",
+        ),
+        click.option(
+            "--param-values",
+            metavar="JSON|FILE",
+            help="Values of the circuits' parameters: a JSON array (rows for several "
+            "bindings) in the order of the parameters sorted by name, or an object "
+            "{name: values}; applied to every parametrized circuit.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Our IsaWarning as one 'warning:' line; library warnings (deprecations) hidden."""
+    from generators.core import IsaWarning
+
+    def show(message: Any, category: type, *_: Any, **__: Any) -> None:
+        click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", IsaWarning)
+        warnings.showwarning = show
+        yield
+
+
+def _target(target: str | None, resource: str | None, config: str | None) -> Any:
+    if target and resource:
+        raise UsageError("give --target or --resource, not both")
+    from generators.targets import fake_target, resource_target
+
+    if target:
+        return fake_target(target)
+    if resource:
+        return resource_target(resource, config_path=config)
+    return None
+
+
+def _circuits(paths: tuple[str, ...], param_values: str | None) -> list[Any]:
+    """Pub-likes for every circuit in ``paths`` (with the parameter values, if any)."""
+    from generators.core import GeneratorError
+    from generators.inputs import load_circuits, parse_param_values
+
+    circuits = [c for path in paths for c in load_circuits(path)]
+    values = parse_param_values(param_values) if param_values is not None else None
+    if values is not None and not any(c.num_parameters for c in circuits):
+        raise GeneratorError("--param-values given but no circuit has parameters")
+    pubs = []
+    for circuit in circuits:
+        if circuit.num_parameters and values is None:
+            names = ", ".join(p.name for p in circuit.parameters)
+            raise GeneratorError(
+                f"circuit '{circuit.name}' has parameters ({names}); give their values "
+                "with --param-values"
+            )
+        pubs.append((circuit, values) if circuit.num_parameters else circuit)
+    return pubs
+
+
+def _write(payload: Any, output: str | None, params_only: bool = False) -> None:
+    written = payload.save(output, params_only=params_only)
+    if written is not None:
+        what = "parameters of a " if params_only else ""
+        click.echo(f"wrote {what}{payload.describe()} to {written}", err=True)
+
+
+# -- commands -----------------------------------------------------------------------------------
+@cli.command(context_settings=_CONTEXT)
+@click.argument("circuits", nargs=-1, required=True, metavar="CIRCUIT...")
+@click.option("--shots", type=click.IntRange(min=1), help="Shots for every pub.")
+@_target_options
+@_output_options(primitive=True)
+def sampler(
+    circuits: tuple[str, ...],
+    shots: int | None,
+    target: str | None,
+    resource: str | None,
+    config: str | None,
+    optimization_level: int,
+    param_values: str | None,
+    output: str | None,
+    params_only: bool,
+) -> None:
+    """SamplerV2 payload: one pub per circuit (OpenQASM 2/3 or QPY files)."""
+    from generators.primitives import sampler_payload
+
+    pubs = _circuits(circuits, param_values)
+    named = _target(target, resource, config)
+    payload = sampler_payload(
+        pubs, shots=shots, target=named, optimization_level=optimization_level
+    )
+    _write(payload, output, params_only)
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("circuits", nargs=-1, required=True, metavar="CIRCUIT...")
+@click.option(
+    "--observable",
+    "observables",
+    multiple=True,
+    required=True,
+    metavar="PAULI|FILE",
+    help='Observable, repeatable: ZZ, "0.5*ZZ+XI", or a JSON file {"ZZ": 0.5, ...}.',
+)
+@click.option("--precision", type=click.FloatRange(min=0, min_open=True), help="Target precision.")
+@click.option("--default-shots", type=click.IntRange(min=1), help="options.default_shots.")
+@click.option("--resilience-level", type=click.IntRange(0, 2), help="Resilience level 0-2.")
+@_target_options
+@_output_options(primitive=True)
+def estimator(
+    circuits: tuple[str, ...],
+    observables: tuple[str, ...],
+    precision: float | None,
+    default_shots: int | None,
+    resilience_level: int | None,
+    target: str | None,
+    resource: str | None,
+    config: str | None,
+    optimization_level: int,
+    param_values: str | None,
+    output: str | None,
+    params_only: bool,
+) -> None:
+    """EstimatorV2 payload: one pub per circuit, each with every --observable."""
+    from generators.inputs import parse_observable
+    from generators.primitives import estimator_payload
+
+    parsed = [parse_observable(text) for text in observables]
+    pubs = _circuits(circuits, param_values)
+    named = _target(target, resource, config)
+    payload = estimator_payload(
+        pubs,
+        parsed,
+        precision=precision,
+        default_shots=default_shots,
+        resilience_level=resilience_level,
+        target=named,
+        optimization_level=optimization_level,
+    )
+    _write(payload, output, params_only)
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("sequence", metavar="SEQUENCE")
+@click.option("--runs", type=click.IntRange(min=1), required=True, help="Number of shots.")
+@_output_options(primitive=False)
+def pulser(sequence: str, runs: int, output: str | None) -> None:
+    """Pulser payload from a JSON abstract representation or a Python file defining a
+    pulser.Sequence named 'sequence' or 'seq'."""
+    from generators.inputs import read_bytes, run_script
+    from generators.sequences import pulser_payload
+
+    if sequence.endswith(".py"):
+        seq: Any = run_script(sequence, ("sequence", "seq"), "a pulser.Sequence")
+    else:
+        from generators.core import GeneratorError
+
+        try:
+            seq = json.loads(read_bytes(sequence, "sequence").decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise GeneratorError(
+                f"{sequence} is not JSON (a Pulser abstract representation) nor a .py file: {exc}"
+            ) from None
+        if isinstance(seq, dict) and "sequence" in seq and "job_runs" in seq:
+            seq = seq["sequence"]  # an existing payload: take its sequence
+    _write(pulser_payload(seq, runs), output)
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("script", metavar="SCRIPT.py")
+@click.option("--runs", type=click.IntRange(min=1), required=True, help="Number of shots.")
+@click.option(
+    "--device",
+    default="AnalogDevice",
+    show_default=True,
+    help="Pulser device of pulser.devices to build the sequence for.",
+)
+@_output_options(primitive=False)
+def qpp(script: str, runs: int, device: str, output: str | None) -> None:
+    """Pulser payload from a Python file defining a Qiskit circuit ('circuit' or 'qc') with
+    one HamiltonianGate of qiskit-pasqal-provider."""
+    from generators.inputs import run_script
+    from generators.sequences import qpp_payload
+
+    circuit = run_script(script, ("circuit", "qc"), "a QuantumCircuit")
+    _write(qpp_payload(circuit, runs, device), output)
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("payload", metavar="PAYLOAD")
+@click.option(
+    "--type",
+    "type_name",
+    metavar="RESOURCE_TYPE",
+    help="Also check that resources of this type run this kind of payload "
+    "(local, direct-access, qiskit-runtime-service, pasqal-cloud, ...).",
+)
+@click.option(
+    "--resource",
+    metavar="NAME",
+    help="Make every check qrmi-task-runner makes before submitting to this configured "
+    "resource (settings included). No network.",
+)
+@click.option("--config", metavar="FILE", envvar="QRMI_CONFIG", help="Resources file.")
+def validate(payload: str, type_name: str | None, resource: str | None, config: str | None) -> None:
+    """Validate a payload file as qrmi-task-runner does (exit 0 valid, 2 invalid)."""
+    from generators.validate import validate_file
+
+    checked = validate_file(payload, type_name, resource, config)
+    click.echo(f"ok: {checked.source}: {checked.describe()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``qrmi-gen``: errors are one 'error:' line and an exit code."""
+    try:
+        with _warnings_as_lines():
+            code = cli.main(args=argv, prog_name=PROGRAM, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        code = 130
+    except (QrmiError, click.exceptions.UsageError) as exc:
+        code = report(exc, PROGRAM)
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

@@ -23,7 +23,6 @@ from qrmi_tasks.errors import (
     EXIT_SIGNAL_BASE,
     Interrupted,
     OutputError,
-    PayloadError,
     ProviderError,
     QrmiError,
     TaskFailed,
@@ -86,12 +85,7 @@ def prepare(
     if request.logs_path is not None and not cls.has_logs:
         log.warning("resource type %s has no task logs; --logs is ignored", resource.type.name)
     payload = load_payload(request.payload_path)
-    if payload.kind not in cls.payload_kinds:
-        accepted = " or ".join(sorted(cls.payload_kinds))
-        raise PayloadError(
-            f"{payload.source} is a {payload.kind} payload but resource '{resource.name}' "
-            f"({resource.type.name}) runs {accepted} payloads"
-        )
+    cls.check_kind(payload, f"resource '{resource.name}' ({resource.type.name})")
     validate_sequence(payload)
     cls.check_payload(payload, resource)
     if request.task_id:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
 from qrmi_tasks.config import Resource, Setting
+from qrmi_tasks.errors import PayloadError
 from qrmi_tasks.payload import Payload
 
 
@@ -92,6 +93,16 @@ class Provider(ABC):
         self.resource = resource
         self.settings = settings
         self.context = context
+
+    @classmethod
+    def check_kind(cls, payload: Payload, runner: str) -> None:
+        """Reject a payload kind this resource type cannot run (``runner`` names it)."""
+        if payload.kind not in cls.payload_kinds:
+            accepted = " or ".join(sorted(cls.payload_kinds))
+            raise PayloadError(
+                f"{payload.source} is a {payload.kind} payload but {runner} runs "
+                f"{accepted} payloads"
+            )
 
     @classmethod
     def check_payload(cls, payload: Payload, resource: Resource) -> None:

@@ -73,6 +73,63 @@ def _bindings(circuit, values: Any, where: str):
     return array
 
 
+def _compact(circuit, observables: Any = None, where: str = "pub"):
+    """Simulate only the qubits an ISA circuit uses; narrow its observables to match.
+
+    An ISA circuit names physical qubits (``$57``): OpenQASM 3 import sizes it by the
+    highest one, and its observables span the whole backend (133 qubits on Heron). Qubits
+    that no instruction touches and no observable acts on stay in |0> and are left out,
+    so a 2-qubit job for a 133-qubit backend is a 2-qubit simulation.
+    """
+    from qiskit.circuit import QuantumCircuit
+
+    if circuit.qregs:
+        return circuit, observables  # declared qubits (``qubit[2] q``), not physical ones
+    labels = None
+    width = circuit.num_qubits
+    if observables is not None:
+        from qiskit.primitives.containers.observables_array import ObservablesArray
+
+        try:
+            array = ObservablesArray.coerce(observables)
+        except Exception as exc:
+            raise ExecutionError(f"{where}: bad observables: {exc}") from None
+        if array.num_qubits < width:
+            return circuit, observables  # the estimator reports the mismatch
+        width, labels = array.num_qubits, array.tolist()
+    needed = {circuit.find_bit(q).index for inst in circuit.data for q in inst.qubits}
+    for label in _labels(labels):
+        needed.update(width - 1 - k for k, letter in enumerate(label) if letter != "I")
+    kept = sorted(needed) or [0]
+    if len(kept) == width == circuit.num_qubits:
+        return circuit, observables
+    compact = QuantumCircuit(len(kept), name=circuit.name, global_phase=circuit.global_phase)
+    for register in circuit.cregs:
+        compact.add_register(register)
+    compact.add_bits([c for c in circuit.clbits if c not in set(compact.clbits)])
+    position = {old: new for new, old in enumerate(kept)}
+    for inst in circuit.data:
+        qubits = [compact.qubits[position[circuit.find_bit(q).index]] for q in inst.qubits]
+        compact.append(inst.operation, qubits, inst.clbits, copy=False)
+    if labels is None:
+        return compact, None
+
+    def narrow(item):
+        if isinstance(item, list):
+            return [narrow(i) for i in item]
+        return {"".join(k[width - 1 - q] for q in reversed(kept)): c for k, c in item.items()}
+
+    return compact, narrow(labels)
+
+
+def _labels(labels):
+    if isinstance(labels, list):
+        for item in labels:
+            yield from _labels(item)
+    elif isinstance(labels, dict):
+        yield from labels
+
+
 def decode_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Decode RuntimeEncoder-typed values (``{"__type__": ...}``) inside primitive params."""
     decoder, _ = _runtime_json()
@@ -97,6 +154,7 @@ def run_primitive(program_id: str, params: dict[str, Any]):
             circuit = _load_circuit(pub[0], f"pubs[{i}]")
             if not circuit.num_clbits:
                 raise ExecutionError(f"pubs[{i}]: sampler circuit has no measurements")
+            circuit, _ = _compact(circuit)
             values = _bindings(circuit, pub[1] if len(pub) > 1 else None, f"pubs[{i}]")
             pub_shots = pub[2] if len(pub) > 2 and pub[2] is not None else None
             pubs.append((circuit, values, pub_shots))
@@ -111,7 +169,7 @@ def run_primitive(program_id: str, params: dict[str, Any]):
         for i, pub in enumerate(pubs_in):
             circuit = _load_circuit(pub[0], f"pubs[{i}]")
             circuit = circuit.remove_final_measurements(inplace=False)
-            observables = pub[1]
+            circuit, observables = _compact(circuit, pub[1], f"pubs[{i}]")
             values = _bindings(circuit, pub[2] if len(pub) > 2 else None, f"pubs[{i}]")
             pub_precision = pub[3] if len(pub) > 3 else None
             pubs.append((circuit, observables, values, pub_precision))

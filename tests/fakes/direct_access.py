@@ -1,7 +1,8 @@
 """A fake IBM Direct Access service (IAM + DA API v1) on 127.0.0.1, with real job execution.
 
 It speaks the protocol of ``/work/shared/protocols/direct-access.md``: IAM
-``/identity/token`` (JWT access tokens with ``exp``), ``/version``, ``/v1/backends...``,
+``/identity/token`` (JWT access tokens with ``exp``), ``/version``, ``/v1/backends...``
+(``configuration`` and ``properties`` are those of qiskit-ibm-runtime's fake Torino),
 ``/v1/jobs...``; checks ``Authorization`` and ``Service-CRN``; runs each job by reading its
 input through the presigned GET URL, executing it with qiskit's reference primitives (the
 ``local`` resource's worker, ``qrmi_tasks.providers.local_worker``) and PUTting the encoded
@@ -310,6 +311,10 @@ class FakeDirectAccess:
             return denied
         if path == "/v1/backends" and method == "GET":
             return 200, {"backends": [{"name": b, "status": "online"} for b in self.backends]}
+        if m := re.fullmatch(r"/v1/backends/([^/]+)/(configuration|properties)", path):
+            if m.group(1) in self.backends and method == "GET":
+                return 200, device_document(m.group(2))
+            return 404, _error(404, "Not Found", f"backend {m.group(1)} not found")
         if m := re.fullmatch(r"/v1/backends/([^/]+)", path):
             if m.group(1) in self.backends and method == "GET":
                 return 200, {"name": m.group(1), "status": "online", "version": "1.0.0"}
@@ -371,6 +376,26 @@ def execute(program_id: str, parameters: dict[str, Any]) -> str:
             error = Path(workdir) / "error.txt"
             raise RuntimeError(error.read_text() if error.exists() else proc.stderr[-300:])
         return (Path(workdir) / "result.json").read_text()
+
+
+# Every fake backend describes itself as this device of qiskit_ibm_runtime.fake_provider.
+DEVICE = ("torino", "conf_torino.json", "props_torino.json")
+
+
+def device_document(kind: str) -> dict[str, Any]:
+    """BackendConfiguration (``configuration``) or BackendProperties JSON of ``DEVICE``.
+
+    Read from qiskit-ibm-runtime's package data without importing it (a server thread).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("qiskit_ibm_runtime")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    name, configuration, properties = DEVICE
+    path = root / "fake_provider" / "backends" / name
+    return json.loads(
+        (path / (configuration if kind == "configuration" else properties)).read_text()
+    )
 
 
 def _big_result(size: int) -> bytes:

@@ -1,0 +1,128 @@
+"""The :class:`Payload` the generators return, and the error they raise.
+
+Imports neither qiskit nor pulser: ``qrmi-gen --help`` and ``qrmi-gen validate`` stay fast.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from qrmi_tasks import output
+from qrmi_tasks.errors import QrmiError
+from qrmi_tasks.payload import PULSER, check_document, validate_sequence
+
+
+class GeneratorError(QrmiError):
+    """The input cannot become a payload (bad circuit, observable, sequence...): exit 2."""
+
+
+class IsaWarning(UserWarning):
+    """Circuits were emitted without transpiling them for a target."""
+
+
+def warn_not_isa() -> None:
+    """Tell the user that only the ``local`` resource runs circuits that are not ISA."""
+    warnings.warn(
+        "no target given (--target/--resource, or target=...): circuits are emitted as "
+        "written; real QPUs only accept ISA circuits transpiled for the backend (the "
+        "'local' resource does not need them)",
+        IsaWarning,
+        stacklevel=3,
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Payload:
+    """A QRMI payload document, validated like the runner validates payload files.
+
+    ``kind`` is ``"sampler"``, ``"estimator"`` or ``"pulser"``.
+    """
+
+    def __init__(self, kind: str, document: dict[str, Any], backend: str | None = None) -> None:
+        # The runner's structural and schema checks: a payload we hand out is one it accepts.
+        check_document(document, source=f"generated {kind} payload")
+        self.kind = kind
+        self.document = document
+        #: name of the target the circuits were transpiled for (None: not transpiled)
+        self.backend = backend
+
+    # -- facts ----------------------------------------------------------------------------
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The primitive's input (``parameters``); Qiskit payloads only."""
+        if self.kind == PULSER:
+            raise AttributeError("a Pulser payload has no primitive parameters")
+        return self.document["parameters"]
+
+    @property
+    def num_pubs(self) -> int:
+        """Number of pubs (0 for a Pulser payload)."""
+        return 0 if self.kind == PULSER else len(self.document["parameters"]["pubs"])
+
+    @property
+    def shots(self) -> int | None:
+        """Shots (sampler), default shots (estimator) or runs (Pulser), if set."""
+        if self.kind == PULSER:
+            return self.document["job_runs"]
+        params = self.document["parameters"]
+        return params.get("shots") or (params.get("options") or {}).get("default_shots")
+
+    def default_filename(self, params_only: bool = False) -> str:
+        """File name in the style of the reference runner's tools."""
+        if self.kind == PULSER:
+            return "sequence_input.json"
+        suffix = "_params_only" if params_only else ""
+        return f"{self.kind}_input_{self.backend or 'local'}{suffix}.json"
+
+    # -- output ---------------------------------------------------------------------------
+    def to_dict(self, params_only: bool = False) -> dict[str, Any]:
+        """A deep copy of the document (or of its ``parameters`` with ``params_only``)."""
+        if params_only:
+            return copy.deepcopy(self.parameters)
+        return copy.deepcopy(self.document)
+
+    def to_json(self, indent: int | None = 2, params_only: bool = False) -> str:
+        """The document (or its parameters) as JSON text."""
+        document = self.parameters if params_only else self.document
+        return json.dumps(document, indent=indent) + "\n"
+
+    def save(
+        self, path: str | os.PathLike[str] | None = None, params_only: bool = False
+    ) -> Path | None:
+        """Write the JSON atomically to ``path`` (default name if None; ``"-"``: stdout).
+
+        Returns the path written, or None for stdout.
+        """
+        target = None if str(path) == "-" else Path(path or self.default_filename(params_only))
+        if target is not None:
+            output.check_target(target)
+        sink = output.ResultSink(target)
+        with sink.open() as stream:
+            stream.write(self.to_json(params_only=params_only).encode())
+        sink.publish()
+        return target
+
+    def validate(self) -> None:
+        """Re-check the document, including Pulser's rebuild of the sequence."""
+        validate_sequence(check_document(self.document, source=f"generated {self.kind} payload"))
+
+    def describe(self) -> str:
+        """One line: kind, pubs, shots or runs."""
+        if self.kind == PULSER:
+            return f"pulser sequence, runs={self.shots}"
+        target = f", target={self.backend}" if self.backend else ""
+        shots = f", shots={self.shots}" if self.shots else ""
+        return f"{self.kind}, {self.num_pubs} pub(s){shots}{target}"
+
+    def __repr__(self) -> str:
+        return f"<Payload {self.describe()}>"

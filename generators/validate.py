@@ -1,0 +1,41 @@
+"""``qrmi-gen validate``: the checks the runner makes before it submits anything."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from qrmi_tasks.payload import Payload, load_payload, validate_sequence
+from qrmi_tasks.providers import provider_class
+
+
+def validate_file(
+    path: str | os.PathLike[str],
+    type_name: str | None = None,
+    resource_name: str | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Payload:
+    """Validate payload file ``path`` as the runner would; return it or raise QrmiError.
+
+    * always: JSON, structure, the QRMI payload schema, and Pulser's rebuild of a sequence;
+    * ``type_name``: also that resources of this type run this kind of payload;
+    * ``resource_name``: exactly the runner's preparation for that configured resource
+      (its settings, payload kind, and the provider's own payload checks). No network.
+    """
+    if resource_name is not None:
+        from qrmi_tasks.runner import RunRequest, prepare
+
+        environ = os.environ if environ is None else environ
+        request = RunRequest(
+            resource_name, Path(path), config_path=Path(config_path) if config_path else None
+        )
+        provider, payload = prepare(request, environ)
+        provider.close()
+        return payload
+    payload = load_payload(path)
+    if type_name is not None:
+        provider_class(type_name).check_kind(payload, f"a {type_name} resource")
+    validate_sequence(payload)
+    return payload
