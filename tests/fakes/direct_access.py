@@ -10,9 +10,9 @@ result and a log through the presigned URLs, after ``job_seconds``. S3 is a real
 server (``ThreadedMotoServer``).
 
 Fault injection (``FakeDirectAccess.config`` or ``POST /_fake/config``):
-* ``faults``: a list of ``{"method": "POST", "path": "/v1/jobs", "status": 429,
-  "retry_after": 1, "times": 1}``; ``"drop": true`` closes the connection without an
-  answer; ``"delay": seconds`` answers late. Matched by method and path prefix, in order.
+* ``faults``: e.g. ``{"method": "POST", "path": "/v1/jobs", "status": 429,
+  "retry_after": 1, "times": 1}``, ``"drop": true``, ``"delay": seconds`` (see
+  :mod:`fakes.server`).
 * ``fail_jobs`` (+ ``reason_code``, ``reason_message``, ``reason_solution``): jobs fail.
 * ``disable_get_job``: ``GET /v1/jobs/{id}`` answers 404 like IBM's published simulator.
 * ``revoke_tokens``: every token issued so far is rejected with 401 (token expiry).
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -46,12 +47,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 import requests
+
+from .server import FakeServer, Request, Response
 
 API_KEY = "fake-api-key-0123456789"
 SERVICE_CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/fake::"
@@ -63,79 +65,35 @@ _JWT_KEY = "fake-signing-key-for-tests-only-0123456789"
 _TERMINAL = ("Completed", "Failed", "Cancelled")
 
 
-class FakeDirectAccess:
-    """State and behaviour of the fake service; the HTTP handler only dispatches to it."""
+class FakeDirectAccess(FakeServer):
+    """State and behaviour of the fake service; :class:`fakes.server.FakeServer` does HTTP."""
 
     def __init__(self, backends: tuple[str, ...] = ("fake_heron",), job_seconds: float = 0.5):
-        self.lock = threading.RLock()
+        super().__init__(
+            job_seconds=job_seconds,
+            token_ttl=3600,
+            api_key=API_KEY,
+            fail_jobs=False,
+            reason_code=1517,
+            reason_message="Error in transpilation process.",
+            reason_solution="Check the circuits are ISA circuits for the backend.",
+            disable_get_job=False,
+        )
         self.backends = backends
-        self.config: dict[str, Any] = {
-            "job_seconds": job_seconds,
-            "token_ttl": 3600,
-            "api_key": API_KEY,
-            "fail_jobs": False,
-            "reason_code": 1517,
-            "reason_message": "Error in transpilation process.",
-            "reason_solution": "Check the circuits are ISA circuits for the backend.",
-            "disable_get_job": False,
-            "faults": [],
-        }
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.requests: list[dict[str, Any]] = []
         self.valid_tokens: set[str] = set()
         self.deleted: list[str] = []
         self.completed_at: list[float] = []  # when each job reached a final state
-        self.server: ThreadingHTTPServer | None = None
-        self.thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> FakeDirectAccess:
-        """Serve on a free 127.0.0.1 port in a background thread."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
 
     def configure(self, **changes: Any) -> None:
         """Change the config; ``faults`` are appended, ``revoke_tokens`` acts at once."""
         with self.lock:
             if changes.pop("revoke_tokens", False):
                 self.valid_tokens.clear()
-            self.config["faults"].extend(changes.pop("faults", []))
-            self.config.update(changes)
+        super().configure(**changes)
 
-    def calls(self, method: str, path_regex: str) -> list[dict[str, Any]]:
-        """Logged requests with this method whose path matches ``path_regex`` fully."""
-        with self.lock:
-            return [
-                r
-                for r in self.requests
-                if r["method"] == method and re.fullmatch(path_regex, r["path"])
-            ]
-
-    # -- faults ---------------------------------------------------------------------------
-    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
-        with self.lock:
-            for fault in self.config["faults"]:
-                if (
-                    fault.get("method", method) == method
-                    and path.startswith(fault.get("path", "/"))
-                    and fault.get("times", 1) > 0
-                ):
-                    fault["times"] = fault.get("times", 1) - 1
-                    return dict(fault)
-        return None
+    def fault(self, request: Request, status: int) -> Response:
+        return Response(status, _error(status, "Injected", f"injected fault {status}"))
 
     # -- IAM ------------------------------------------------------------------------------
     def issue_token(self, form: dict[str, str]) -> tuple[int, Any]:
@@ -294,7 +252,10 @@ class FakeDirectAccess:
             self.deleted.append(job_id)
         return 204, None
 
-    def route(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
+    def route(self, request: Request) -> Response:
+        return Response(*self._route(request.method, request.path, request.headers, request.body))
+
+    def _route(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
         """Answer one request (after faults); returns (status, JSON body or None)."""
         if path == "/identity/token" and method == "POST":
             from urllib.parse import parse_qsl
@@ -423,65 +384,14 @@ def _error(status: int, title: str, message: str) -> dict[str, Any]:
     }
 
 
-def _handler(fake: FakeDirectAccess) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # keep pytest output clean
-            pass
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            path = self.path.split("?", 1)[0]
-            fault = None if path.startswith("/_fake/") else fake.take_fault(self.command, path)
-            status: int
-            if fault and fault.get("delay"):
-                time.sleep(float(fault["delay"]))
-            if fault and fault.get("drop"):
-                self._log(path, 0)
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(2)
-                return
-            headers: dict[str, str] = {}
-            if fault and fault.get("status"):
-                status = int(fault["status"])
-                answer: Any = _error(status, "Injected", f"injected fault {status}")
-                if fault.get("retry_after") is not None:
-                    headers["Retry-After"] = str(fault["retry_after"])
-            else:
-                status, answer = fake.route(self.command, path, self.headers, body)
-            self._log(path, status)
-            data = b"" if answer is None else json.dumps(answer).encode()
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            if data:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _log(self, path: str, status: int) -> None:
-            if path.startswith("/_fake/"):
-                return
-            with fake.lock:
-                fake.requests.append(
-                    {"method": self.command, "path": path, "status": status, "time": time.time()}
-                )
-
-        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
-
-    return Handler
-
-
 @contextlib.contextmanager
 def moto_s3() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 with the test bucket; yields its URL."""
     import boto3
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every S3 request, presigned-URL signatures included, to stderr
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
