@@ -40,9 +40,7 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -50,10 +48,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jwt
 import requests
 
-from .server import FakeServer, Request, Response
+from .ibm_iam import FakeIbmService
+from .server import Request, Response
+from .worker import run_worker
 
 API_KEY = "fake-api-key-0123456789"
 SERVICE_CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/fake::"
@@ -61,18 +60,16 @@ AWS_KEY_ID = "AKIAFAKEFAKEFAKE0001"
 AWS_SECRET = "fake/aws/secret/key/0123456789abcdef"
 BUCKET = "qrmi-jobs"
 REGION = "us-east-1"
-_JWT_KEY = "fake-signing-key-for-tests-only-0123456789"
 _TERMINAL = ("Completed", "Failed", "Cancelled")
 
 
-class FakeDirectAccess(FakeServer):
+class FakeDirectAccess(FakeIbmService):
     """State and behaviour of the fake service; :class:`fakes.server.FakeServer` does HTTP."""
 
     def __init__(self, backends: tuple[str, ...] = ("fake_heron",), job_seconds: float = 0.5):
         super().__init__(
+            API_KEY,
             job_seconds=job_seconds,
-            token_ttl=3600,
-            api_key=API_KEY,
             fail_jobs=False,
             reason_code=1517,
             reason_message="Error in transpilation process.",
@@ -81,51 +78,15 @@ class FakeDirectAccess(FakeServer):
         )
         self.backends = backends
         self.jobs: dict[str, dict[str, Any]] = {}
-        self.valid_tokens: set[str] = set()
         self.deleted: list[str] = []
         self.completed_at: list[float] = []  # when each job reached a final state
-
-    def configure(self, **changes: Any) -> None:
-        """Change the config; ``faults`` are appended, ``revoke_tokens`` acts at once."""
-        with self.lock:
-            if changes.pop("revoke_tokens", False):
-                self.valid_tokens.clear()
-        super().configure(**changes)
 
     def fault(self, request: Request, status: int) -> Response:
         return Response(status, _error(status, "Injected", f"injected fault {status}"))
 
-    # -- IAM ------------------------------------------------------------------------------
-    def issue_token(self, form: dict[str, str]) -> tuple[int, Any]:
-        if form.get("grant_type") != "urn:ibm:params:oauth:grant-type:apikey":
-            return 400, {"errorCode": "BXNIM0103E", "errorMessage": "unsupported grant type"}
-        if form.get("apikey") != self.config["api_key"]:
-            return 400, {
-                "errorCode": "BXNIM0415E",
-                "errorMessage": "Provided API key could not be found.",
-            }
-        now = int(time.time())
-        ttl = int(self.config["token_ttl"])
-        token = jwt.encode(
-            {"iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}, _JWT_KEY, algorithm="HS256"
-        )
-        with self.lock:
-            self.valid_tokens.add(token)
-        return 200, {
-            "access_token": token,
-            "refresh_token": "not-used",
-            "token_type": "Bearer",
-            "expires_in": ttl,
-            "expiration": now + ttl,
-        }
-
     def authorized(self, headers: Any) -> tuple[int, Any] | None:
         """None if the request may proceed, else the error answer."""
-        auth = headers.get("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        with self.lock:
-            valid = token in self.valid_tokens
-        if not valid:
+        if not self.bearer_valid(headers):
             return 401, _error(401, "Unauthorized", "token is invalid or expired")
         if headers.get("Service-CRN") != SERVICE_CRN:
             return 403, _error(403, "Forbidden", "Service-CRN does not name this instance")
@@ -258,9 +219,7 @@ class FakeDirectAccess(FakeServer):
     def _route(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
         """Answer one request (after faults); returns (status, JSON body or None)."""
         if path == "/identity/token" and method == "POST":
-            from urllib.parse import parse_qsl
-
-            return self.issue_token(dict(parse_qsl(body.decode())))
+            return self.issue_token(body)
         if path == "/version" and method == "GET":
             return 200, {"version": "0.9.0-fake"}
         if path.startswith("/_fake/"):
@@ -319,24 +278,8 @@ class _JobFailure(Exception):
 
 
 def execute(program_id: str, parameters: dict[str, Any]) -> str:
-    """Run primitive parameters with the ``local`` resource's worker; return the result JSON.
-
-    A child process, as for the local resource: qiskit's primitives are not safe to run
-    in a server thread of the test process (seen: segfaults in QuantumCircuit.copy).
-    """
-    with tempfile.TemporaryDirectory(prefix="fake-da-job-") as workdir:
-        payload = {"program_id": program_id, "parameters": parameters}
-        (Path(workdir) / "payload.json").write_text(json.dumps(payload))
-        proc = subprocess.run(
-            [sys.executable, "-m", "qrmi_tasks.providers.local_worker", workdir],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if proc.returncode != 0:
-            error = Path(workdir) / "error.txt"
-            raise RuntimeError(error.read_text() if error.exists() else proc.stderr[-300:])
-        return (Path(workdir) / "result.json").read_text()
+    """Run primitive parameters with the ``local`` resource's worker; the result JSON."""
+    return run_worker({"program_id": program_id, "parameters": parameters})
 
 
 # Every fake backend describes itself as this device of qiskit_ibm_runtime.fake_provider.

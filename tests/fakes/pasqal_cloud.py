@@ -18,16 +18,13 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from .server import FakeServer, Request, Response
+from .worker import run_worker
 
 TOKEN = "pasqal-token-abcdef0123456789"
 PROJECT_ID = "00000000-0000-4000-8000-0000000000aa"
@@ -41,20 +38,7 @@ def _now() -> str:
 
 def emulate(sequence: str, runs: int) -> dict[str, Any]:
     """Emulate ``sequence`` for ``runs`` shots with the local worker; Pasqal's result shape."""
-    with tempfile.TemporaryDirectory(prefix="fake-pasqal-") as workdir:
-        (Path(workdir) / "payload.json").write_text(
-            json.dumps({"sequence": sequence, "job_runs": runs})
-        )
-        proc = subprocess.run(
-            [sys.executable, "-m", "qrmi_tasks.providers.local_worker", workdir],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if proc.returncode != 0:
-            error = Path(workdir) / "error.txt"
-            raise RuntimeError(error.read_text() if error.exists() else proc.stderr[-300:])
-        counter = json.loads((Path(workdir) / "result.json").read_text())["counter"]
+    counter = json.loads(run_worker({"sequence": sequence, "job_runs": runs}))["counter"]
     raw = [bits for bits, n in counter.items() for _ in range(n)]
     return {"raw": raw, "counter": counter, "serialised_results": None}
 

@@ -30,25 +30,19 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
-import jwt
-
-from .server import FakeServer, Request, Response
+from .ibm_iam import FakeIbmService
+from .server import Request, Response
+from .worker import WorkerRun
 
 API_KEY = "qrs-fake-api-key-0123456789"
 SERVICE_CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/fakeacct:fakeinst::"
 API = "/api/v1"
 IAM = "/iam"
-_JWT_KEY = "fake-qrs-signing-key-for-tests-only-0123456789"
 _FINAL = ("Completed", "Failed", "Cancelled")
 
 
@@ -61,45 +55,13 @@ def _errors(message: str, code: int = 0) -> dict[str, Any]:
     return {"errors": [{"message": message, "code": code}], "trace": uuid.uuid4().hex}
 
 
-class _Execution:
-    """The params running in ``python -m qrmi_tasks.providers.local_worker``."""
-
-    def __init__(self, program_id: str, params: dict[str, Any]) -> None:
-        self.workdir = tempfile.TemporaryDirectory(prefix="fake-qrs-")
-        payload = {"program_id": program_id, "parameters": params}
-        (Path(self.workdir.name) / "payload.json").write_text(json.dumps(payload))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qrmi_tasks.providers.local_worker", self.workdir.name],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def wait(self) -> tuple[str | None, str | None]:
-        """(encoded result, None) or (None, one-line error)."""
-        _, stderr = self.proc.communicate(timeout=600)
-        workdir = Path(self.workdir.name)
-        if self.proc.returncode != 0:
-            error = workdir / "error.txt"
-            text = error.read_text() if error.exists() else stderr[-300:]
-            return None, " ".join(text.split())[:300]
-        return (workdir / "result.json").read_text(), None
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.workdir.cleanup()
-
-
-class FakeQiskitRuntime(FakeServer):
+class FakeQiskitRuntime(FakeIbmService):
     """State of the fake service; :class:`fakes.server.FakeServer` does the HTTP."""
 
     def __init__(self, backends: tuple[str, ...] = ("ibm_fake",), job_seconds: float = 0.4):
         super().__init__(
+            API_KEY,
             job_seconds=job_seconds,
-            token_ttl=3600,
-            api_key=API_KEY,
             fail_jobs=False,
             reason="Error in transpilation process. Circuits must be ISA circuits.",
             reason_code=1517,
@@ -109,8 +71,6 @@ class FakeQiskitRuntime(FakeServer):
         self.results: dict[str, str] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []  # decoded POST /jobs bodies, in order
-        self.valid_tokens: set[str] = set()
-        self.issued: list[str] = []
 
     @property
     def api_url(self) -> str:
@@ -119,13 +79,6 @@ class FakeQiskitRuntime(FakeServer):
     @property
     def iam_url(self) -> str:
         return self.url + IAM
-
-    def configure(self, **changes: Any) -> None:
-        """Change the config; ``faults`` are appended, ``revoke_tokens`` acts at once."""
-        with self.lock:
-            if changes.pop("revoke_tokens", False):
-                self.valid_tokens.clear()
-        super().configure(**changes)
 
     def fault(self, request: Request, status: int) -> Response:
         return Response(status, _errors(f"injected fault {status}", 9999))
@@ -137,37 +90,8 @@ class FakeQiskitRuntime(FakeServer):
             return body[1].encode(), "application/json"
         return (b"" if body is None else json.dumps(body).encode()), "application/json"
 
-    # -- IAM ------------------------------------------------------------------------------
-    def issue_token(self, form: dict[str, str]) -> tuple[int, Any]:
-        if form.get("grant_type") != "urn:ibm:params:oauth:grant-type:apikey":
-            return 400, {"errorCode": "BXNIM0103E", "errorMessage": "unsupported grant type"}
-        if form.get("apikey") != self.config["api_key"]:
-            return 400, {
-                "errorCode": "BXNIM0415E",
-                "errorMessage": "Provided API key could not be found.",
-            }
-        now = int(time.time())
-        ttl = int(self.config["token_ttl"])
-        token = jwt.encode(
-            {"iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}, _JWT_KEY, algorithm="HS256"
-        )
-        with self.lock:
-            self.valid_tokens.add(token)
-            self.issued.append(token)
-        return 200, {
-            "access_token": token,
-            "refresh_token": "not-used",
-            "token_type": "Bearer",
-            "expires_in": ttl,
-            "expiration": now + ttl,
-        }
-
     def _unauthorized(self, headers: Any) -> tuple[int, Any] | None:
-        auth = headers.get("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
-        with self.lock:
-            valid = token in self.valid_tokens
-        if not valid:
+        if not self.bearer_valid(headers):
             return 401, _errors("Invalid or expired token", 1002)
         if headers.get("Service-CRN") != SERVICE_CRN:
             return 403, _errors("Service-CRN does not name an instance you can use", 1216)
@@ -236,7 +160,11 @@ class FakeQiskitRuntime(FakeServer):
         # resource's worker process, started at once: a job lasts max(job_seconds, run).
         fixed = self.config.get("fixed_result")
         run = not self.config["fail_jobs"] and fixed is None
-        worker = _Execution(job["program"]["id"], job["params"]) if run else None
+        worker = (
+            WorkerRun({"program_id": job["program"]["id"], "parameters": job["params"]})
+            if run
+            else None
+        )
         try:
             queued = self.config.get("queue_seconds")
             queued = seconds / 2 if queued is None else min(float(queued), seconds)
@@ -283,8 +211,7 @@ class FakeQiskitRuntime(FakeServer):
             request.body,
         )
         if path == IAM + "/identity/token" and method == "POST":
-            form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-            return self.issue_token(form)
+            return self.issue_token(body)
         if not path.startswith(API + "/"):
             return 404, _errors(f"no route {method} {path}")
         denied = self._unauthorized(headers)
