@@ -44,6 +44,16 @@ def runner_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "qrmi_tasks", *args]
 
 
+def start_runner(*args: str, env: dict[str, str], capture: bool = True) -> subprocess.Popen[str]:
+    """Start ``qrmi-task-runner ARGS`` in the background (for signal and reattach tests).
+
+    With ``capture`` its stdout/stderr are pipes (read them with ``communicate``),
+    otherwise they are discarded.
+    """
+    stream = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(runner_cmd(*args), env=env, stdout=stream, stderr=stream, text=True)
+
+
 def run_runner(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:

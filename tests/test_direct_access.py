@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner, runner_cmd
+from conftest import EXAMPLES, clean_env, run_runner, start_runner
 from fakes.direct_access import API_KEY, AWS_SECRET, FakeDirectAccess, moto_s3, runner_env
 from test_cli_errors import ConnectionCounter, assert_clean_error
 
@@ -98,13 +98,7 @@ def test_fault_mix_completes_with_one_submission(fake, env, tmp_path):
         ],
     )
     out = tmp_path / "out.json"
-    proc = subprocess.Popen(
-        runner_cmd(BACKEND, str(BELL), "-o", str(out)),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_runner(BACKEND, str(BELL), "-o", str(out), env=env)
     deadline = time.monotonic() + 30
     while not fake.jobs and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -132,13 +126,7 @@ def test_fault_mix_completes_with_one_submission(fake, env, tmp_path):
 def test_sigterm_cancels_then_deletes(fake, env, tmp_path):
     fake.configure(job_seconds=60)
     out = tmp_path / "out.json"
-    proc = subprocess.Popen(
-        runner_cmd(BACKEND, str(BELL), "-o", str(out)),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_runner(BACKEND, str(BELL), "-o", str(out), env=env)
     deadline = time.monotonic() + 30
     while not fake.calls("GET", r"/v1/jobs(/[^/]+)?") or not fake.jobs:
         assert time.monotonic() < deadline, "job never polled"
@@ -174,12 +162,7 @@ def test_sigkill_then_rerun_reattaches(fake, env, tmp_path):
     fake.configure(job_seconds=3)
     env = dict(env, SLURM_JOB_ID="4242", SLURM_STEP_ID="0")
     out = tmp_path / "out.json"
-    proc = subprocess.Popen(
-        runner_cmd(BACKEND, str(BELL), "-o", str(out)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_runner(BACKEND, str(BELL), "-o", str(out), env=env, capture=False)
     deadline = time.monotonic() + 30
     while not fake.jobs:
         assert time.monotonic() < deadline
@@ -200,12 +183,7 @@ def test_rerun_after_completion_fetches_without_resubmitting(fake, env, tmp_path
     env = dict(env, SLURM_JOB_ID="77", SLURM_STEP_ID="3")
     fake.configure(job_seconds=0.2)
     # first run killed right after submission; the job completes meanwhile
-    proc = subprocess.Popen(
-        runner_cmd(BACKEND, str(BELL)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_runner(BACKEND, str(BELL), env=env, capture=False)
     while not fake.jobs:
         time.sleep(0.01)
     proc.kill()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 
 import pytest
-from conftest import clean_env, run_runner, runner_cmd
+from conftest import clean_env, run_runner, start_runner
 from fakes.pasqal_cloud import FakePasqalCloud, runner_env
 from payloads import write_pulser_payload
 from test_cli_errors import assert_clean_error
@@ -62,13 +61,7 @@ def test_object_and_string_sequence_submit_the_same_string(fake, env, payloads):
 def test_sigterm_while_running_cancels_promptly(fake, env, payloads, tmp_path):
     fake.configure(job_seconds=60)
     out = tmp_path / "out.json"
-    proc = subprocess.Popen(
-        runner_cmd(DEVICE, str(payloads["object"]), "-o", str(out)),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_runner(DEVICE, str(payloads["object"]), "-o", str(out), env=env)
     deadline = time.monotonic() + 60
     while not any(b["status"] == "RUNNING" for b in fake.batches.values()):
         assert time.monotonic() < deadline, "batch never ran"
@@ -156,12 +149,7 @@ def test_create_retried_after_lost_answer_leaves_one_batch(fake, env, payloads, 
 def test_rerun_in_same_slurm_step_attaches(fake, env, payloads, tmp_path):
     fake.configure(job_seconds=4)
     env = dict(env, SLURM_JOB_ID="991", SLURM_STEP_ID="0")
-    proc = subprocess.Popen(
-        runner_cmd(DEVICE, str(payloads["object"])),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_runner(DEVICE, str(payloads["object"]), env=env, capture=False)
     while not fake.batches:
         time.sleep(0.05)
     proc.kill()

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner, runner_cmd
+from conftest import EXAMPLES, clean_env, run_runner, start_runner
 from fakes.qiskit_runtime import API_KEY, SERVICE_CRN, FakeQiskitRuntime, runner_env
 from test_cli_errors import assert_clean_error
 
@@ -144,13 +144,7 @@ def test_large_result_is_streamed_byte_for_byte(fake, env, tmp_path):
 def test_sigterm_while_running_cancels_within_half_a_second(fake, env, tmp_path):
     fake.configure(job_seconds=60, queue_seconds=0.2)
     out = tmp_path / "out.json"
-    proc = subprocess.Popen(
-        runner_cmd(BACKEND, str(SAMPLER), "-o", str(out)),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_runner(BACKEND, str(SAMPLER), "-o", str(out), env=env)
     deadline = time.monotonic() + 60
     while not any(j["status"] == "Running" for j in fake.jobs.values()):
         assert time.monotonic() < deadline and proc.poll() is None, "job never ran"
@@ -215,13 +209,7 @@ def test_iam_outage_is_retried(fake, env):
 
 def test_expired_token_is_renewed_once(fake, env):
     fake.configure(job_seconds=1.5)
-    proc = subprocess.Popen(
-        runner_cmd(BACKEND, str(SAMPLER)),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_runner(BACKEND, str(SAMPLER), env=env)
     deadline = time.monotonic() + 60
     while not fake.jobs:
         assert time.monotonic() < deadline and proc.poll() is None, "no job created"
@@ -314,12 +302,7 @@ def test_given_session_id_is_joined_and_left_open(fake, env):
 def test_rerun_in_same_slurm_step_attaches(fake, env):
     fake.configure(job_seconds=3)
     env = dict(env, SLURM_JOB_ID="4242", SLURM_STEP_ID="0")
-    proc = subprocess.Popen(
-        runner_cmd(BACKEND, str(SAMPLER)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_runner(BACKEND, str(SAMPLER), env=env, capture=False)
     deadline = time.monotonic() + 60
     while not fake.jobs:
         assert time.monotonic() < deadline, "no job created"
