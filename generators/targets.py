@@ -87,16 +87,20 @@ def _direct_access_target(resource: Any) -> Any:
 
 
 def _runtime_target(resource: Any) -> Any:
-    # The Qiskit Runtime REST API serves the same documents under its base URL
-    # ({ENDPOINT} = .../api/v1, as the runner's qiskit-runtime provider uses it) with the
-    # same IAM bearer token and Service-CRN header, so the Direct Access client fits.
-    spec = (
-        Setting("ENDPOINT"),
-        Setting("IAM_ENDPOINT"),
-        Setting("IAM_APIKEY", secret=True),
-        Setting("SERVICE_CRN"),
-    )
-    return _rest_target(resource, spec, f"/backends/{resource.name}", "Qiskit Runtime")
+    # Through the runner's Qiskit Runtime provider, i.e. qiskit-ibm-runtime's own client,
+    # with the same endpoints, IAM handling and error messages as a run.
+    from qrmi_tasks.logsetup import SECRETS
+    from qrmi_tasks.providers.base import RunContext
+    from qrmi_tasks.providers.qiskit_runtime import QiskitRuntimeProvider
+
+    spec = QiskitRuntimeProvider.settings_spec
+    SECRETS.add(resource.secret_values(spec))
+    provider = QiskitRuntimeProvider(resource, resource.settings(spec), RunContext("qrmi-gen"))
+    try:
+        configuration, properties = provider.backend_documents()
+    finally:
+        provider.close()
+    return target_from_json(configuration, properties, resource.name)
 
 
 def _rest_target(resource: Any, spec: tuple[Setting, ...], base: str, service: str) -> Any:

@@ -332,26 +332,13 @@ def test_resource_target_from_direct_access(tmp_path):
     assert set(seen) <= {0b00, 0b11} and sum(seen.values()) == 500
 
 
-def test_resource_target_from_qiskit_runtime_rest_api(tmp_path):
-    """Same documents under the Runtime API base URL ({ENDPOINT} = .../api/v1).
+def test_resource_target_from_qiskit_runtime(tmp_path):
+    """Through the runner's Qiskit Runtime provider, against the fake Runtime API."""
+    from fakes.qiskit_runtime import FakeQiskitRuntime, runner_env
 
-    The fake DA serves /v1/backends/{name}/configuration and IAM, the shape the Qiskit
-    Runtime API has too; here it stands in for the Runtime API.
-    """
-    from fakes.direct_access import API_KEY, SERVICE_CRN, FakeDirectAccess
-
-    fake = FakeDirectAccess(("ibm_fake",)).start()
+    fake = FakeQiskitRuntime(("ibm_fake",)).start()
+    env = clean_env(**runner_env("ibm_fake", fake))
     prefix = "ibm_fake_QRMI_IBM_QRS_"
-    env = clean_env(
-        SLURM_JOB_QPU_RESOURCES="ibm_fake",
-        SLURM_JOB_QPU_TYPES="qiskit-runtime-service",
-        **{
-            f"{prefix}ENDPOINT": fake.url + "/v1",
-            f"{prefix}IAM_ENDPOINT": fake.url,
-            f"{prefix}IAM_APIKEY": API_KEY,
-            f"{prefix}SERVICE_CRN": SERVICE_CRN,
-        },
-    )
     try:
         out = tmp_path / "est.json"
         proc = run_gen(
@@ -366,7 +353,9 @@ def test_resource_target_from_qiskit_runtime_rest_api(tmp_path):
             env=env,
         )
         document = generated(proc, out)
-        assert len(fake.calls("GET", r"/v1/backends/ibm_fake/properties")) == 1
+        assert len(fake.calls("GET", r"/api/v1/backends/ibm_fake/configuration")) == 1
+        assert len(fake.calls("GET", r"/api/v1/backends/ibm_fake/properties")) == 1
+        assert not fake.calls("POST", r"/api/v1/jobs")
         # a refused API key: one line, exit 3 (provider), no retry storm
         env[f"{prefix}IAM_APIKEY"] = "wrong-key"
         proc = run_gen("sampler", BELL, "--resource", "ibm_fake", "-o", out, env=env)

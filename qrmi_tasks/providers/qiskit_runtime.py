@@ -264,6 +264,16 @@ class QiskitRuntimeProvider(Provider):
             return f"no answer from {self.api.endpoint} ({detail})"
         return _one_line(text, 300)
 
+    def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Backend NAME's configuration and properties (for ``qrmi-gen --resource``)."""
+        api = self.api
+        self._call("get an IAM token", api.check_credentials)
+        return self._call(
+            f"get the configuration and properties of {self.resource.name}",
+            lambda: api.backend_documents(self.resource.name),
+            fail={404: ConfigError},
+        )
+
     # -- Provider interface -------------------------------------------------------------
     @property
     def tag(self) -> str:

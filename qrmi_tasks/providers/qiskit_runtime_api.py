@@ -229,6 +229,13 @@ class RuntimeApi:
             version=2,
         )
 
+    def backend_documents(self, backend: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The backend's configuration and properties JSON (to build a transpiler target)."""
+        return (
+            self.client.backend_configuration(backend),
+            self.client.backend_properties(backend),
+        )
+
     def find_jobs(self, tag: str, backend: str) -> list[dict[str, Any]]:
         """Jobs carrying ``tag`` on ``backend``, newest first."""
         answer = self.client.jobs_get(limit=10, backend_name=backend, job_tags=[tag])

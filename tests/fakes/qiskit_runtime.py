@@ -9,7 +9,8 @@ Routes, as qiskit-ibm-runtime 0.51 calls them for one job (found by reading its
   checked on every request): ``POST /jobs``, ``GET /jobs/{id}`` (``exclude_params``),
   ``GET /jobs`` (``tags``, ``backend`` filters), ``GET /jobs/{id}/results``,
   ``POST /jobs/{id}/cancel``, ``POST /sessions``, ``GET|PATCH /sessions/{id}``,
-  ``GET /backends`` and ``GET /backends/{name}/status``.
+  ``GET /backends``, ``GET /backends/{name}/status`` and ``/configuration`` /
+  ``/properties`` (fake Torino's documents, for ``qrmi-gen --resource``).
 
 Jobs go Queued -> Running -> Completed on timers; the params the fake received are run on
 qiskit's reference primitives by the ``local`` resource's worker process
@@ -35,6 +36,7 @@ import time
 import uuid
 from typing import Any
 
+from .direct_access import device_document
 from .ibm_iam import FakeIbmService
 from .server import Request, Response
 from .worker import WorkerRun
@@ -263,6 +265,12 @@ class FakeQiskitRuntime(FakeIbmService):
                 return 200, dict(session)
             if api == "/backends" and method == "GET":
                 return 200, {"devices": list(self.backends)}
+            if (m := re.fullmatch(r"/backends/([^/]+)/(configuration|properties)", api)) and (
+                method == "GET"
+            ):
+                if m.group(1) not in self.backends:
+                    return 404, _errors(f"Backend {m.group(1)} not found", 1216)
+                return 200, device_document(m.group(2))
             if (m := re.fullmatch(r"/backends/([^/]+)/status", api)) and method == "GET":
                 if m.group(1) not in self.backends:
                     return 404, _errors("backend not found", 1216)
