@@ -316,6 +316,29 @@ def test_rerun_in_same_slurm_step_attaches(fake, env):
     assert sum(_decode(again.stdout)[0].data.meas.get_counts().values()) == 1000
 
 
+def test_rerun_adopts_and_closes_the_earlier_runs_session(fake, env):
+    fake.configure(job_seconds=3)
+    env = dict(
+        env,
+        SLURM_JOB_ID="4243",
+        SLURM_STEP_ID="0",
+        **{f"{BACKEND}_QRMI_IBM_QRS_SESSION_MODE": "batch"},
+    )
+    proc = start_runner(BACKEND, str(SAMPLER), env=env, capture=False)
+    deadline = time.monotonic() + 60
+    while not fake.jobs:
+        assert time.monotonic() < deadline, "no job created"
+        time.sleep(0.02)
+    proc.kill()  # killed before it could close its session
+    proc.wait()
+    (session,) = fake.sessions.values()
+    assert session["accepting_jobs"] is True
+    again = run_runner(BACKEND, str(SAMPLER), env=env)
+    assert again.returncode == 0, again.stderr
+    assert len(fake.sessions) == 1 and len(fake.calls("POST", "/api/v1/jobs")) == 1
+    assert session["accepting_jobs"] is False  # the rerun closed it
+
+
 def test_library_is_imported_only_when_the_resource_needs_it(fake):
     code = (
         "import sys\n"

@@ -288,7 +288,11 @@ class QiskitRuntimeProvider(Provider):
         return job
 
     def _existing_job(self) -> str | None:
-        """A live job this request already submitted (Slurm requeue / rerun), if any."""
+        """A live job this request already submitted (Slurm requeue / rerun), if any.
+
+        With ``SESSION_MODE`` (and no ``SESSION_ID``) the job's session was opened by the
+        earlier run of this same request: adopt it, so this run closes it when done.
+        """
         backend = self.resource.name
         jobs = self._call(
             "list the jobs tagged " + self.tag, lambda: self.api.find_jobs(self.tag, backend)
@@ -305,6 +309,10 @@ class QiskitRuntimeProvider(Provider):
                     backend,
                     status,
                 )
+                session = job.get("session_id")
+                if session and self._session_id is None and self.settings["SESSION_MODE"]:
+                    self._session_id, self._own_session = str(session), True
+                    log.info("session %s of the earlier run is now this run's", session)
                 return str(job["id"])
         return None
 
