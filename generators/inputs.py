@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from generators.core import GeneratorError, first_line
+from qrmi_tasks.errors import PayloadError
+from qrmi_tasks.payload import read_input
 
 _QPY_MAGIC = b"QISKIT"
 _HEADER = re.compile(rb"\A(?:\s|//[^\n]*\n|/\*.*?\*/)*OPENQASM\s+(\d+)", re.DOTALL)
@@ -19,16 +21,11 @@ _TERM = re.compile(
 
 
 def read_bytes(path: str | Path, what: str) -> bytes:
-    """A file's bytes, or a one-line error naming what the file was for."""
-    path = Path(path)
+    """A file's bytes, or a one-line GeneratorError naming what the file was for."""
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise GeneratorError(f"{what} file {path} does not exist") from None
-    except IsADirectoryError:
-        raise GeneratorError(f"{what} file {path} is a directory") from None
-    except OSError as exc:
-        raise GeneratorError(f"cannot read {what} file {path}: {exc.strerror}") from None
+        return read_input(path, what)
+    except PayloadError as exc:
+        raise GeneratorError(exc.message) from None
 
 
 def load_circuits(path: str | Path) -> list[Any]:

@@ -79,17 +79,23 @@ def _type_name(value: Any) -> str:
     )
 
 
+def read_input(path: str | Path, what: str) -> bytes:
+    """A user-given file's bytes, or a one-line PayloadError naming what it was for."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise PayloadError(f"{what} file {path} does not exist") from None
+    except IsADirectoryError:
+        raise PayloadError(f"{what} file {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise PayloadError(f"cannot read {what} file {path}: {exc.strerror}") from None
+
+
 def load_payload(path: str | Path) -> Payload:
     """Read and validate a payload file (structure only; see :func:`validate_sequence`)."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise PayloadError(f"payload file {path} does not exist") from None
-    except IsADirectoryError:
-        raise PayloadError(f"payload file {path} is a directory, not a JSON file") from None
-    except OSError as exc:
-        raise PayloadError(f"cannot read payload file {path}: {exc.strerror}") from None
+    raw = read_input(path, "payload")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

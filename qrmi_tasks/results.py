@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qrmi_tasks.errors import PayloadError
+from qrmi_tasks.payload import read_input
 
 DEFAULT_TOP = 16
 
@@ -103,14 +104,9 @@ def _plain(value: Any) -> Any:
 
 
 def _read_text(path: str | Path) -> str:
-    path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PayloadError(f"result file {path} does not exist") from None
-    except IsADirectoryError:
-        raise PayloadError(f"result file {path} is a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        return read_input(path, "result").decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise PayloadError(f"cannot read result file {path}: {exc}") from None
 
 
