@@ -213,11 +213,9 @@ class FakeDirectAccess(FakeIbmService):
             self.deleted.append(job_id)
         return 204, None
 
-    def route(self, request: Request) -> Response:
-        return Response(*self._route(request.method, request.path, request.headers, request.body))
-
-    def _route(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, Any]:
+    def route(self, request: Request) -> tuple[int, Any]:
         """Answer one request (after faults); returns (status, JSON body or None)."""
+        method, path, headers, body = request.method, request.path, request.headers, request.body
         if path == "/identity/token" and method == "POST":
             return self.issue_token(body)
         if path == "/version" and method == "GET":

@@ -158,10 +158,7 @@ class FakePasqalCloud(FakeServer):
             return
         self._set(batch, "DONE", end_timestamp=_now())
 
-    def route(self, request: Request) -> Response:
-        return Response(*self._route(request))
-
-    def _route(self, request: Request) -> tuple[int, Any]:
+    def route(self, request: Request) -> tuple[int, Any]:
         method, path, query, headers, body = (
             request.method,
             request.path,

@@ -201,10 +201,7 @@ class FakeQiskitRuntime(FakeIbmService):
             if worker is not None:
                 worker.close()
 
-    def route(self, request: Request) -> Response:
-        return Response(*self._route(request))
-
-    def _route(self, request: Request) -> tuple[int, Any]:
+    def route(self, request: Request) -> tuple[int, Any]:
         method, path, query, headers, body = (
             request.method,
             request.path,

@@ -1,7 +1,7 @@
 """What every fake service shares: a threaded HTTP server on 127.0.0.1, a request log,
 and fault injection. Each fake (one per provider) subclasses :class:`FakeServer` and
-implements :meth:`FakeServer.route` (the protocol) and :meth:`FakeServer.encode` (how the
-service wraps answers and errors).
+implements :meth:`FakeServer.route` (the protocol: a request to a status and a body) and
+:meth:`FakeServer.encode` (how the service wraps answers and errors).
 
 Faults (``configure(faults=[...])``), matched in order by method and path prefix, each
 used ``times`` times (default 1):
@@ -129,8 +129,8 @@ class FakeServer:
             )
 
     # -- protocol (subclasses) --------------------------------------------------------------
-    def route(self, request: Request) -> Response:
-        """Serve one request."""
+    def route(self, request: Request) -> tuple[int, Any]:
+        """Serve one request: (status, body for :meth:`encode`)."""
         raise NotImplementedError
 
     def fault(self, request: Request, status: int) -> Response:
@@ -180,7 +180,7 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 if fault.get("retry_after") is not None:
                     response.headers["Retry-After"] = str(fault["retry_after"])
             else:
-                response = fake.route(request)
+                response = Response(*fake.route(request))
             if not control:
                 fake.record(request, response.status)
             data, content_type = fake.encode(request, response)
