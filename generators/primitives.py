@@ -109,6 +109,29 @@ def _values(pub: Any) -> list | None:
     return pub.parameter_values.as_array(pub.circuit.parameters).tolist()
 
 
+def _entry(head: list[Any], values: list | None, last: Any) -> list[Any]:
+    """A pub as IBM's schemas lay it out: ``head``, then the optional parameter values
+    and last slot (shots or precision), written only up to the last one that is set."""
+    entry = list(head)
+    if values is not None or last is not None:
+        entry.append(values if values is not None else [])
+    if last is not None:
+        entry.append(last)
+    return entry
+
+
+def _prepare(
+    kind: str, pubs: Any, observables: Any, target: Any, optimization_level: int
+) -> tuple[list[Any], NamedTarget | None, list[Any]]:
+    """Coerced pubs, the resolved target (None: warned that circuits are not ISA) and
+    the circuits to emit (transpiled for the target)."""
+    coerced = _coerce(kind, _as_list(pubs), observables)
+    named = resolve_target(target)
+    if named is None:
+        warn_not_isa()
+    return coerced, named, _transpile([p.circuit for p in coerced], named, optimization_level)
+
+
 def _coerce(kind: str, items: list[Any], observables: Any) -> list[Any]:
     from qiskit import QuantumCircuit
     from qiskit.primitives.containers.estimator_pub import EstimatorPub
@@ -169,21 +192,12 @@ def sampler_payload(
 
     if shots is not None and (type(shots) is not int or shots < 1):
         raise GeneratorError(f"shots must be an integer >= 1, got {shots!r}")
-    coerced = _coerce("sampler", _as_list(pubs), None)
-    named = resolve_target(target)
-    if named is None:
-        warn_not_isa()
-    circuits = _transpile([p.circuit for p in coerced], named, optimization_level)
+    coerced, named, circuits = _prepare("sampler", pubs, None, target, optimization_level)
     entries = []
     for pub, circuit in zip(coerced, circuits, strict=True):
         pub = SamplerPub(circuit, pub.parameter_values, pub.shots, validate=False)
-        entry: list[Any] = [dumps_qasm3(circuit)]
-        values = _values(pub)
-        if values is not None or pub.shots is not None:
-            entry.append(values if values is not None else [])
-        if pub.shots is not None:
-            entry.append(int(pub.shots))
-        entries.append(entry)
+        pub_shots = None if pub.shots is None else int(pub.shots)
+        entries.append(_entry([dumps_qasm3(circuit)], _values(pub), pub_shots))
     parameters: dict[str, Any] = {"pubs": entries, "version": 2, "support_qiskit": False}
     if shots is not None:
         parameters["shots"] = shots
@@ -217,11 +231,7 @@ def estimator_payload(
         raise GeneratorError(f"default shots must be an integer >= 1, got {default_shots!r}")
     if resilience_level is not None and resilience_level not in (0, 1, 2):
         raise GeneratorError(f"resilience level must be 0, 1 or 2, got {resilience_level!r}")
-    coerced = _coerce("estimator", _as_list(pubs), observables)
-    named = resolve_target(target)
-    if named is None:
-        warn_not_isa()
-    circuits = _transpile([p.circuit for p in coerced], named, optimization_level)
+    coerced, named, circuits = _prepare("estimator", pubs, observables, target, optimization_level)
     entries = []
     for pub, circuit in zip(coerced, circuits, strict=True):
         obs = pub.observables
@@ -232,13 +242,9 @@ def estimator_payload(
         observables_list = pub.observables.tolist()
         if isinstance(observables_list, dict):
             observables_list = [observables_list]
-        entry: list[Any] = [dumps_qasm3(circuit), observables_list]
-        values = _values(pub)
-        if values is not None or pub.precision is not None:
-            entry.append(values if values is not None else [])
-        if pub.precision is not None:
-            entry.append(float(pub.precision))
-        entries.append(entry)
+        pub_precision = None if pub.precision is None else float(pub.precision)
+        head = [dumps_qasm3(circuit), observables_list]
+        entries.append(_entry(head, _values(pub), pub_precision))
     parameters: dict[str, Any] = {"pubs": entries, "version": 2, "support_qiskit": False}
     if precision is not None:
         parameters["precision"] = float(precision)
