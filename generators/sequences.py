@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 from generators.core import GeneratorError, Payload, first_line
+from qrmi_tasks.errors import PayloadError
+from qrmi_tasks.payload import rebuild_sequence
 from qrmi_tasks.quiet import quiet_import_warnings
 
 DEFAULT_DEVICE = "AnalogDevice"
@@ -61,13 +63,10 @@ def pulser_payload(sequence: Any, runs: int) -> Payload:
         raise GeneratorError(
             "this is already a payload ({'sequence', 'job_runs'}); give only its 'sequence'"
         )
-    with quiet_import_warnings():
-        from pulser import Sequence
-
     try:
-        rebuilt = Sequence.from_abstract_repr(text)
-    except Exception as exc:  # pulser raises schema, key, value and type errors
-        raise GeneratorError(f"not a valid Pulser sequence: {first_line(exc)}") from None
+        rebuilt = rebuild_sequence(text)
+    except PayloadError as exc:
+        raise GeneratorError(exc.message) from None
     if rebuilt.is_parametrized():
         raise GeneratorError(
             "the sequence declares variables; build it with values before serializing"

@@ -226,6 +226,24 @@ def _check_schema(document: dict[str, Any], source: str) -> None:
         raise PayloadError(f"{source}: {where}: {_short(error.message)}")
 
 
+def rebuild_sequence(text: str) -> Any:
+    """Rebuild an abstract-representation sequence with Pulser (a ``pulser.Sequence``).
+
+    Imports pulser (about a second). A sequence Pulser refuses is a PayloadError
+    ``not a valid Pulser sequence: <Pulser's first line>``.
+    """
+    from qrmi_tasks.quiet import quiet_import_warnings
+
+    with quiet_import_warnings():
+        from pulser import Sequence
+
+    try:
+        return Sequence.from_abstract_repr(text)
+    except Exception as exc:  # pulser raises many types: schema, value, key, type errors
+        detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PayloadError(f"not a valid Pulser sequence: {_short(detail)}") from None
+
+
 def validate_sequence(payload: Payload) -> None:
     """Rebuild a Pulser payload's sequence with Pulser: the deep check before submitting.
 
@@ -233,15 +251,7 @@ def validate_sequence(payload: Payload) -> None:
     """
     if payload.kind != PULSER:
         return
-    from qrmi_tasks.quiet import quiet_import_warnings
-
-    with quiet_import_warnings():
-        from pulser import Sequence
-
     try:
-        Sequence.from_abstract_repr(payload.sequence_json)
-    except Exception as exc:  # pulser raises many types: schema, value, key, type errors
-        detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PayloadError(
-            f"{payload.source}: 'sequence' is not a valid Pulser sequence: {_short(detail)}"
-        ) from None
+        rebuild_sequence(payload.sequence_json)
+    except PayloadError as exc:
+        raise PayloadError(f"{payload.source}: 'sequence' is {exc.message}") from None
