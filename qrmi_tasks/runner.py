@@ -288,11 +288,13 @@ def run(request: RunRequest, environ: Mapping[str, str] | None = None) -> int:
                 raise
             except QrmiError:
                 raise
-            except Exception:
+            except Exception as exc:
                 # An SDK failure nobody foresaw (or a bug) must not orphan a running
                 # task silently: cancel it on a pending signal, else name it.
                 if task.task_id is not None and watch.triggered:
-                    log.error("unexpected error while cancelling", exc_info=True)
+                    # one line, as every error; the traceback only at -v, as in cli.report
+                    log.error("unexpected error while cancelling: %r", exc)
+                    log.debug("traceback", exc_info=exc)
                     return task.interrupt()
                 if task.task_id is not None:
                     log.error("task %s may still be running on the provider", task.task_id)
