@@ -38,16 +38,20 @@ _CHATTY = (
 # Names of variables whose values are credentials, whatever their resource prefix.
 _SECRET_NAME = re.compile(r"(APIKEY|API_KEY|TOKEN|SECRET|PASSWORD|PASSWD|ACCESS_KEY)", re.I)
 # Credentials that appear inside text: auth headers, presigned-URL signatures, form bodies.
+# botocore at DEBUG prints request headers as a dict of bytes (``'Authorization':
+# b'AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...'``) and each
+# signature it computes, presigned URLs included, as ``Signature:\n<hex>``.
 _SECRET_PATTERNS = (
+    # a quoted header value, whole (AWS4 values hold spaces and commas): '...' or b"..."
+    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*b?')[^']*(')"), r"\1***\2"),
+    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*b?\")[^\"]*(\")"), r"\1***\2"),
+    # an unquoted header line (``Authorization: Bearer x``), up to the end of the line
+    (re.compile(r"(?i)(authorization\s*[:=]\s*)(?!b?['\"])[^\r\n\\'\"]+"), r"\1***"),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1***"),
     (
-        re.compile(
-            r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|basic|aws4-hmac-sha256)?\s*)"
-            r"[^'\"\s,}]+"
-        ),
+        re.compile(r"(?i)(X-Amz-(?:Signature|Credential|Security-Token)(?:=|%3D))[^&\s'\"]+"),
         r"\1***",
     ),
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1***"),
-    (re.compile(r"(?i)(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s'\"]+"), r"\1***"),
     (
         re.compile(r"(?i)([?&](?:Signature|AWSAccessKeyId|x-amz-security-token)=)[^&\s'\"]+"),
         r"\1***",
@@ -59,7 +63,9 @@ _SECRET_PATTERNS = (
         ),
         r"\1***",
     ),
-    (re.compile(r"(?i)(Signature=)[0-9a-f]{16,}"), r"\1***"),
+    # anywhere else: ``Signature=...`` (header values, URLs) and botocore's ``Signature:\n``
+    (re.compile(r"(?i)(\b(?:Signature|Credential)=)[^&\s'\",]+"), r"\1***"),
+    (re.compile(r"(?i)(\bSignature:\s*)[0-9a-f]{16,}"), r"\1***"),
 )
 _MIN_SECRET_LEN = 4
 

@@ -216,6 +216,15 @@ def test_wrong_api_key_is_one_line_exit_3_without_storm(fake, env):
 
 
 def test_debug_logs_hold_no_secret(fake, env, tmp_path):
+    # the job body carries the presigned URLs; botocore prints their signatures at -vv
+    bodies = []
+    create_job = fake.create_job
+
+    def recording_create_job(body):
+        bodies.append(json.loads(json.dumps(body)))
+        return create_job(body)
+
+    fake.create_job = recording_create_job
     proc = run_runner(
         "-vv",
         BACKEND,
@@ -234,6 +243,16 @@ def test_debug_logs_hold_no_secret(fake, env, tmp_path):
         assert secret not in proc.stderr
     assert not re.search(r"X-Amz-Signature=[0-9a-f]{8}", proc.stderr)
     assert not re.search(r"Bearer [A-Za-z0-9_.-]{12}", proc.stderr)
+    signatures = [
+        re.search(r"X-Amz-Signature=([0-9a-f]+)", part["presigned_url"]).group(1)
+        for body in bodies
+        for part in body["storage"].values()
+    ]
+    assert len(signatures) == 3  # input, results, logs
+    for signature in signatures:
+        assert signature not in proc.stderr
+    assert "Signature:\n***" in proc.stderr  # botocore's signing lines, masked
+    assert not re.search(r"Signature[:=]\s*[0-9a-f]{16}", proc.stderr)
     assert json.loads((tmp_path / "logs.json").read_text())["logs"]
 
 

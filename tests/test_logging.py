@@ -7,7 +7,7 @@ import logging
 import pytest
 from conftest import EXAMPLES, clean_env, run_runner
 
-from qrmi_tasks.logsetup import SecretFilter, level_from
+from qrmi_tasks.logsetup import _CHATTY, SecretFilter, level_from, setup_logging
 
 BELL = str(EXAMPLES / "qiskit" / "bell_sampler.json")
 
@@ -63,6 +63,48 @@ def test_filter_masks_known_values_and_credential_shapes():
         secrets.filter(record)
         assert secret not in record.getMessage(), record.getMessage()
         assert "***" in record.getMessage()
+
+
+SIG = "8f5300c2b99754c8607800d0d399278b6e44f8b4ce4610ad30b0e485edb356dc"
+# What botocore prints at DEBUG while signing requests and presigning URLs.
+BOTOCORE_LINES = (
+    f"Signature:\n{SIG}",
+    "Sending http request: <AWSPreparedRequest method=PUT, headers={'X-Amz-Date': "
+    "b'20261125T142046Z', 'Authorization': b'AWS4-HMAC-SHA256 Credential=AKIDKEY/20261125/"
+    f"us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature={SIG}'}}>",
+    f"Authorization: AWS4-HMAC-SHA256 Credential=AKIDKEY/x, SignedHeaders=host, Signature={SIG}",
+    f"send: b'PUT /k HTTP/1.1\\r\\nAuthorization: AWS4-HMAC-SHA256 Signature={SIG}\\r\\n'",
+    f'{{"presigned_url": "http://s3/b/k?X-Amz-Signature={SIG}&X-Amz-Date=1"}}',
+    f"http://s3/b/k%3FX-Amz-Signature%3D{SIG}",
+)
+
+
+@pytest.mark.parametrize("text", BOTOCORE_LINES)
+def test_filter_masks_what_botocore_prints(text):
+    record = _record(text)
+    SecretFilter().filter(record)
+    assert SIG not in record.getMessage() and "AKIDKEY" not in record.getMessage()
+    assert "***" in record.getMessage()
+
+
+def test_filter_sits_on_the_handler_for_every_logger(capsys):
+    # Libraries log through their own loggers (botocore.auth, urllib3...), which have no
+    # filter of ours: only a filter on the root handler sees their records.
+    root = logging.getLogger()
+    touched = [root, *(logging.getLogger(n) for n in (*_CHATTY, "py.warnings"))]
+    saved = [(logger, list(logger.handlers), logger.level) for logger in touched]
+    try:
+        setup_logging(verbose=2, environ={})
+        logging.getLogger("botocore.auth").debug("Signature:\n%s", SIG)
+        logging.getLogger("some.other.library").warning("Authorization: Bearer %s", SIG)
+    finally:
+        for logger, handlers, level in saved:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+        logging.captureWarnings(False)
+    err = capsys.readouterr().err
+    assert "DEBUG Signature:\n***" in err and "WARNING Authorization: ***" in err
+    assert SIG not in err
 
 
 def test_debug_run_never_prints_secret_environment_values(tmp_path):
