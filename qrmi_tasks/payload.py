@@ -10,19 +10,38 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import re
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from qrmi_tasks.errors import PayloadError
+from qrmi_tasks.errors import PayloadError, QrmiError
 
 QISKIT = "qiskit"
 PULSER = "pulser"
 PROGRAM_IDS = ("estimator", "sampler")
 SCHEMA_FILE = "qrmi_payload_v1_schema.json"
 _MAX_MESSAGE = 300
+
+MIB = 1 << 20
+# 1000 ISA circuits with parameters are ~2 MB; a payload of hundreds of MB is a mistake
+# (or /dev/zero), and reading without a bound would exhaust the node's memory first.
+PAYLOAD_LIMIT = 512 * MIB
+# The plugin's config file lists a few resources: kilobytes.
+CONFIG_LIMIT = 16 * MIB
+
+# The only OpenQASM includes a service (or the local simulator) provides itself; any other
+# name would be read from the node's file system, which a payload must never reach.
+STANDARD_INCLUDES = {2: "qelib1.inc", 3: "stdgates.inc"}
+_QASM_VERSION = re.compile(r"\A(?:\s|//[^\n]*(?:\n|\Z)|/\*[\s\S]*?\*/)*OPENQASM\s+(\d+)")
+# ``include`` then its file name, with any whitespace or comments between the two.
+_QASM_INCLUDE = re.compile(r"\binclude(?:\s|//[^\n]*(?:\n|\Z)|/\*[\s\S]*?\*/)*([\"'])([^\"'\n]*)\1")
 
 
 @dataclass(frozen=True)
@@ -79,43 +98,104 @@ def _type_name(value: Any) -> str:
     )
 
 
-def read_input(path: str | Path, what: str) -> bytes:
-    """A user-given file's bytes, or a one-line PayloadError naming what it was for."""
+def _size_text(limit: int) -> str:
+    return f"{limit // MIB} MiB" if limit % MIB == 0 else f"{limit} bytes"
+
+
+def read_input(
+    path: str | Path,
+    what: str,
+    limit: int = PAYLOAD_LIMIT,
+    error: type[QrmiError] = PayloadError,
+) -> bytes:
+    """A user-given file's bytes, or a one-line ``error`` naming what it was for.
+
+    Reads at most ``limit + 1`` bytes, so ``/dev/zero``, an endless FIFO or a huge file
+    is refused ("larger than the N MiB limit") instead of filling the memory.
+    """
     path = Path(path)
+    too_large = f"{what} file {path} is larger than the {_size_text(limit)} limit"
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+                raise error(too_large)  # known without reading it
+            data = handle.read(limit + 1)
     except FileNotFoundError:
-        raise PayloadError(f"{what} file {path} does not exist") from None
+        raise error(f"{what} file {path} does not exist") from None
     except IsADirectoryError:
-        raise PayloadError(f"{what} file {path} is a directory, not a file") from None
+        raise error(f"{what} file {path} is a directory, not a file") from None
     except OSError as exc:
-        raise PayloadError(f"cannot read {what} file {path}: {exc.strerror}") from None
+        raise error(f"cannot read {what} file {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise error(too_large)
+    return data
+
+
+def read_text_input(
+    path: str | Path,
+    what: str,
+    limit: int = PAYLOAD_LIMIT,
+    error: type[QrmiError] = PayloadError,
+) -> str:
+    """A user-given UTF-8 text file (a BOM is allowed), bounded as in :func:`read_input`."""
+    raw = read_input(path, what, limit, error)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"{what} file {path} is not UTF-8 text (bad byte at offset {exc.start})"
+        ) from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys silently; which one the user meant is unknowable
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKey(key)
+        document[key] = value
+    return document
+
+
+def decode_json(text: str, described: str, error: type[QrmiError] = PayloadError) -> Any:
+    """Decode user-written JSON strictly: syntax, nesting depth and duplicate keys.
+
+    ``described`` starts each message (``payload.json``, ``config file qrmi.json``).
+    """
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"{described} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise error(
+            f"{described} is nested too deeply (JSON arrays/objects inside each other "
+            "beyond Python's recursion limit)"
+        ) from None
+    except _DuplicateKey as exc:
+        raise error(
+            f"{described} has the key {_short(json.dumps(exc.key))} twice in one object; "
+            "keep only one"
+        ) from None
 
 
 def load_payload(path: str | Path) -> Payload:
     """Read and validate a payload file (structure only; see :func:`validate_sequence`)."""
     path = Path(path)
-    raw = read_input(path, "payload")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise PayloadError(
-            f"payload file {path} is not UTF-8 text (bad byte at offset {exc.start})"
-        ) from None
-    return parse_payload(text, source=str(path))
+    return parse_payload(read_text_input(path, "payload"), source=str(path))
 
 
 def parse_payload(text: str, source: str = "<payload>") -> Payload:
     """Parse and validate payload text."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise PayloadError(f"{source} is nested too deeply to be a payload") from None
-    return check_document(document, source)
+    return check_document(decode_json(text, source), source)
 
 
 def check_document(document: Any, source: str = "<payload>") -> Payload:
@@ -167,6 +247,11 @@ def _check_primitive(document: dict[str, Any], source: str) -> None:
             raise PayloadError(
                 f"{source}: pubs[{index}][0] must be a circuit (OpenQASM string or encoded QPY)"
             )
+        if isinstance(pub[0], str):
+            problem = qasm_include_problem(pub[0])
+            if problem:
+                raise PayloadError(f"{source}: pubs[{index}][0]: {problem}")
+    _check_primitive_numbers(program_id, params, source)
     if "version" in params and (params["version"] != 2 or isinstance(params["version"], bool)):
         raise PayloadError(
             f"{source}: 'parameters.version' must be 2 (V2 primitives), got "
@@ -176,16 +261,128 @@ def _check_primitive(document: dict[str, Any], source: str) -> None:
         raise PayloadError(f"{source}: 'parameters.support_qiskit' must be true or false")
 
 
+def _is_positive_int(value: Any) -> bool:
+    return type(value) is int and value > 0  # type(), not isinstance: true is not 1 shot
+
+
+def _is_positive_finite(value: Any) -> bool:
+    if type(value) is int:
+        return value > 0  # math.isfinite would overflow on a huge int
+    return type(value) is float and math.isfinite(value) and value > 0
+
+
+# Where EstimatorV2 / SamplerV2 parameters carry shots and precisions (IBM's schemas):
+# top level, options, and the optional trailing slots of each pub. Null means "not set".
+_SHOTS = "a positive integer"
+_PRECISION = "a positive finite number"
+
+
+@dataclass(frozen=True)
+class _NumberSlots:
+    top: tuple[tuple[str, str], ...]  # (key in parameters, rule)
+    options: tuple[tuple[str, str], ...]  # (key in parameters.options, rule)
+    pub: tuple[tuple[int, str, str], ...]  # (index in the pub, name, rule)
+    values_slot: int  # index of the parameter values in the pub
+
+
+_NUMBER_SLOTS = {
+    "sampler": _NumberSlots(
+        top=(("shots", _SHOTS),),
+        options=(("default_shots", _SHOTS),),
+        pub=((2, "shots", _SHOTS),),
+        values_slot=1,
+    ),
+    "estimator": _NumberSlots(
+        top=(("precision", _PRECISION),),
+        options=(("default_precision", _PRECISION), ("default_shots", _SHOTS)),
+        pub=((3, "precision", _PRECISION),),
+        values_slot=2,
+    ),
+}
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    _SHOTS: _is_positive_int,
+    _PRECISION: _is_positive_finite,
+}
+
+
+def _check_primitive_numbers(program_id: str, params: dict[str, Any], source: str) -> None:
+    """Shots, precisions and parameter values: the numbers a service would refuse (or,
+    worse, silently replace: ``shots: 0`` ran with the default 4096)."""
+    slots = _NUMBER_SLOTS[program_id]
+    places: list[tuple[str, Any, str]] = [
+        (f"'parameters.{key}'", params[key], rule) for key, rule in slots.top if key in params
+    ]
+    options = params.get("options")
+    if isinstance(options, dict):
+        places += [
+            (f"'parameters.options.{key}'", options[key], rule)
+            for key, rule in slots.options
+            if key in options
+        ]
+    for index, pub in enumerate(params["pubs"]):
+        places += [
+            (f"pubs[{index}][{slot}] ({name})", pub[slot], rule)
+            for slot, name, rule in slots.pub
+            if len(pub) > slot
+        ]
+    for where, value, rule in places:
+        if value is not None and not _CHECKS[rule](value):
+            raise PayloadError(f"{source}: {where} must be {rule}, got {_short(json.dumps(value))}")
+    values_slot = slots.values_slot
+    for index, pub in enumerate(params["pubs"]):
+        if len(pub) > values_slot:
+            bad = _non_finite(pub[values_slot])
+            if bad is not None:
+                raise PayloadError(
+                    f"{source}: pubs[{index}][{values_slot}] (parameter values) holds "
+                    f"{json.dumps(bad)}; parameter values must be finite numbers"
+                )
+
+
+def _non_finite(values: Any) -> float | None:
+    """The first NaN or infinity in nested lists / dicts of numbers, else None."""
+    stack = [values]  # iterative: the nesting depth is the user's, not bounded by us
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return item
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict) and "__type__" not in item:
+            # RuntimeEncoder-typed values (base64 ndarrays) are checked where they are decoded
+            stack.extend(item.values())
+    return None
+
+
+def qasm_version(text: str) -> int:
+    """The OpenQASM major version a circuit string declares (3 when it declares none)."""
+    match = _QASM_VERSION.match(text)
+    return int(match.group(1)) if match else 3
+
+
+def qasm_include_problem(text: str) -> str | None:
+    """Why an OpenQASM string's includes are refused, or None when it includes only the
+    standard file of its version (``qelib1.inc`` for 2, ``stdgates.inc`` for 3).
+
+    Any other include would make the parser open a file of this node (``/etc/passwd``)
+    and quote it in errors; the services cannot read the user's files either.
+    """
+    version = qasm_version(text)
+    allowed = STANDARD_INCLUDES.get(version, STANDARD_INCLUDES[3])
+    for match in _QASM_INCLUDE.finditer(text):
+        if match.group(2) != allowed:
+            return (
+                f"OpenQASM {version} may only include {json.dumps(allowed)}, not "
+                f"{_short(json.dumps(match.group(2)))}; put the definitions in the circuit itself"
+            )
+    return None
+
+
 def _check_pulser(document: dict[str, Any], source: str) -> None:
     sequence = document["sequence"]
     if isinstance(sequence, str):
-        try:
-            decoded = json.loads(sequence)
-        except (json.JSONDecodeError, RecursionError):
-            raise PayloadError(
-                f"{source}: 'sequence' is a string but not the JSON of a Pulser abstract "
-                "representation"
-            ) from None
+        decoded = decode_json(sequence, f"{source}: 'sequence' string (Pulser abstract repr)")
         if not isinstance(decoded, dict):
             raise PayloadError(f"{source}: 'sequence' string must encode a JSON object")
     elif not isinstance(sequence, dict):

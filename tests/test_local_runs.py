@@ -110,3 +110,28 @@ def test_config_file_declares_local_resource(tmp_path):
     # the process environment overrides the file
     c = run_runner("sim", payload, env=clean_env(QRMI_CONFIG=str(config), sim_QRMI_LOCAL_SEED="4"))
     assert c.returncode == 0 and c.stdout != a.stdout
+
+
+def test_simulator_takes_explicit_option_values_not_defaults():
+    # In-process: the simulator behind `local` and the fakes. An explicit option is used
+    # as given ("or" once turned an explicit value into the 4096 default).
+    from qrmi_tasks.providers.local_sim import run_primitive
+
+    bell = json.loads((EXAMPLES / "qiskit" / "bell_sampler.json").read_text())
+    circuit = bell["parameters"]["pubs"][0][0]
+    result = run_primitive("sampler", {"pubs": [[circuit]], "options": {"default_shots": 7}})
+    assert result[0].data.meas.num_shots == 7
+    result = run_primitive("sampler", {"pubs": [[circuit, None, 5]], "shots": 9})
+    assert result[0].data.meas.num_shots == 5
+
+
+def test_simulator_refuses_includes_itself(tmp_path):
+    # The fakes hand pubs to the simulator without the runner's payload check.
+    from qrmi_tasks.providers.local_sim import ExecutionError, run_primitive
+
+    included = tmp_path / "defs.inc"
+    included.write_text("leaked_file_content;\n")
+    circuit = f'OPENQASM 2.0;\ninclude "{included}";\nqreg q[1];\ncreg c[1];\nmeasure q -> c;'
+    with pytest.raises(ExecutionError, match="may only include") as info:
+        run_primitive("sampler", {"pubs": [[circuit]]})
+    assert "leaked_file_content" not in str(info.value)

@@ -107,3 +107,68 @@ def test_schema_agrees_with_parser_on_job_runs():
     assert not validator.is_valid({"sequence": {}, "job_runs": 0})
     assert not validator.is_valid({"sequence": {}, "job_runs": "10"})
     assert validator.is_valid({"sequence": {}, "job_runs": 10})
+
+
+def test_read_input_reads_at_most_limit_plus_one_byte(tmp_path):
+    from qrmi_tasks.errors import ConfigError
+    from qrmi_tasks.payload import read_input
+
+    path = tmp_path / "f.json"
+    path.write_bytes(b"x" * 10)
+    assert read_input(path, "payload", limit=10) == b"x" * 10
+    with pytest.raises(PayloadError, match=r"payload file .* is larger than the 9 bytes limit"):
+        read_input(path, "payload", limit=9)
+    with pytest.raises(ConfigError, match="config file"):
+        read_input(path, "config", limit=9, error=ConfigError)
+
+
+def test_duplicate_keys_are_named_at_any_depth():
+    text = '{"program_id": "sampler", "parameters": {"pubs": [["c", {"a": [1], "a": [2]}]]}}'
+    with pytest.raises(PayloadError, match='the key "a" twice'):
+        parse_payload(text)
+    sequence = json.dumps('{"version": "1", "version": "2"}')  # inside the string form too
+    with pytest.raises(PayloadError, match=r"'sequence' string .* \"version\" twice"):
+        parse_payload(f'{{"sequence": {sequence}, "job_runs": 5}}')
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"pubs": [["c", None, 100]], "shots": 1, "options": {"default_shots": 10}},
+        {"pubs": [["c", {"t": [0.5, 1]}, None]], "shots": None},
+        {"pubs": [["c", [[0.1], [2]]]]},
+        {"pubs": [["c", {"t": {"__type__": "ndarray", "__value__": "opaque"}}]]},
+    ],
+)
+def test_valid_sampler_numbers(parameters):
+    assert check_document({"program_id": "sampler", "parameters": parameters}).kind == "qiskit"
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"pubs": [["c", ["ZZ"], None, 0.01]], "precision": 1, "options": {"default_shots": 8}},
+        {"pubs": [["c", ["ZZ"], [[0.1]], None]], "options": {"default_precision": 1e-3}},
+        {"pubs": [["c", ["ZZ"]]], "precision": 10**400},  # a huge int is finite
+    ],
+)
+def test_valid_estimator_numbers(parameters):
+    assert check_document({"program_id": "estimator", "parameters": parameters}).kind == "qiskit"
+
+
+@pytest.mark.parametrize(
+    "circuit,problem",
+    [
+        ('OPENQASM 2.0;\ninclude "qelib1.inc";', None),
+        ('// header\n/* c */ OPENQASM 2.0;\ninclude "stdgates.inc";', '"stdgates.inc"'),
+        ('OPENQASM 3.0;\ninclude "stdgates.inc";\ninclude "x/../y.inc";', '"x/../y.inc"'),
+        ('OPENQASM 3;\ninclude /* hidden */ "/etc/hosts";', '"/etc/hosts"'),
+        ("OPENQASM 3;\n// include is a keyword\nqubit q;", None),
+        ('include "mine.inc";', '"mine.inc"'),  # no header: OpenQASM 3
+    ],
+)
+def test_only_standard_openqasm_includes(circuit, problem):
+    from qrmi_tasks.payload import qasm_include_problem
+
+    found = qasm_include_problem(circuit)
+    assert (found is None) if problem is None else (problem in found and "may only" in found)

@@ -8,11 +8,12 @@ Imports qiskit / pulser; never import this module from the runner process.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from typing import Any
 
 import numpy as np
+
+from qrmi_tasks.payload import qasm_include_problem, qasm_version
 
 IBM_DEFAULT_SHOTS = 4096
 IBM_DEFAULT_PRECISION = 0.015625
@@ -35,9 +36,17 @@ def _load_circuit(circuit: Any, where: str):
         return circuit
     if not isinstance(circuit, str):
         raise ExecutionError(f"{where}: circuit must be an OpenQASM string or encoded QPY")
+    # checked again here, not only in the payload check: the fakes run pubs directly
+    problem = qasm_include_problem(circuit)
+    if problem:
+        raise ExecutionError(f"{where}: {problem}")
     try:
-        if re.match(r"\s*(//[^\n]*\n\s*)*OPENQASM\s+2", circuit):
-            return qasm2.loads(circuit, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+        if qasm_version(circuit) == 2:
+            return qasm2.loads(
+                circuit,
+                include_path=(),  # only the built-in qelib1.inc; never the file system
+                custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS,
+            )
         return qasm3.loads(circuit)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -147,7 +156,7 @@ def run_primitive(program_id: str, params: dict[str, Any]):
     options = params.get("options") or {}
     pubs_in = params.get("pubs") or []
     if program_id == "sampler":
-        shots = params.get("shots") or options.get("default_shots") or IBM_DEFAULT_SHOTS
+        shots = _first_set(params.get("shots"), options.get("default_shots"), IBM_DEFAULT_SHOTS)
         seed = (options.get("simulator") or {}).get("seed_simulator")
         pubs = []
         for i, pub in enumerate(pubs_in):
@@ -161,8 +170,8 @@ def run_primitive(program_id: str, params: dict[str, Any]):
         sampler = StatevectorSampler(default_shots=int(shots), seed=seed)
         return _run(sampler, pubs)
     if program_id == "estimator":
-        precision = params.get("precision") or options.get("default_precision")
-        if precision is None and options.get("default_shots"):
+        precision = _first_set(params.get("precision"), options.get("default_precision"))
+        if precision is None and options.get("default_shots") is not None:
             precision = 1 / np.sqrt(options["default_shots"])
         seed = options.get("seed_estimator")
         pubs = []
@@ -179,6 +188,11 @@ def run_primitive(program_id: str, params: dict[str, Any]):
         )
         return _run(estimator, pubs)
     raise ExecutionError(f"unknown program_id {program_id!r}")
+
+
+def _first_set(*values: Any) -> Any:
+    """The first value that is not None: an explicit 0 is a value, not "unset"."""
+    return next((value for value in values if value is not None), None)
 
 
 def _run(primitive, pubs):
