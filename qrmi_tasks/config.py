@@ -9,15 +9,21 @@ the ``environment`` block of the resource in the config file (Slurm QRMI plugin 
 
 from __future__ import annotations
 
-import json
+import ipaddress
+import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from qrmi_tasks.errors import ConfigError
+from qrmi_tasks.payload import CONFIG_LIMIT, decode_json, read_text_input
 from qrmi_tasks.providers import RESOURCE_TYPES, ResourceType, resource_type
+
+log = logging.getLogger("qrmi_tasks.config")
 
 LOCAL_RESOURCE = "local"
 CONFIG_ENV = "QRMI_CONFIG"
@@ -87,6 +93,8 @@ class Resource:
                     missing.append(self.variable(setting))
                 values[setting.name] = setting.default
                 continue
+            if _is_url_setting(setting.name):
+                _warn_if_cleartext(self.variable(setting), text.strip())
             if setting.parse is None:
                 values[setting.name] = text.strip()
                 continue
@@ -109,6 +117,43 @@ class Resource:
     def secret_values(self, spec: tuple[Setting, ...]) -> list[str]:
         """The values of secret settings, so the log filter can mask them."""
         return [v for s in spec if s.secret and (v := self.raw(s))]
+
+
+def _is_url_setting(name: str) -> bool:
+    # ENDPOINT, IAM_ENDPOINT, S3_ENDPOINT_FOR_DAAPI, ACCOUNT_ENDPOINT, *_BASE_URL, ...
+    return "ENDPOINT" in name or name.endswith("URL")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def _warn_if_cleartext(variable: str, url: str) -> None:
+    """Warn (not fail: test and private deployments use it) about plain http to another host.
+
+    Tokens, API keys and presigned URLs would cross the network unencrypted.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return  # not a URL at all: the provider says what it expects
+    if parts.scheme.lower() == "http" and host and not _is_loopback(host):
+        log.warning(
+            "%s uses plain http:// to %s: credentials and data would travel unencrypted; "
+            "use https://",
+            variable,
+            host,
+        )
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
 def _split(text: str, delimiter: str) -> list[str]:
@@ -138,24 +183,19 @@ def _env_resources(environ: Mapping[str, str]) -> list[tuple[str, str]]:
                 f"{prefix}_RESOURCES / {prefix}_TYPES contain an empty entry; "
                 f"separate entries with '{delimiter}' (QRMI_LIST_DELIMITER)"
             )
+        duplicates = _duplicates(names)
+        if duplicates:
+            raise ConfigError(
+                f"{prefix}_RESOURCES names {', '.join(map(repr, duplicates))} more than once; "
+                "list each resource once"
+            )
         return list(zip(names, types, strict=True))
     return []
 
 
 def _file_resources(path: Path) -> list[tuple[str, str, dict[str, str]]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"config file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
-            f"column {exc.colno}"
-        ) from None
+    text = read_text_input(path, "config", CONFIG_LIMIT, ConfigError)
+    data = decode_json(text, f"config file {path}", ConfigError)
     entries = data.get("resources") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise ConfigError(
@@ -177,6 +217,12 @@ def _file_resources(path: Path) -> list[tuple[str, str, dict[str, str]]]:
         ):
             raise ConfigError(f"{where} ('{name}'): 'environment' must map names to strings")
         found.append((name.strip(), rtype.strip(), {k: str(v) for k, v in env.items()}))
+    duplicates = _duplicates([name for name, _, _ in found])
+    if duplicates:
+        raise ConfigError(
+            f"config file {path} lists the resource {', '.join(map(repr, duplicates))} more "
+            "than once; keep one entry per resource"
+        )
     return found
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -92,7 +94,75 @@ BAD_PAYLOADS = {
         ["not a valid Pulser sequence"],
     ),
     "neither kind": ('{"circuits": []}', ["program_id", "sequence"]),
+    "duplicate key": (
+        '{"program_id": "sampler", "parameters": {"pubs": [["c"]], "shots": 5, "shots": 0}}',
+        ['"shots"', "twice"],
+    ),
+    "nested too deeply": ("[" * 100_000 + "]" * 100_000, ["nested too deeply"]),
+    "include outside qelib1.inc": (
+        json.dumps(
+            {
+                "program_id": "sampler",
+                "parameters": {"pubs": [['OPENQASM 2.0;\ninclude "/etc/passwd";\nqreg q[1];']]},
+            }
+        ),
+        ['"/etc/passwd"', '"qelib1.inc"', "pubs[0][0]"],
+    ),
+    "OpenQASM 3 include outside stdgates.inc": (
+        json.dumps(
+            {
+                "program_id": "sampler",
+                "parameters": {"pubs": [["OPENQASM 3.0;\ninclude 'gates.inc';\nqubit q;"]]},
+            }
+        ),
+        ['"gates.inc"', '"stdgates.inc"'],
+    ),
 }
+
+
+def _primitive(program_id: str, pub: str, extra: str = "") -> str:
+    return f'{{"program_id": "{program_id}", "parameters": {{"pubs": [{pub}]{extra}}}}}'
+
+
+# shots: a positive integer; precision: a positive finite number; parameter values finite.
+for _value in ("0", "2.5", "true", '"100"', "-1"):
+    BAD_PAYLOADS[f"sampler shots {_value}"] = (
+        _primitive("sampler", '["c"]', f', "shots": {_value}'),
+        ["'parameters.shots' must be a positive integer", f"got {_value}"],
+    )
+for _value in ("0", "-0.5", "NaN", "Infinity", "true"):
+    BAD_PAYLOADS[f"estimator precision {_value}"] = (
+        _primitive("estimator", '["c", ["ZZ"]]', f', "precision": {_value}'),
+        ["'parameters.precision' must be a positive finite number", f"got {_value}"],
+    )
+BAD_PAYLOADS.update(
+    {
+        "sampler pub shots 0": (
+            _primitive("sampler", '["c", null, 0]'),
+            ["pubs[0][2] (shots) must be a positive integer"],
+        ),
+        "sampler options.default_shots 0": (
+            _primitive("sampler", '["c"]', ', "options": {"default_shots": 0}'),
+            ["'parameters.options.default_shots' must be a positive integer"],
+        ),
+        "estimator pub precision NaN": (
+            _primitive("estimator", '["c", ["ZZ"], null, NaN]'),
+            ["pubs[0][3] (precision) must be a positive finite number", "NaN"],
+        ),
+        "estimator options.default_precision -1": (
+            _primitive("estimator", '["c", ["ZZ"]]', ', "options": {"default_precision": -1}'),
+            ["'parameters.options.default_precision' must be a positive finite number"],
+        ),
+        "sampler parameter value NaN": (
+            _primitive("sampler", '["c", {"theta": [0.5, NaN]}]'),
+            ["pubs[0][1] (parameter values)", "NaN", "finite"],
+        ),
+        "estimator parameter value overflowing to infinity": (
+            _primitive("estimator", '["c", ["ZZ"], [[0.1], [1e400]]]'),
+            ["pubs[0][2] (parameter values)", "Infinity", "finite"],
+        ),
+    }
+)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_PAYLOADS))
@@ -109,6 +179,167 @@ def test_missing_payload_file(tmp_path):
 
 def test_payload_is_a_directory(tmp_path):
     assert_clean_error(run_runner("local", str(tmp_path)), "directory")
+
+
+def _endless_fifo(tmp_path: Path) -> str:
+    """A FIFO whose writer never stops (until the reader goes away)."""
+    fifo = tmp_path / "endless.fifo"
+    os.mkfifo(fifo)
+
+    def write_forever() -> None:
+        chunk = b" " * (1 << 20)
+        try:
+            with open(fifo, "wb") as handle:
+                while True:
+                    handle.write(chunk)
+        except OSError:  # BrokenPipeError: the runner stopped reading
+            pass
+
+    threading.Thread(target=write_forever, daemon=True).start()
+    return str(fifo)
+
+
+def _huge_file(tmp_path: Path, size: int) -> str:
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as handle:
+        handle.truncate(size)  # sparse: no disk space, no write time
+    return str(path)
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "fifo", "huge"])
+def test_payload_size_limit(tmp_path, source, listener):
+    from qrmi_tasks.payload import PAYLOAD_LIMIT
+
+    path = {
+        "/dev/zero": lambda: "/dev/zero",
+        "fifo": lambda: _endless_fifo(tmp_path),
+        "huge": lambda: _huge_file(tmp_path, PAYLOAD_LIMIT + 1),
+    }[source]()
+    env = clean_env(http_proxy=listener.url, https_proxy=listener.url)
+    proc = run_runner("local", path, env=env, timeout=120)
+    assert_clean_error(proc, f"payload file {path} is larger than the 512 MiB limit")
+    assert listener.count == 0
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "fifo", "huge"])
+def test_config_size_limit(tmp_path, source):
+    from qrmi_tasks.payload import CONFIG_LIMIT
+
+    path = {
+        "/dev/zero": lambda: "/dev/zero",
+        "fifo": lambda: _endless_fifo(tmp_path),
+        "huge": lambda: _huge_file(tmp_path, CONFIG_LIMIT + 1),
+    }[source]()
+    proc = run_runner("local", BELL, "--config", path)
+    assert_clean_error(proc, f"config file {path} is larger than the 16 MiB limit")
+
+
+@pytest.mark.parametrize(
+    "content,fragments",
+    [
+        (b'{"resources": [\xff]}', ["is not UTF-8", "offset 15"]),
+        (b"[" * 100_000 + b"]" * 100_000, ["nested too deeply"]),
+        (b'{"resources": [], "resources": []}', ['"resources"', "twice"]),
+        (
+            b'{"resources": [{"name": "a", "type": "local", "environment": '
+            b'{"QRMI_LOCAL_SEED": "1", "QRMI_LOCAL_SEED": "2"}}]}',
+            ['"QRMI_LOCAL_SEED"', "twice"],
+        ),
+        (
+            b'{"resources": [{"name": "a", "type": "local"}, {"name": "a", "type": "local"}]}',
+            ["'a'", "more than once"],
+        ),
+    ],
+    ids=["not UTF-8", "too deep", "duplicate key", "duplicate nested key", "duplicate resource"],
+)
+def test_bad_config_file_content(tmp_path, content, fragments):
+    config = tmp_path / "qrmi.json"
+    config.write_bytes(content)
+    assert_clean_error(run_runner("a", BELL, "--config", str(config)), "qrmi.json", *fragments)
+
+
+@pytest.mark.parametrize("prefix", ["QRMI_JOB_QPU", "SLURM_JOB_QPU"])
+def test_duplicate_resource_names_in_the_list(prefix):
+    env = clean_env(
+        **{f"{prefix}_RESOURCES": "sim_a,sim_b, sim_a", f"{prefix}_TYPES": "local,local,local"}
+    )
+    assert_clean_error(
+        run_runner("sim_b", BELL, env=env), f"{prefix}_RESOURCES", "'sim_a'", "more than once"
+    )
+
+
+def _untouched_atime(path: Path) -> bool:
+    """Set ``path``'s access time into the past; True if reading it would update it.
+
+    On such a file system an unchanged access time after a run proves nobody read it.
+    """
+    os.utime(path, (0, path.stat().st_mtime + 1))  # relatime updates an atime < mtime
+    path.read_bytes()
+    tracks = path.stat().st_atime != 0
+    os.utime(path, (0, path.stat().st_mtime))
+    return tracks
+
+
+@pytest.mark.parametrize("version", ["2.0", "3.0"])
+def test_openqasm_include_is_never_opened(tmp_path, version):
+    included = tmp_path / "defs.inc"
+    included.write_text("leaked_file_content;\n")  # the parser would quote this in its error
+    tracks_atime = _untouched_atime(included)
+    qubits = "qreg q[1];" if version == "2.0" else "qubit[1] q;"
+    circuit = f'OPENQASM {version};\ninclude "{included}";\n{qubits}'
+    payload = write(tmp_path, json.dumps(_document("sampler", circuit)))
+    proc = run_runner("local", payload)
+    assert_clean_error(proc, str(included), "may only include")
+    assert "leaked_file_content" not in proc.stderr
+    if tracks_atime:
+        assert included.stat().st_atime == 0, "the included file was read"
+
+
+def _document(program_id: str, circuit: str) -> dict:
+    return {"program_id": program_id, "parameters": {"pubs": [[circuit]], "version": 2}}
+
+
+def test_standard_includes_still_run(tmp_path):
+    qasm2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nx q[0];\nmeasure q -> c;'
+    payload = write(tmp_path, json.dumps(_document("sampler", qasm2)))
+    proc = run_runner("local", payload, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout and proc.stderr == ""
+
+
+def test_plain_http_endpoint_to_another_host_is_a_warning(tmp_path, listener):
+    # direct-access with every variable set; the payload is bad, so nothing is contacted
+    name, p = "qpu", "qpu_QRMI_IBM_DA_"
+    env = clean_env(
+        SLURM_JOB_QPU_RESOURCES=name,
+        SLURM_JOB_QPU_TYPES="direct-access",
+        http_proxy=listener.url,
+        https_proxy=listener.url,
+        **{
+            f"{p}ENDPOINT": "http://da.example.com/api",
+            f"{p}IAM_ENDPOINT": "https://iam.example.com",
+            f"{p}IAM_APIKEY": "key-123456",
+            f"{p}SERVICE_CRN": "crn:v1:x",
+            f"{p}AWS_ACCESS_KEY_ID": "AKIA123456",
+            f"{p}AWS_SECRET_ACCESS_KEY": "secret-123456",
+            f"{p}S3_ENDPOINT": "http://localhost:9000",
+            f"{p}S3_ENDPOINT_FOR_DAAPI": "http://10.1.2.3:9000",
+            f"{p}S3_BUCKET": "b",
+            f"{p}S3_REGION": "us-east",
+            f"{name}_QRMI_JOB_TIMEOUT_SECONDS": "60",
+        },
+    )
+    proc = run_runner(name, write(tmp_path, "[1]"), env=env)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    warnings = [line for line in lines if " WARNING " in line]
+    assert len(errors) == 1 and "JSON object" in errors[0]
+    assert len(warnings) == 2 and len(lines) == 3, proc.stderr
+    assert f"{p}ENDPOINT uses plain http:// to da.example.com" in warnings[0]
+    assert f"{p}S3_ENDPOINT_FOR_DAAPI uses plain http:// to 10.1.2.3" in warnings[1]
+    assert "Traceback" not in proc.stderr
+    assert listener.count == 0
 
 
 def test_output_directory_missing(tmp_path):

@@ -138,3 +138,63 @@ def test_blank_entries_and_empty_delimiter():
     env["SLURM_JOB_QPU_TYPES"] = "local,local,local"
     with pytest.raises(ConfigError, match="empty entry"):
         resolve_resource("a", env)
+
+
+def test_duplicate_resource_names_are_named():
+    env = {"QRMI_JOB_QPU_RESOURCES": "a, b,a", "QRMI_JOB_QPU_TYPES": "local,local,local"}
+    with pytest.raises(ConfigError, match="QRMI_JOB_QPU_RESOURCES names 'a' more than once"):
+        resolve_resource("b", env)
+
+
+def test_duplicate_resource_names_in_config_file(tmp_path):
+    config = tmp_path / "c.json"
+    entry = {"name": "dup", "type": "local"}
+    config.write_text(json.dumps({"resources": [entry, {"name": "x", "type": "local"}, entry]}))
+    with pytest.raises(ConfigError, match="lists the resource 'dup' more than once"):
+        resolve_resource("x", {}, config)
+
+
+ENDPOINTS = (
+    Setting("ENDPOINT"),
+    Setting("IAM_ENDPOINT", required=False),
+    Setting("S3_ENDPOINT_FOR_DAAPI", required=False),
+    Setting("ACCOUNT_BASE_URL", required=False),
+    Setting("S3_REGION", required=False),
+)
+
+
+@pytest.mark.parametrize(
+    "url,warned",
+    [
+        ("http://da.example.com/v1", True),
+        ("HTTP://10.0.0.5:8080", True),
+        ("http://127.0.0.1:8080", False),
+        ("http://127.4.5.6", False),
+        ("http://[::1]:9000/x", False),
+        ("http://LOCALHOST:9000", False),
+        ("https://da.example.com", False),
+        ("not a url", False),
+    ],
+)
+def test_plain_http_to_another_host_is_a_warning(caplog, url, warned):
+    env = {
+        "QRMI_JOB_QPU_RESOURCES": "q",
+        "QRMI_JOB_QPU_TYPES": "direct-access",
+        "q_QRMI_IBM_DA_ENDPOINT": "https://da",
+        "q_QRMI_IBM_DA_S3_REGION": url,  # not an endpoint setting: never checked
+    }
+    for setting in ("ENDPOINT", "IAM_ENDPOINT", "S3_ENDPOINT_FOR_DAAPI", "ACCOUNT_BASE_URL"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="qrmi_tasks.config"):
+            values = resolve_resource("q", {**env, f"q_QRMI_IBM_DA_{setting}": url}).settings(
+                ENDPOINTS
+            )
+        assert values[setting] == url  # a warning, never an error
+        messages = [r.getMessage() for r in caplog.records]
+        if warned:
+            assert (
+                len(messages) == 1
+                and f"q_QRMI_IBM_DA_{setting} uses plain http://" in (messages[0])
+            )
+        else:
+            assert messages == []
