@@ -137,4 +137,13 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except Exception as exc:
         code = report(exc, program)
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    from qrmi_tasks import calls
+
+    if calls.abandoned():
+        # A provider call still blocked in a worker thread (a hung read the cancel went
+        # around) must not hold the exit or print noise while the interpreter winds down.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -58,6 +58,16 @@ class AuthenticationError(ProviderError):
     """Credentials were refused (exit 3); retrying cannot help."""
 
 
+class TransientError(ProviderError):
+    """A failure another attempt may cure: 5xx, 429, a dropped or refused connection (exit 3
+    once the caller gives up). The runner's cancel retries these within its budget."""
+
+
+class CallTimeout(TransientError):
+    """A provider call did not finish within its overall deadline (a hung or slow-drip
+    answer); the call is abandoned in its worker thread (exit 3)."""
+
+
 class OutputError(QrmiError):
     """The result could not be written (exit 4)."""
 
@@ -70,4 +80,11 @@ class Interrupted(Exception):
     Providers raise it when ``RunContext.sleep`` returns True inside their own retry or
     wait loops, so a long back-off never delays a cancel. Raised from ``submit`` after
     the remote task may already exist, pass its id: ``raise Interrupted(task_id)``.
+    The runner raises it too when a signal arrives while it waits for a provider call
+    running in a worker thread; ``pending`` is then that call (still running).
     """
+
+    def __init__(self, task_id: str | None = None, pending: object = None) -> None:
+        super().__init__(*(() if task_id is None else (task_id,)))
+        self.task_id = task_id
+        self.pending = pending

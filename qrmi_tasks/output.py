@@ -34,6 +34,63 @@ def check_target(path: Path) -> None:
         raise UsageError(f"output file {path} exists and is not writable")
 
 
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two output paths name one file (also through symlinks or ``..``)."""
+    if os.path.realpath(first) == os.path.realpath(second):
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist yet
+        return False
+
+
+class _GuardedStream:
+    """The temporary file as providers see it: a write error is an OutputError (exit 4).
+
+    Without this, ENOSPC or EFBIG raised inside a provider's download loop would look
+    like any OSError (a network one, or a bug) to whoever catches it.
+    """
+
+    def __init__(self, stream: BinaryIO, target: Path | None) -> None:
+        self._stream = stream
+        self._target = target
+
+    def _fail(self, exc: OSError) -> OutputError:
+        where = "stdout" if self._target is None else str(self._target)
+        return OutputError(f"cannot write the result for {where}: {exc.strerror or exc}")
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        written = 0
+        try:
+            while written < len(view):  # the file is unbuffered: writes may be partial
+                written += self._stream.write(view[written:]) or 0
+        except OSError as exc:
+            raise self._fail(exc) from None
+        return written
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        try:
+            return self._stream.truncate(size)
+        except OSError as exc:
+            raise self._fail(exc) from None
+
+    def writable(self) -> bool:
+        return True
+
+
 class ResultSink:
     """Receives a result stream and publishes it only when it is complete."""
 
@@ -56,11 +113,20 @@ class ResultSink:
         except OSError as exc:
             raise OutputError(f"cannot create a temporary result file: {exc.strerror}") from None
         self._temp = Path(name)
+        body_done = False
         try:
-            with os.fdopen(fd, "w+b") as stream:
-                yield stream
+            # unbuffered: a full disk fails the write itself, never a later implicit flush
+            with os.fdopen(fd, "w+b", buffering=0) as stream:
+                yield _GuardedStream(stream, self.target)  # type: ignore[misc]
+                body_done = True
                 stream.flush()
                 os.fsync(stream.fileno())
+        except OSError as exc:
+            self.discard()
+            if not body_done:  # the caller's own error (a network one is an OSError too)
+                raise
+            where = "stdout" if self.target is None else str(self.target)
+            raise OutputError(f"cannot write the result for {where}: {exc.strerror}") from None
         except BaseException:
             self.discard()
             raise

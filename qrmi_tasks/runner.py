@@ -12,11 +12,13 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from qrmi_tasks import output
+from qrmi_tasks import calls, output
+from qrmi_tasks.calls import Call
 from qrmi_tasks.config import resolve_resource
 from qrmi_tasks.errors import (
     EXIT_OK,
@@ -26,6 +28,8 @@ from qrmi_tasks.errors import (
     ProviderError,
     QrmiError,
     TaskFailed,
+    TransientError,
+    UsageError,
 )
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.payload import Payload, load_payload, validate_sequence
@@ -35,9 +39,22 @@ from qrmi_tasks.signals import SignalWatch, describe
 from qrmi_tasks.slurm import requeue_in_progress
 
 log = logging.getLogger("qrmi_tasks.runner")
+T = TypeVar("T")
 
 # How long a SIGCONT-triggered cancel waits for the SIGTERM that scancel sends ~10 ms later.
 _SIGTERM_GRACE = 0.5
+# Overall deadline of one provider call: a hung or slow-drip answer ends there even when
+# per-read socket timeouts never fire. Generous: they include the provider's own retries.
+CALL_TIMEOUT = 300.0
+RESULT_TIMEOUT = 3600.0  # results can be hundreds of MB
+# Counted from the signal (README, "Signals and cancellation"): the cancel lands or is
+# given up by CANCEL_BUDGET, cleanup ends by CLEANUP_BUDGET, and the process exits well
+# within Slurm's default KillWait (30 s) and our 5 s promise.
+CANCEL_BUDGET = 3.0
+CANCEL_ATTEMPT = 1.2  # one cancel attempt; a hung one is abandoned and a fresh one sent
+CLEANUP_BUDGET = 4.3
+# A submit in flight when the signal came may still settle (return its id) this quickly.
+_SUBMIT_SETTLE = 0.4
 
 # Namespace of deterministic (requeue-safe) request ids.
 _REQUEST_NAMESPACE = uuid.UUID("6f1c5b8e-2f0a-4a57-9a55-6d0b1f4f8a21")
@@ -78,6 +95,13 @@ def prepare(
         output.check_target(request.output_path)
     if request.logs_path is not None:
         output.check_target(request.logs_path)
+        if request.output_path is not None and output.same_file(
+            request.output_path, request.logs_path
+        ):
+            raise UsageError(
+                f"-o {request.output_path} and --logs {request.logs_path} are the same file; "
+                "give the logs another name"
+            )
     resource = resolve_resource(request.resource_name, environ, request.config_path)
     cls = provider_class(resource.type.name)
     settings = resource.settings(cls.settings_spec)
@@ -95,7 +119,7 @@ def prepare(
     if watch is None:
         context = RunContext(request_id, deterministic)
     else:
-        context = RunContext(request_id, deterministic, watch.sleep, lambda: watch.triggered)
+        context = RunContext(request_id, deterministic, watch.sleep, watch.interrupted)
     log.debug(
         "resource %s: type %s, payload %s (sha256 %s), request id %s%s",
         resource.name,
@@ -109,7 +133,11 @@ def prepare(
 
 
 class TaskRun:
-    """Drives one provider task; owns the cancel-once rule."""
+    """Drives one provider task; owns the cancel-once rule and every failure's outcome.
+
+    For a remote provider every call runs in a worker thread (:mod:`qrmi_tasks.calls`)
+    while the main thread watches for signals, so a cancel never waits for a blocked read.
+    """
 
     def __init__(
         self,
@@ -128,12 +156,63 @@ class TaskRun:
         self.last: StatusReport | None = None
         self.cancel_sent = False
 
+    # -- calls ----------------------------------------------------------------------------
+    def _call(self, what: str, action: Callable[[], T], timeout: float = CALL_TIMEOUT) -> T:
+        """One provider call; Interrupted as soon as a signal arrives."""
+        if not self.provider.remote:  # local calls never block: keep them on this thread
+            if self.watch.triggered:
+                raise Interrupted
+            return action()
+        return calls.call(self.watch, what, action, timeout)
+
+    def _shielded(self, what: str, action: Callable[[], T], until: float) -> T:
+        """A call of the cancel path: not interruptible by signals, bounded by ``until``."""
+        if not self.provider.remote:
+            return action()
+
+        def run() -> T:
+            with self.watch.shielded():
+                return action()
+
+        return calls.bounded(what, run, until)
+
     def _check_signal(self) -> None:
         if self.watch.triggered:
             raise Interrupted
 
-    def run(self) -> int:
-        """Return the exit code; raise QrmiError for reportable failures."""
+    # -- the normal path ------------------------------------------------------------------
+    def execute(self) -> int:
+        """Run the task; return the exit code or raise QrmiError for one-line failures."""
+        try:
+            return self._run()
+        except (ProviderError, OutputError) as exc:
+            if self.task_id is not None and self.watch.triggered:
+                log.error("%s", exc)
+                return self.interrupt()
+            if isinstance(exc, OutputError) and self.task_id is not None:
+                kept = "; it was kept on the provider" if self.provider.remote else ""
+                log.error("task %s completed but its result was not written%s", self.task_id, kept)
+            elif self.task_id is not None and self.provider.remote:
+                log.error(
+                    "lost contact with the provider; task %s may still be running there",
+                    self.task_id,
+                )
+            raise
+        except QrmiError:
+            raise
+        except Exception as exc:
+            # An SDK failure nobody foresaw (or a bug) must not orphan a running
+            # task silently: cancel it on a pending signal, else name it.
+            if self.task_id is not None and self.watch.triggered:
+                # one line, as every error; the traceback only at -v, as in cli.report
+                log.error("unexpected error while cancelling: %r", exc)
+                log.debug("traceback", exc_info=exc)
+                return self.interrupt()
+            if self.task_id is not None and self.provider.remote:
+                log.error("task %s may still be running on the provider", self.task_id)
+            raise
+
+    def _run(self) -> int:
         try:
             self._check_signal()
             log.info(
@@ -142,24 +221,27 @@ class TaskRun:
                 self.provider.resource.name,
                 self.provider.resource.type.name,
             )
-            self.task_id = self.provider.submit(self.payload)
+            self.task_id = self._call("submit the task", lambda: self.provider.submit(self.payload))
             log.info("task %s: submitted", self.task_id)
             report = self._poll()
             return self._finish(report)
         except Interrupted as exc:
-            if self.task_id is None and exc.args:
-                self.task_id = exc.args[0]  # submit was interrupted after the task may exist
-            return self.interrupt()
+            pending = None
+            if self.task_id is None:
+                self.task_id = exc.task_id  # submit was interrupted after the task may exist
+                pending = exc.pending
+            return self.interrupt(pending)
 
     def _poll(self) -> StatusReport:
         policy: PollPolicy = self.provider.poll_policy
         interval = policy.initial
+        task_id = self.task_id
         while True:
             self._check_signal()
-            report = self.provider.status(self.task_id)
-            log.debug("task %s: status %s", self.task_id, report.status.value)
+            report = self._call("get the task status", lambda: self.provider.status(task_id))
+            log.debug("task %s: status %s", task_id, report.status.value)
             if self.last is None or report.status != self.last.status:
-                log.info("task %s: %s", self.task_id, report.status.value)
+                log.info("task %s: %s", task_id, report.status.value)
             self.last = report
             if report.status.final:
                 return report
@@ -177,15 +259,18 @@ class TaskRun:
             self._cleanup()
             raise TaskFailed(f"task {self.task_id} {report.status.value}{reason}")
         sink = output.ResultSink(self.request.output_path)
+        task_id = self.task_id
         with sink.open() as stream:
-            self.provider.fetch_result(self.task_id, stream)
+            self._call(
+                "download the result",
+                lambda: self.provider.fetch_result(task_id, stream),
+                RESULT_TIMEOUT,
+            )
         if self.watch.triggered:
             sink.discard()
             raise Interrupted
         sink.publish()
-        log.info(
-            "task %s: result written to %s", self.task_id, self.request.output_path or "stdout"
-        )
+        log.info("task %s: result written to %s", task_id, self.request.output_path or "stdout")
         self._save_logs()
         self._cleanup()
         return EXIT_OK
@@ -193,25 +278,30 @@ class TaskRun:
     def _save_logs(self) -> None:
         if self.request.logs_path is None or not self.provider.has_logs:
             return
+        task_id = self.task_id
         sink = output.ResultSink(self.request.logs_path)
         try:
             with sink.open() as stream:
-                found = self.provider.fetch_logs(self.task_id, stream)
+                found = self._call(
+                    "download the task logs", lambda: self.provider.fetch_logs(task_id, stream)
+                )
             if found:
                 sink.publish()
-                log.info("task %s: logs written to %s", self.task_id, self.request.logs_path)
+                log.info("task %s: logs written to %s", task_id, self.request.logs_path)
             else:
                 sink.discard()
-                log.info("task %s: no logs available", self.task_id)
+                log.info("task %s: no logs available", task_id)
         except QrmiError as exc:  # logs are a bonus; never turn a result into a failure
-            log.warning("task %s: could not save logs: %s", self.task_id, exc)
+            log.warning("task %s: could not save logs: %s", task_id, exc)
 
     def _cleanup(self) -> None:
+        task_id = self.task_id
         try:
-            self.provider.cleanup(self.task_id)
+            self._call("clean up the task", lambda: self.provider.cleanup(task_id))
         except QrmiError as exc:
-            log.warning("task %s: cleanup failed: %s", self.task_id, exc)
+            log.warning("task %s: cleanup failed: %s", task_id, exc)
 
+    # -- the cancel path ------------------------------------------------------------------
     def _requeued(self) -> bool:
         context = self.provider.context
         return (
@@ -220,20 +310,30 @@ class TaskRun:
             and requeue_in_progress(self.environ)
         )
 
-    def interrupt(self) -> int:
-        """Cancel the task for a received signal (once) and return the exit code."""
+    def interrupt(self, pending: Call[str] | None = None) -> int:
+        """Cancel the task for a received signal (once) and return the exit code.
+
+        ``pending`` is a submit still running when the signal came (no task id yet).
+        """
+        start = self.watch.first_at or time.monotonic()
         # scancel and scontrol requeue both send SIGCONT then SIGTERM ~10 ms apart:
         # decide on the pair (a requeue is only visible to Slurm queries by then).
-        self.watch.wait_for_terminating(_SIGTERM_GRACE)
+        self.watch.wait_for_terminating(start + _SIGTERM_GRACE)
         name = describe(self.watch.exit_signal)
+        if self.task_id is None and pending is not None:
+            self.task_id = self._settle_submit(pending, name, start)
+            if self.task_id is None:
+                return EXIT_SIGNAL_BASE + self.watch.exit_signal
         if self.task_id is None:
             log.warning("received %s before the task was submitted; nothing to cancel", name)
         elif self.last is not None and self.last.status.final:
+            kept = " (kept on the provider)" if self.provider.remote else ""
             log.warning(
-                "received %s; task %s already %s, result not written",
+                "received %s; task %s already %s, result not written%s",
                 name,
                 self.task_id,
                 self.last.status.value,
+                kept,
             )
         elif self._requeued():
             log.warning(
@@ -246,16 +346,105 @@ class TaskRun:
         elif not self.cancel_sent:
             self.cancel_sent = True  # never twice, whatever arrives while cancelling
             log.warning("received %s; cancelling task %s", name, self.task_id)
-            started = time.monotonic()
-            try:
-                self.provider.cancel(self.task_id)
+            if self._cancel(self.task_id, start):
                 log.info(
-                    "task %s: cancel requested (%.2fs)", self.task_id, time.monotonic() - started
+                    "task %s: cancel requested (%.2fs after the signal)",
+                    self.task_id,
+                    time.monotonic() - start,
                 )
-            except QrmiError as exc:
-                log.error("task %s: cancel failed: %s", self.task_id, exc)
-            self._cleanup()
+            self._cleanup_after_cancel(self.task_id, start)
         return EXIT_SIGNAL_BASE + self.watch.exit_signal
+
+    def _cleanup_after_cancel(self, task_id: str, start: float) -> None:
+        try:
+            self._shielded(
+                "clean up the task",
+                lambda: self.provider.cleanup(task_id),
+                start + CLEANUP_BUDGET,
+            )
+        except QrmiError as exc:
+            log.warning("task %s: cleanup failed: %s", task_id, exc)
+        except Exception as exc:
+            log.warning("task %s: cleanup failed: %r", task_id, exc)
+
+    def _cancel(self, task_id: str, start: float) -> bool:
+        """Send the cancel; retry transient failures until it lands or the budget is spent."""
+        until = start + CANCEL_BUDGET
+        delay, attempt = 0.1, 0
+        while True:
+            attempt += 1
+            try:
+                self._shielded(
+                    "cancel the task",
+                    lambda: self.provider.cancel(task_id),
+                    min(until, time.monotonic() + CANCEL_ATTEMPT),
+                )
+                return True
+            except TransientError as exc:
+                reason = exc.message
+            except QrmiError as exc:
+                log.error("task %s: cancel failed: %s", task_id, exc)
+                return False
+            except Exception as exc:
+                log.error("task %s: cancel failed: unexpected %r", task_id, exc)
+                log.debug("traceback", exc_info=exc)
+                return False
+            if time.monotonic() + delay >= until:
+                log.error(
+                    "task %s: cancel did not land after %d attempt(s) (%s); the task may "
+                    "still run on the provider",
+                    task_id,
+                    attempt,
+                    reason,
+                )
+                return False
+            log.info("task %s: cancel attempt %d failed (%s); retrying", task_id, attempt, reason)
+            time.sleep(delay)  # not interruptible: further signals must not stop the cancel
+            delay = min(delay * 2, 0.8)
+
+    def _settle_submit(self, pending: Call[str], name: str, start: float) -> str | None:
+        """The signal overtook ``submit``: return the task it created, or cancel blindly."""
+        if pending.join(start + _SUBMIT_SETTLE):
+            return _submitted_id(pending, name)
+        self.cancel_sent = True
+        log.warning(
+            "received %s while the submission was in flight; cancelling whatever it created",
+            name,
+        )
+        cancelled: list[str] = []
+        try:
+            cancelled = self._shielded(
+                "cancel the submission", self.provider.cancel_submission, start + CANCEL_BUDGET
+            )
+        except Exception as exc:
+            log.error("could not check whether the submission created a task: %s", exc)
+        for task_id in cancelled:
+            log.info("task %s: cancel requested", task_id)
+            self._cleanup_after_cancel(task_id, start)
+        if pending.join(start + CANCEL_BUDGET):  # the answer may still come in time
+            task_id = _submitted_id(pending, name)
+            if task_id is not None and task_id not in cancelled:
+                self.cancel_sent = False
+                return task_id
+            return None
+        pending.abandon()
+        log.warning(
+            "the submission was still unanswered at exit; if it reached the provider, its "
+            "task carries request id %s",
+            self.provider.context.request_id,
+        )
+        return None
+
+
+def _submitted_id(pending: Call[str], name: str) -> str | None:
+    """The id a settled submit returned (or named in its Interrupted), else None."""
+    try:
+        return pending.outcome()
+    except Interrupted as exc:
+        return exc.task_id
+    except Exception as exc:
+        log.warning("received %s while submitting; the submission failed: %s", name, exc)
+        return None
 
 
 def run(request: RunRequest, environ: Mapping[str, str] | None = None) -> int:
@@ -265,39 +454,23 @@ def run(request: RunRequest, environ: Mapping[str, str] | None = None) -> int:
     """
     environ = os.environ if environ is None else environ
     with SignalWatch(request.cancel_on_sigcont) as watch:
-        provider, payload = prepare(request, environ, watch)
         try:
-            task = TaskRun(provider, payload, request, watch, environ)
-            try:
-                return task.run()
-            except (ProviderError, OutputError) as exc:
-                if task.task_id is not None and watch.triggered:
-                    log.error("%s", exc)
-                    return task.interrupt()
-                if isinstance(exc, OutputError) and task.task_id is not None:
-                    log.error(
-                        "task %s completed but its result was not written; it was kept "
-                        "on the provider",
-                        task.task_id,
-                    )
-                elif task.task_id is not None:
-                    log.error(
-                        "lost contact with the provider; task %s may still be running there",
-                        task.task_id,
-                    )
-                raise
-            except QrmiError:
-                raise
-            except Exception as exc:
-                # An SDK failure nobody foresaw (or a bug) must not orphan a running
-                # task silently: cancel it on a pending signal, else name it.
-                if task.task_id is not None and watch.triggered:
-                    # one line, as every error; the traceback only at -v, as in cli.report
-                    log.error("unexpected error while cancelling: %r", exc)
-                    log.debug("traceback", exc_info=exc)
-                    return task.interrupt()
-                if task.task_id is not None:
-                    log.error("task %s may still be running on the provider", task.task_id)
-                raise
+            # in a worker thread too: reading a FIFO or rebuilding a Pulser sequence
+            # must not hold a signal back
+            provider, payload = calls.call(
+                watch, "read and check the input", lambda: prepare(request, environ, watch), None
+            )
+        except Interrupted:
+            watch.wait_for_terminating((watch.first_at or time.monotonic()) + _SIGTERM_GRACE)
+            log.warning(
+                "received %s before the task was submitted; nothing to cancel",
+                describe(watch.exit_signal),
+            )
+            return EXIT_SIGNAL_BASE + watch.exit_signal
+        try:
+            return TaskRun(provider, payload, request, watch, environ).execute()
         finally:
-            provider.close()
+            try:
+                provider.close()
+            except Exception as exc:  # closing must not mask the outcome
+                log.debug("closing the provider failed: %r", exc)

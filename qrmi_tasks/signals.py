@@ -1,45 +1,64 @@
-"""Turn SIGTERM/SIGINT (and, by default, SIGCONT) into a prompt, single cancel request.
+"""Turn SIGTERM/SIGINT/SIGHUP (and, by default, SIGCONT) into a prompt, single cancel request.
 
-The handler only records the signal; the C-level wakeup fd makes the runner's
-poll sleep return at once. The runner then does the I/O (cancel request) itself.
+The handler only records the signal (and releases worker threads' sleeps); the C-level
+wakeup fd makes the main thread's wait return at once. Provider calls run in worker
+threads (:mod:`qrmi_tasks.calls`) and the main thread waits here, so a signal is acted
+on whatever a call is blocked on. Only the main thread reads the wakeup socket: worker
+threads sleep on an event instead, so no thread can swallow another's wake-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from types import FrameType
 
-_TERMINATING = (signal.SIGTERM, signal.SIGINT)
+_TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class SignalWatch:
-    """Install handlers on enter; :meth:`sleep` wakes early when a signal arrives."""
+    """Install handlers on enter; :meth:`sleep` and :meth:`wait` wake early on a signal."""
 
     def __init__(self, cancel_on_sigcont: bool = True) -> None:
         self.cancel_on_sigcont = cancel_on_sigcont
         self.received: list[int] = []
+        #: ``time.monotonic()`` of the first watched signal (the cancel budget starts there)
+        self.first_at: float | None = None
         self._previous: dict[int, object] = {}
         self._previous_fd = -1
+        self._released = threading.Event()  # set on the first signal: worker sleeps end
+        self._local = threading.local()
 
     @property
     def signals(self) -> tuple[int, ...]:
         return (*_TERMINATING, signal.SIGCONT) if self.cancel_on_sigcont else _TERMINATING
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        # No I/O, no locks: just remember. The wakeup fd (written in C) wakes sleep().
+        # Runs in the main thread between bytecodes. No I/O; the main thread never waits
+        # on this event's lock itself, so setting it here cannot deadlock.
+        if self.first_at is None:
+            self.first_at = time.monotonic()
         self.received.append(signum)
+        self._released.set()
 
     @property
     def triggered(self) -> bool:
+        """A watched signal has arrived (whatever the calling thread)."""
         return bool(self.received)
+
+    def interrupted(self) -> bool:
+        """Whether the calling thread should stop: a signal arrived and it is not shielded."""
+        return self.triggered and not getattr(self._local, "shielded", False)
 
     @property
     def exit_signal(self) -> int:
-        """The signal to report in the exit status (TERM/INT win over CONT)."""
+        """The signal to report in the exit status (TERM/INT/HUP win over CONT)."""
         for signum in reversed(self.received):
             if signum in _TERMINATING:
                 return signum
@@ -64,23 +83,51 @@ class SignalWatch:
         self._reader.close()
         self._writer.close()
 
+    # -- waiting --------------------------------------------------------------------------
     def sleep(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``; return True at once if a watched signal has arrived."""
+        """Sleep up to ``seconds``; return True at once if the caller is interrupted.
+
+        Safe from any thread. In a :meth:`shielded` thread (the cancel itself) it sleeps
+        the full time and returns False: a pending signal must not abort the cancel.
+        """
+        if getattr(self._local, "shielded", False):
+            time.sleep(max(0.0, seconds))
+            return False
         if self.triggered:
             return True
-        select.select([self._reader], [], [], max(0.0, seconds))
-        self._drain()
+        if threading.current_thread() is threading.main_thread():
+            self.wait(seconds)
+        else:
+            self._released.wait(max(0.0, seconds))
         return self.triggered
 
-    def wait_for_terminating(self, seconds: float) -> None:
-        """After a SIGCONT-only cancel, wait briefly for the SIGTERM scancel sends next."""
-        deadline = time.monotonic() + seconds
+    def wait(self, seconds: float) -> None:
+        """Main thread only: block up to ``seconds`` until a signal or :meth:`wake`."""
+        with contextlib.suppress(OSError, ValueError):  # closed socket: just return
+            select.select([self._reader], [], [], max(0.0, seconds))
+        self._drain()
+
+    def wake(self) -> None:
+        """Wake the main thread's :meth:`wait` (called by worker threads when done)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._writer.send(b"\0")
+
+    def wait_for_terminating(self, until: float) -> None:
+        """After a SIGCONT-only cancel, wait (to monotonic ``until``) for scancel's SIGTERM."""
         while not any(s in _TERMINATING for s in self.received):
-            left = deadline - time.monotonic()
+            left = until - time.monotonic()
             if left <= 0:
                 return
-            select.select([self._reader], [], [], left)
-            self._drain()
+            self.wait(left)
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """In this thread, signals no longer interrupt waits (for the cancel's own retries)."""
+        self._local.shielded = True
+        try:
+            yield
+        finally:
+            self._local.shielded = False
 
     def _drain(self) -> None:
         try:

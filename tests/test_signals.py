@@ -153,3 +153,41 @@ def test_no_cancel_on_sigcont(long_payload, how):
     code, stderr = run.finish()
     assert code == 143
     assert "received SIGTERM" in stderr and "SIGCONT" not in stderr
+
+
+def test_sighup_cancels_like_sigterm(long_payload):
+    run = Running("local", str(long_payload))
+    run.wait_for(": running")
+    worker = run.worker_pid()
+    run.proc.send_signal(signal.SIGHUP)
+    code, stderr = run.finish()
+    assert code == 128 + signal.SIGHUP, stderr
+    assert "received SIGHUP; cancelling task" in stderr
+    assert _gone(worker)
+
+
+def test_simulator_killed_by_someone_else_is_a_failure_not_a_cancel(long_payload):
+    """The OOM killer's SIGKILL is not our cancel: exit 1, said as such."""
+    run = Running("local", str(long_payload))
+    run.wait_for(": running")
+    os.kill(run.worker_pid(), signal.SIGKILL)
+    code, stderr = run.finish()
+    assert code == 1, stderr
+    assert "killed by SIGKILL, probably out of memory" in stderr
+    assert "cancelled" not in stderr and "provider" not in stderr
+
+
+def test_sigterm_while_reading_a_fifo_payload(tmp_path):
+    """Opening a FIFO nobody writes blocks forever: the signal still ends the run."""
+    fifo = tmp_path / "payload.json"
+    os.mkfifo(fifo)
+    run = Running("local", str(fifo))
+    time.sleep(1.5)  # the runner is blocked opening the FIFO by now
+    assert run.proc.poll() is None
+    sent = time.monotonic()
+    run.proc.send_signal(signal.SIGTERM)
+    code, stderr = run.finish()
+    assert code == 143, stderr
+    assert time.monotonic() - sent < 2.0
+    assert "before the task was submitted; nothing to cancel" in stderr
+    assert "Traceback" not in stderr

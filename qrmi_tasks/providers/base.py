@@ -3,7 +3,13 @@
 The runner drives a provider through one task's life:
 ``submit`` -> ``status`` (polled) -> ``fetch_result`` -> ``cleanup``, or ``cancel`` when
 a signal arrives. Providers raise :class:`~qrmi_tasks.errors.ProviderError` for transport
-or protocol failures (after their own retries) and never exit the process.
+or protocol failures (after their own retries; :class:`~qrmi_tasks.errors.TransientError`
+where another attempt may help) and never exit the process.
+
+Threads: for a ``remote`` provider the runner makes every call in a worker thread and
+may abandon one that a signal or its deadline overtook; ``cancel`` (and
+``cancel_submission``, ``cleanup`` after a cancel) can then run while the abandoned call
+still holds its connection, so they must not depend on it.
 """
 
 from __future__ import annotations
@@ -88,6 +94,9 @@ class Provider(ABC):
     #: whether a rerun with the same ``RunContext.request_id`` attaches to the task this
     #: run submitted (then a Slurm requeue keeps the task instead of cancelling it)
     can_reattach: ClassVar[bool] = False
+    #: the task runs on a service: calls may block on the network (the runner makes them
+    #: in worker threads) and a task can outlive this process. False for ``local``.
+    remote: ClassVar[bool] = True
 
     def __init__(self, resource: Resource, settings: dict[str, Any], context: RunContext) -> None:
         self.resource = resource
@@ -122,7 +131,20 @@ class Provider(ABC):
 
     @abstractmethod
     def cancel(self, task_id: str) -> None:
-        """Ask the provider to stop the task."""
+        """Ask the provider to stop the task: one attempt, on a connection of its own.
+
+        Raise :class:`~qrmi_tasks.errors.TransientError` when another attempt may land
+        (5xx, 429, connection errors): the runner retries within its cancel budget.
+        """
+
+    def cancel_submission(self) -> list[str]:
+        """A signal came while ``submit`` was still in flight: stop what it may have made.
+
+        Best effort and quick (one attempt, a connection of its own): find tasks this
+        run's request may have created (by the id or tag the provider chose) and cancel
+        them. Returns their ids.
+        """
+        return []
 
     def cleanup(self, task_id: str) -> None:
         """Release remote resources of a finished task (after its result is safe)."""

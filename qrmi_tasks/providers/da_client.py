@@ -5,31 +5,58 @@ Retry policy (tenacity):
   deadline, exponential back-off 1 s -> 60 s with jitter, ``Retry-After`` honoured;
 * 5xx, 408 and connection errors: retried a bounded number of times;
 * 401: the IAM token is refreshed once and the request repeated;
-* any other 4xx: fails at once with the server's ``errors[].message``.
+* any other 4xx: fails at once with the server's ``errors[].message``;
+* an answer that is not the JSON object expected (HTML with 200, truncated JSON, a list)
+  or larger than ``MAX_BODY``: a protocol error, retried like a transient one.
 Every wait goes through the run's cancellable sleep, so a signal is never delayed.
+``once=True`` (the cancel path) makes one attempt on a connection of its own and raises
+:class:`~qrmi_tasks.errors.TransientError` when another attempt may help.
 """
 
 from __future__ import annotations
 
-import email.utils
+import json as jsonlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 import tenacity
 
-from qrmi_tasks.errors import AuthenticationError, Interrupted, ProviderError
+from qrmi_tasks.errors import AuthenticationError, Interrupted, ProviderError, TransientError
 from qrmi_tasks.logsetup import SECRETS
+from qrmi_tasks.retry import TRANSIENT_STATUSES, retry_after_seconds
 
 log = logging.getLogger("qrmi_tasks.direct_access")
 
 CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = 60.0
+READ_TIMEOUT = 30.0  # per socket read; the whole answer is bounded by BODY_SECONDS
+BODY_SECONDS = 120.0
+MAX_BODY = 16 << 20  # API answers are kilobytes; anything this big is not our API
 MAX_TRANSIENT_ATTEMPTS = 6
 THROTTLE_STATUSES = (423, 429)
-TRANSIENT_STATUSES = (408, 500, 502, 503, 504)
+_CHUNK = 1 << 16
+
+
+@dataclass
+class Answer:
+    """A complete, size-checked HTTP answer (the body is read before it is returned)."""
+
+    status_code: int
+    content: bytes
+    reason: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    data: Any = None  # the decoded JSON object, when the request asked for one
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body decoded as JSON (ValueError if it is not)."""
+        return jsonlib.loads(self.content)
 
 
 class _Retry(Exception):
@@ -42,7 +69,7 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-def error_message(response: requests.Response) -> str:
+def error_message(response: Answer) -> str:
     """The server's ``errors[].message`` (or its plain-text body), one line."""
     try:
         body = response.json()
@@ -63,15 +90,23 @@ def error_message(response: requests.Response) -> str:
     return str(body)[:300]
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
+def _read(response: requests.Response, started: float) -> bytes:
+    """The whole body of a streamed response, refusing oversize or endless answers."""
+    chunks: list[bytes] = []
+    size = 0
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise _Retry(f"answer larger than {MAX_BODY >> 20} MiB", throttled=False)
+            if time.monotonic() - started > BODY_SECONDS:
+                raise _Retry(f"answer not complete after {BODY_SECONDS:.0f} s", throttled=False)
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise _Retry(f"answer cut off ({type(exc).__name__})", throttled=False) from None
+    finally:
+        response.close()
+    return b"".join(chunks)
 
 
 class IamTokens:
@@ -158,59 +193,85 @@ class DirectAccessClient:
         ok: tuple[int, ...] = (200,),
         accept: tuple[int, ...] = (),
         deadline: float | None = None,
-    ) -> requests.Response:
-        """Send a request; return the response if its status is in ``ok`` or ``accept``.
+        want_json: bool = False,
+        once: bool = False,
+    ) -> Answer:
+        """Send a request; return the answer if its status is in ``ok`` or ``accept``.
 
         ``deadline`` (a ``time.monotonic()`` value) bounds retries of 429/423.
+        ``want_json``: an ``ok`` answer must be a JSON object (then in ``Answer.data``).
+        ``once``: one attempt on a fresh connection, TransientError if it may be repeated.
         """
         refreshed = [False]
         transient = [0]
+        session = requests.Session() if once else self.session
 
-        def attempt() -> requests.Response:
+        def attempt() -> Answer:
             try:
                 headers = self._headers()
             except _Retry:
                 transient[0] += 1  # IAM unreachable or 5xx: bounded like any transient error
                 raise
+            started = time.monotonic()
             try:
-                response = self.session.request(
+                response = session.request(
                     method,
                     self.endpoint + path,
                     json=json,
                     headers=headers,
                     timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                    stream=True,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 transient[0] += 1
                 raise _Retry(f"{type(exc).__name__} from {self.endpoint}", False) from None
-            status = response.status_code
+            try:
+                answer = Answer(
+                    response.status_code,
+                    _read(response, started),
+                    response.reason or "",
+                    dict(response.headers),
+                )
+            except _Retry:
+                transient[0] += 1
+                raise
+            status = answer.status_code
+            if status in ok and want_json:
+                answer.data = self._decode(method, path, answer, transient)
             if status in ok or status in accept:
-                return response
+                return answer
             if status == 401 and not refreshed[0]:
                 refreshed[0] = True
                 self.tokens.invalidate()
                 raise _Retry("token rejected (401), refreshed", False, retry_after=0)
+            retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
             if status in THROTTLE_STATUSES:
                 reason = "backend reserved (423)" if status == 423 else "too many jobs (429)"
-                raise _Retry(f"{reason}: {error_message(response)}", True, _retry_after(response))
+                raise _Retry(f"{reason}: {error_message(answer)}", True, retry_after)
             if status in TRANSIENT_STATUSES:
                 transient[0] += 1
-                raise _Retry(
-                    f"HTTP {status}: {error_message(response)}", False, _retry_after(response)
-                )
+                raise _Retry(f"HTTP {status}: {error_message(answer)}", False, retry_after)
             if status in (401, 403):
                 raise AuthenticationError(
                     f"authentication failed: Direct Access rejected the token "
-                    f"for {method} {path}: {error_message(response)}"
+                    f"for {method} {path}: {error_message(answer)}"
                 )
             raise ProviderError(
-                f"Direct Access {method} {path} failed: HTTP {status}: {error_message(response)}"
+                f"Direct Access {method} {path} failed: HTTP {status}: {error_message(answer)}"
             )
+
+        if once:
+            try:
+                return attempt()
+            except _Retry as exc:
+                raise TransientError(f"Direct Access {method} {path}: {exc.reason}") from None
+            finally:
+                session.close()
 
         def wait(state: tenacity.RetryCallState) -> float:
             error = state.outcome.exception()
             if error.retry_after is not None:
-                return min(error.retry_after, 300.0)
+                return error.retry_after
             if error.throttled:
                 return tenacity.wait_exponential_jitter(initial=1, max=60)(state)
             return tenacity.wait_exponential_jitter(initial=0.5, max=8, jitter=0.5)(state)
@@ -244,14 +305,24 @@ class DirectAccessClient:
         try:
             return retrying(attempt)
         except _Retry as exc:
-            raise ProviderError(
+            raise TransientError(
                 f"Direct Access {method} {path} failed after retries: {exc.reason}"
             ) from None
 
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """``request`` and decode the JSON body (ProviderError if it is not JSON)."""
-        response = self.request(method, path, **kwargs)
+    @staticmethod
+    def _decode(method: str, path: str, answer: Answer, transient: list[int]) -> Any:
         try:
-            return response.json()
+            data = answer.json()
         except ValueError:
-            raise ProviderError(f"Direct Access {method} {path}: response is not JSON") from None
+            data = None
+        if isinstance(data, dict):
+            return data
+        transient[0] += 1
+        kind = "JSON but not an object" if data is not None else "not JSON"
+        if data is None and answer.content.lstrip()[:1] == b"<":
+            kind = "HTML, not JSON"
+        raise _Retry(f"protocol error: the answer to {method} {path} is {kind}", False)
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """``request`` and return the decoded JSON object (retried if it is not one)."""
+        return self.request(method, path, want_json=True, **kwargs).data

@@ -22,6 +22,7 @@ from qrmi_tasks.errors import (
     Interrupted,
     PayloadError,
     ProviderError,
+    TransientError,
 )
 from qrmi_tasks.payload import QISKIT, Payload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
@@ -122,12 +123,16 @@ class DirectAccessProvider(Provider):
         then tells whether the job exists, and is used from then on.
         """
         if not self._list_only:
-            response = self.client.request("GET", f"/v1/jobs/{job_id}", accept=(404, 405))
+            response = self.client.request(
+                "GET", f"/v1/jobs/{job_id}", accept=(404, 405), want_json=True
+            )
             if response.status_code == 200:
-                return response.json()
+                return response.data
             if response.status_code == 405:
                 self._list_only = True
-        jobs = self.client.json("GET", "/v1/jobs").get("jobs", [])
+        jobs = self.client.json("GET", "/v1/jobs").get("jobs")
+        if not isinstance(jobs, list):
+            raise ProviderError("Direct Access GET /v1/jobs: protocol error: no 'jobs' list")
         found = next((j for j in jobs if isinstance(j, dict) and j.get("id") == job_id), None)
         if found is not None and not self._list_only:
             log.debug("GET /v1/jobs/{id} is not served here; polling the job list instead")
@@ -137,13 +142,15 @@ class DirectAccessProvider(Provider):
     # -- Provider interface -------------------------------------------------------------
     def _check_backend(self, backend: str) -> None:
         """Authenticate and check the backend before anything is uploaded."""
-        response = self.client.request("GET", f"/v1/backends/{backend}", accept=(404,))
+        response = self.client.request(
+            "GET", f"/v1/backends/{backend}", accept=(404,), want_json=True
+        )
         if response.status_code == 404:
             raise ConfigError(
                 f"backend '{backend}' is not offered by Direct Access at "
                 f"{self.client.endpoint}: {error_message(response)}"
             )
-        info = response.json() if response.content else {}
+        info = response.data
         state = str(info.get("status", "online")).lower()
         if state != "online":
             log.warning(
@@ -178,6 +185,8 @@ class DirectAccessProvider(Provider):
             "storage": self.storage.presigned(job_id, self.timeout_secs),
         }
         log.debug("POST /v1/jobs %s", json.dumps(body))  # presigned signatures are masked
+        if self.context.interrupted():
+            raise Interrupted  # nothing exists yet but the uploaded input
         try:
             response = self.client.request(
                 "POST",
@@ -233,21 +242,36 @@ class DirectAccessProvider(Provider):
     def cancel(self, task_id: str) -> None:
         # 409: already terminal, which is what we wanted
         self.client.request(
-            "POST", f"/v1/jobs/{task_id}/cancel", ok=(200, 202, 204), accept=(404, 409)
+            "POST", f"/v1/jobs/{task_id}/cancel", ok=(200, 202, 204), accept=(404, 409), once=True
         )
 
+    def cancel_submission(self) -> list[str]:
+        # The job id is ours (the request id): cancel it blindly; 404 means never created.
+        job_id = self.context.request_id
+        response = self.client.request(
+            "POST", f"/v1/jobs/{job_id}/cancel", ok=(200, 202, 204), accept=(404, 409), once=True
+        )
+        return [] if response.status_code == 404 else [job_id]
+
     def cleanup(self, task_id: str) -> None:
+        # One attempt per request on a connection of its own (this also runs after a
+        # cancel, beside a call that may still hold the old one); after a cancel the job
+        # takes a moment to become terminal before DELETE is allowed (409 until then).
         deadline = time.monotonic() + _DELETE_WAIT_SECONDS
         delay = 0.05
         while True:
-            response = self.client.request(
-                "DELETE", f"/v1/jobs/{task_id}", ok=(200, 204), accept=(404, 409)
-            )
-            if response.status_code != 409:
-                log.debug("job %s deleted", task_id)
-                return
+            try:
+                response = self.client.request(
+                    "DELETE", f"/v1/jobs/{task_id}", ok=(200, 204), accept=(404, 409), once=True
+                )
+                if response.status_code != 409:
+                    log.debug("job %s deleted", task_id)
+                    return
+                reason = "still not terminal"
+            except TransientError as exc:
+                reason = exc.message
             if time.monotonic() >= deadline:
-                log.warning("job %s could not be deleted (still not terminal)", task_id)
+                log.warning("job %s could not be deleted (%s)", task_id, reason)
                 return
             time.sleep(delay)  # not cancellable on purpose: we are already stopping
             delay = min(delay * 2, 1.0)

@@ -22,6 +22,7 @@ from qrmi_tasks.config import Setting
 from qrmi_tasks.errors import ProviderError
 from qrmi_tasks.payload import PULSER, QISKIT, Payload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+from qrmi_tasks.signals import describe
 
 _PR_SET_PDEATHSIG = 1
 
@@ -38,11 +39,15 @@ class LocalProvider(Provider):
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT, PULSER})
     settings_spec: ClassVar[tuple[Setting, ...]] = (Setting("SEED", required=False, parse=int),)
     poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.05, factor=1.5, cap=1.0)
+    # Calls only poll a child process: they never block, and the child must be started
+    # from the main thread (its parent-death signal follows the thread that forked it).
+    remote: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._workdir: Path | None = None
         self._child: subprocess.Popen[bytes] | None = None
+        self._stopped_by_us = False
 
     def submit(self, payload: Payload) -> str:
         self._workdir = Path(tempfile.mkdtemp(prefix="qrmi-local-"))
@@ -69,8 +74,11 @@ class LocalProvider(Provider):
             return StatusReport(TaskStatus.RUNNING)
         if code == 0 and (self._workdir / "result.json").exists():
             return StatusReport(TaskStatus.COMPLETED)
-        if code < 0:
-            return StatusReport(TaskStatus.CANCELLED, f"simulator stopped by signal {-code}")
+        if code < 0 and self._stopped_by_us:
+            return StatusReport(TaskStatus.CANCELLED, f"simulator stopped by {describe(-code)}")
+        if code < 0:  # nobody here sent it: the OOM killer, an admin, a crash
+            hint = ", probably out of memory" if -code == signal.SIGKILL else ""
+            return StatusReport(TaskStatus.FAILED, f"simulator killed by {describe(-code)}{hint}")
         return StatusReport(TaskStatus.FAILED, self._error_text(code))
 
     def _error_text(self, code: int) -> str:
@@ -88,6 +96,7 @@ class LocalProvider(Provider):
         child = self._child
         if child is None or child.poll() is not None:
             return
+        self._stopped_by_us = True
         child.terminate()
         try:
             child.wait(timeout=2)

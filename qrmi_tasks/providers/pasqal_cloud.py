@@ -8,8 +8,11 @@ Slurm job finds and attaches to its batch, and a create that the SDK retried aft
 answer (it retries POSTs on 5xx) cannot leave a second batch running unnoticed — extra
 batches with our tag are cancelled.
 
-The SDK's own HTTP retries sleep with ``time.sleep`` (up to ~1 min in total); a signal
-that arrives during one is acted on when the SDK call returns.
+The SDK's own HTTP retries sleep with ``time.sleep`` (up to ~1 min in total) and its
+result download has no timeout: the runner makes every call in a worker thread with an
+overall deadline, so a signal is acted on at once, and the cancel goes out through a
+fresh client (its own connections). Every request gets connect/read timeouts through
+the SDK's ``client_class`` hook.
 """
 
 from __future__ import annotations
@@ -20,9 +23,16 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from qrmi_tasks.config import Resource, Setting
-from qrmi_tasks.errors import AuthenticationError, ConfigError, ProviderError
+from qrmi_tasks.errors import (
+    AuthenticationError,
+    ConfigError,
+    Interrupted,
+    ProviderError,
+    TransientError,
+)
 from qrmi_tasks.payload import PULSER, Payload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+from qrmi_tasks.retry import is_transient
 
 log = logging.getLogger("qrmi_tasks.pasqal_cloud")
 T = TypeVar("T")
@@ -39,6 +49,8 @@ _STATUS = {
     "TIMED_OUT": TaskStatus.FAILED,
 }
 TAG_PREFIX = "qrmi:"
+# Per socket operation; the SDK's own is 30 s for API calls and none for result downloads.
+TIMEOUTS = (10.0, 30.0)
 
 
 def _sdk() -> Any:
@@ -88,30 +100,36 @@ class PasqalCloudProvider(Provider):
     def client(self) -> Any:
         """The SDK client (created on first use: importing the SDK costs about a second)."""
         if self._client is None:
-            self._sdk = _sdk()
-            authentication, endpoints, _, _, client_class, _ = self._sdk
-            token = self.settings["AUTH_TOKEN"]
-
-            class StaticToken(authentication.TokenProvider):
-                """The site hands us a ready bearer token: no login flow."""
-
-                def get_token(self) -> str:
-                    return token
-
-            defaults = endpoints.Endpoints()
-            urls = endpoints.Endpoints(
-                core=(self.settings["ENDPOINT"] or defaults.core).rstrip("/"),
-                account=(self.settings["ACCOUNT_ENDPOINT"] or defaults.account).rstrip("/"),
-            )
-            from qrmi_tasks.quiet import quiet_import_warnings
-
-            with quiet_import_warnings():  # the SDK warns about its own support window
-                self._client = client_class(
-                    token_provider=StaticToken(),
-                    endpoints=urls,
-                    project_id=self.settings["PROJECT_ID"],
-                )
+            self._client = self._new_client()
         return self._client
+
+    def _new_client(self) -> Any:
+        """An SDK client with connections of its own (the cancel path uses a fresh one)."""
+        if self._sdk is None:
+            self._sdk = _sdk()
+        authentication, endpoints, _, _, client_class, _ = self._sdk
+        token = self.settings["AUTH_TOKEN"]
+
+        class StaticToken(authentication.TokenProvider):
+            """The site hands us a ready bearer token: no login flow."""
+
+            def get_token(self) -> str:
+                return token
+
+        defaults = endpoints.Endpoints()
+        urls = endpoints.Endpoints(
+            core=(self.settings["ENDPOINT"] or defaults.core).rstrip("/"),
+            account=(self.settings["ACCOUNT_ENDPOINT"] or defaults.account).rstrip("/"),
+        )
+        from qrmi_tasks.quiet import quiet_import_warnings
+
+        with quiet_import_warnings():  # the SDK warns about its own support window
+            return client_class(
+                token_provider=StaticToken(),
+                endpoints=urls,
+                project_id=self.settings["PROJECT_ID"],
+                client_class=_timed_http_client(),
+            )
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
         """Run an SDK call; turn its exceptions into one-line provider errors."""
@@ -133,7 +151,9 @@ class PasqalCloudProvider(Provider):
                     f"{what} (HTTP {status}); check *_QRMI_PASQAL_CLOUD_AUTH_TOKEN"
                 ) from None
             where = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
-            raise ProviderError(f"Pasqal Cloud: cannot {what}: {where}{detail}") from None
+            # no status: no answer at all (refused, dropped, timed out)
+            error = TransientError if is_transient(status) else ProviderError
+            raise error(f"Pasqal Cloud: cannot {what}: {where}{detail}") from None
 
     def _our_batches(self) -> list[Any]:
         filters = self._sdk[5]
@@ -157,6 +177,8 @@ class PasqalCloudProvider(Provider):
                     self._batches[batch.id] = batch
                     return batch.id
         device = self._sdk[3](self.resource.name)
+        if self.context.interrupted():
+            raise Interrupted  # no batch exists yet
         batch = self._call(
             "create the batch",
             lambda: client.create_batch(
@@ -214,8 +236,40 @@ class PasqalCloudProvider(Provider):
         into.write(json.dumps(dict(result)).encode())
 
     def cancel(self, task_id: str) -> None:
-        client = self.client()
+        client = self._new_client()  # the old one may be stuck in a read or a retry sleep
         self._call("cancel the batch", lambda: client.cancel_batch(task_id))
+
+    def cancel_submission(self) -> list[str]:
+        filters = self._sdk[5]
+        client = self._new_client()
+        page = self._call(
+            "list batches", lambda: client.get_batches(filters=filters.BatchFilters(tag=self.tag))
+        )
+        cancelled = []
+        for batch in page.results:
+            if batch.status in ("PENDING", "RUNNING"):
+                self._call("cancel the batch", lambda b=batch: client.cancel_batch(b.id))
+                cancelled.append(batch.id)
+        return cancelled
+
+
+def _timed_http_client() -> Any:
+    """The SDK's HTTPClient with connect/read timeouts on every request (results too)."""
+    import requests.adapters
+    from pasqal_cloud.http_client import HTTPClient
+
+    class TimeoutAdapter(requests.adapters.HTTPAdapter):
+        def send(self, request: Any, timeout: Any = None, **kwargs: Any) -> Any:
+            return super().send(request, timeout=timeout or TIMEOUTS, **kwargs)
+
+    class TimedHTTPClient(HTTPClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            adapter = TimeoutAdapter()
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
+
+    return TimedHTTPClient
 
 
 def _response_message(cause: Any) -> str | None:

@@ -13,11 +13,9 @@ the job it already submitted and attaches to it instead of running it twice.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import re
-import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
@@ -29,10 +27,12 @@ from qrmi_tasks.errors import (
     PayloadError,
     ProviderError,
     QrmiError,
+    TransientError,
 )
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.payload import QISKIT, Payload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+from qrmi_tasks.retry import is_transient, retry_after_seconds
 
 log = logging.getLogger("qrmi_tasks.qiskit_runtime")
 T = TypeVar("T")
@@ -50,9 +50,8 @@ _STATUS = {
 }
 # Job list entries carry the API's own status names.
 _ALIVE = ("queued", "running", "completed", "initializing")
-# The library already retries 5xx (urllib3, up to 5 times); these are retried once more
-# from here with cancellable waits. -1: no HTTP answer (connection failure, retries exhausted).
-_TRANSIENT = (-1, 408, 429, 500, 502, 503, 504, 520, 521, 522, 524)
+# The library already retries 5xx (urllib3, up to 5 times); transient failures are
+# retried once more from here with cancellable waits.
 MAX_ATTEMPTS = 6
 MAX_MESSAGE = 500
 
@@ -98,17 +97,7 @@ def _api_message(exc: BaseException) -> str:
 
 def _retry_after(exc: BaseException) -> float | None:
     response = _response(exc)
-    value = response.headers.get("Retry-After") if response is not None else None
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:  # an HTTP date
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(60.0, max(0.0, seconds))
+    return retry_after_seconds(response.headers.get("Retry-After") if response else None, 60.0)
 
 
 class QiskitRuntimeProvider(Provider):
@@ -232,7 +221,7 @@ class QiskitRuntimeProvider(Provider):
                         f"{what} (HTTP 403: {_api_message(exc)}); check "
                         f"{self._variable('SERVICE_CRN')}"
                     ) from None
-                if status not in _TRANSIENT:
+                if status != -1 and not is_transient(status):  # -1: no HTTP answer
                     error = (fail or {}).get(status, ProviderError)
                     raise error(
                         f"Qiskit Runtime: cannot {what}: HTTP {status}: {_api_message(exc)}"
@@ -249,7 +238,7 @@ class QiskitRuntimeProvider(Provider):
                 ) from None
             attempt += 1
             if attempt >= MAX_ATTEMPTS or not retry(status):
-                raise ProviderError(f"Qiskit Runtime: cannot {what}: {reason}")
+                raise TransientError(f"Qiskit Runtime: cannot {what}: {reason}")
             delay = wait if wait is not None else min(30.0, 0.5 * 2 ** (attempt - 1))
             log.warning("cannot %s (%s); retrying in %.1f s", what, reason, delay)
             if self.context.sleep(delay):
@@ -337,6 +326,8 @@ class QiskitRuntimeProvider(Provider):
             self._own_session = True
             log.info("%s session %s opened on %s", mode, self._session_id, backend)
         cost = self.settings["TIMEOUT_SECONDS"]
+        if self.context.interrupted():
+            raise Interrupted  # the job does not exist yet
         log.debug(
             "POST %s/jobs: program %s, backend %s, cost %s, session %s, params %s",
             api.endpoint,
@@ -395,13 +386,30 @@ class QiskitRuntimeProvider(Provider):
         log.debug("job %s: result %d bytes", task_id, size)
 
     def cancel(self, task_id: str) -> None:
-        job = self._job(task_id)
-        try:
-            # no retry loop here: the run is already being interrupted (sleeps return at
-            # once); the library still retries 5xx on its own
-            self._call("cancel the job", job.cancel, retry=lambda status: False)
-        except self._lib.RuntimeInvalidStateError:
+        # one attempt: the runner retries transient failures within its cancel budget
+        if not self._call(
+            "cancel the job", lambda: self.api.cancel_job(task_id), retry=lambda status: False
+        ):
             log.info("job %s is already finished; nothing to cancel", task_id)
+
+    def cancel_submission(self) -> list[str]:
+        api = self.api
+        jobs = self._call(
+            "list the jobs tagged " + self.tag,
+            lambda: api.find_jobs_once(self.tag, self.resource.name),
+            retry=lambda status: False,
+        )
+        cancelled = []
+        for job in jobs:
+            state = job.get("state") if isinstance(job.get("state"), dict) else {}
+            status = str(state.get("status") or job.get("status") or "").lower()
+            if job.get("id") and status in _ALIVE and status != "completed":
+                job_id = str(job["id"])
+                if self._call(
+                    "cancel the job", lambda j=job_id: api.cancel_job(j), retry=lambda s: False
+                ):
+                    cancelled.append(job_id)
+        return cancelled
 
     def cleanup(self, task_id: str) -> None:
         if self._own_session and self._session_id:

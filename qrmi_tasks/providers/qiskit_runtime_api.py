@@ -32,6 +32,7 @@ from qrmi_tasks.quiet import quiet_import_warnings
 with quiet_import_warnings():
     import qiskit_ibm_runtime
     import requests
+    import requests.adapters
     from ibm_cloud_sdk_core import ApiException, IAMTokenManager
     from qiskit_ibm_runtime import RuntimeJobV2
     from qiskit_ibm_runtime.api.auth import CloudAuth
@@ -60,6 +61,9 @@ __all__ = [
 #: versions whose internals this module was read against (lower inclusive, upper exclusive)
 SUPPORTED = ((0, 51), (0, 52))
 _CHUNK = 1 << 20
+# RetrySession's default is (5, None): no read timeout at all, so a hung answer would
+# block forever. Per socket read; the runner bounds each whole call.
+TIMEOUTS = (10.0, 30.0)
 
 
 class IamError(Exception):
@@ -186,7 +190,19 @@ class RuntimeApi:
         self.iam_endpoint = iam_endpoint.rstrip("/")
         self.crn = crn
         self.auth = _StrictCloudAuth(api_key, crn, self.iam_endpoint, on_token)
-        self.client = RuntimeClient(_Params(self.auth, self.endpoint, crn, api_key))
+        self._params = _Params(self.auth, self.endpoint, crn, api_key)
+        self.client = self._new_client(retries=True)
+
+    def _new_client(self, retries: bool) -> RuntimeClient:
+        """A client with its own connections; ``retries=False``: exactly one attempt."""
+        client = RuntimeClient(self._params)
+        session = client._session
+        session._timeout = TIMEOUTS
+        if not retries:  # the runner's cancel path retries itself, within its budget
+            adapter = requests.adapters.HTTPAdapter(max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        return client
 
     def check_credentials(self) -> None:
         """Exchange the API key for a token now (raises IamError)."""
@@ -264,6 +280,32 @@ class RuntimeApi:
     def close_session(self, session_id: str) -> None:
         """Stop the session from accepting jobs (its running jobs finish)."""
         self.client.close_session(session_id)
+
+    def cancel_job(self, job_id: str) -> bool:
+        """One cancel request on fresh connections; False if the job is already final.
+
+        Raises RequestsApiError (with the HTTP status) otherwise, unlike
+        ``RuntimeJobV2.cancel``, which hides the status inside an IBMRuntimeError.
+        """
+        client = self._new_client(retries=False)
+        try:
+            client.job_cancel(job_id)
+        except RequestsApiError as exc:
+            if exc.status_code == 409:
+                return False
+            raise
+        finally:
+            client._session.close()
+        return True
+
+    def find_jobs_once(self, tag: str, backend: str) -> list[dict[str, Any]]:
+        """``find_jobs`` in one attempt on fresh connections (for the cancel path)."""
+        client = self._new_client(retries=False)
+        try:
+            answer = client.jobs_get(limit=10, backend_name=backend, job_tags=[tag])
+        finally:
+            client._session.close()
+        return [j for j in answer.get("jobs", []) if isinstance(j, dict)]
 
     def close(self) -> None:
         """Close the HTTP connections."""
