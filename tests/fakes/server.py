@@ -3,15 +3,22 @@ and fault injection. Each fake (one per provider) subclasses :class:`FakeServer`
 implements :meth:`FakeServer.route` (the protocol: a request to a status and a body) and
 :meth:`FakeServer.encode` (how the service wraps answers and errors).
 
-Faults (``configure(faults=[...])``), matched in order by method and path prefix, each
-used ``times`` times (default 1):
+Faults (``configure(faults=[...])``), matched in order by method, path prefix (``path``)
+and path regex (``match``), each used ``times`` times (default 1):
 
 * ``{"status": 503}`` answers that status instead of serving the request;
   ``"retry_after": S`` adds a ``Retry-After`` header;
 * ``{"status": 502, "after": true}`` serves the request, then answers the status (an
   answer lost on the way back: the request took effect);
 * ``{"delay": S}`` answers S seconds late (combinable with the others);
-* ``{"drop": true}`` closes the connection without an answer.
+* ``{"drop": true}`` closes the connection without an answer;
+* ``{"hang": true}`` never answers (until the fake stops); with ``"after": true`` the
+  request takes effect first (a create whose answer never comes back);
+* ``{"status": 200, "body": "<html>..."}`` answers that status with this raw body
+  instead of serving the request; ``"body_size": N`` sends N bytes of JSON-ish filler
+  (a protocol error: HTML, truncated JSON, a list, an endless body);
+* ``{"drip": S}`` serves the request, then sends its answer one byte every S seconds
+  (a slow-drip answer that per-read socket timeouts never catch).
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ class FakeServer:
         self.config: dict[str, Any] = {"faults": [], **config}
         self.requests: list[dict[str, Any]] = []
         self.server: ThreadingHTTPServer | None = None
+        self.stopped = threading.Event()  # ends hanging and dripping answers
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, port: int = 0):
@@ -76,6 +84,7 @@ class FakeServer:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
+        self.stopped.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -108,6 +117,7 @@ class FakeServer:
                 if (
                     fault.get("method", method) == method
                     and path.startswith(fault.get("path", "/"))
+                    and re.fullmatch(fault.get("match", ".*"), path)
                     and fault.get("times", 1) > 0
                 ):
                     fault["times"] = fault.get("times", 1) - 1
@@ -167,6 +177,13 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             fault = None if control else fake.take_fault(request.method, request.path)
             if fault and fault.get("delay"):
                 time.sleep(float(fault["delay"]))
+            if fault and fault.get("hang"):
+                if fault.get("after"):
+                    fake.route(request)
+                fake.record(request, 0)
+                fake.stopped.wait()
+                self.close_connection = True
+                return
             if fault and fault.get("drop"):
                 fake.record(request, 0)
                 self.close_connection = True
@@ -177,6 +194,10 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 if fault.get("after"):
                     fake.route(request)  # it takes effect; only the answer is lost
                 response = fake.fault(request, int(fault["status"]))
+                if fault.get("body") is not None:
+                    response = Response(response.status, str(fault["body"]).encode())
+                elif fault.get("body_size"):
+                    response = Response(response.status, b"[" + b"0," * (fault["body_size"] // 2))
                 if fault.get("retry_after") is not None:
                     response.headers["Retry-After"] = str(fault["retry_after"])
             else:
@@ -184,6 +205,9 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             if not control:
                 fake.record(request, response.status)
             data, content_type = fake.encode(request, response)
+            if fault and fault.get("drip"):
+                self._drip(response, data, content_type, float(fault["drip"]))
+                return
             self.send_response(response.status)
             for key, value in response.headers.items():
                 self.send_header(key, value)
@@ -192,6 +216,21 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _drip(self, response: Response, data: bytes, content_type: str, every: float) -> None:
+            lines = [f"HTTP/1.1 {response.status} OK"]
+            lines += [f"{k}: {v}" for k, v in response.headers.items()]
+            lines += [f"Content-Type: {content_type}", f"Content-Length: {len(data)}", "", ""]
+            whole = "\r\n".join(lines).encode() + data
+            self.close_connection = True
+            for i in range(len(whole)):
+                if fake.stopped.wait(every):
+                    return
+                try:
+                    self.wfile.write(whole[i : i + 1])
+                    self.wfile.flush()
+                except OSError:
+                    return
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
