@@ -12,12 +12,13 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from conftest import EXAMPLES, clean_env, start_runner
 from fakes import direct_access, pasqal_cloud, qiskit_runtime
+from fakes.s3_proxy import S3Proxy
 from fakes.server import FakeServer
 from payloads import write_pulser_payload
 
@@ -41,7 +42,11 @@ class Provider:
     result: dict[str, Any]  # of the result download
     cancel: tuple[str, str]  # method, path regex of the cancel request
     delete: tuple[str, str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    result_fake: FakeServer | None = None  # where results are downloaded, if not ``fake``
+
+    @property
+    def results(self) -> FakeServer:
+        return self.result_fake or self.fake
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +64,25 @@ def pulser_payload(tmp_path_factory) -> str:
 def provider(request, s3_url, pulser_payload) -> Iterator[Provider]:
     if request.param == "direct-access":
         fake = direct_access.FakeDirectAccess(("fake_heron",), job_seconds=60).start()
+        # the runner reaches S3 through a faultable proxy; the service, as on a real site,
+        # reaches it under another name (the presigned URLs go straight to moto)
+        proxy = S3Proxy(s3_url).start()
+        env = direct_access.runner_env("fake_heron", fake.url, proxy.url)
+        env["fake_heron_QRMI_IBM_DA_S3_ENDPOINT_FOR_DAAPI"] = s3_url
         yield Provider(
             "direct-access",
             fake,
-            clean_env(**direct_access.runner_env("fake_heron", fake.url, s3_url)),
+            clean_env(**env),
             "fake_heron",
             str(BELL),
             create={"method": "POST", "match": "/v1/jobs"},
             status={"method": "GET", "match": "/v1/jobs/[^/]+"},
-            result={},  # results come from S3 (moto): no fault injection there
+            result={"method": "GET", "match": "/[^/]+/results_[^/]+[.]json"},
             cancel=("POST", r"/v1/jobs/[^/]+/cancel"),
             delete=("DELETE", r"/v1/jobs/[^/]+"),
+            result_fake=proxy,
         )
+        proxy.stop()
     elif request.param == "qiskit-runtime":
         fake = qiskit_runtime.FakeQiskitRuntime(("ibm_fake",), job_seconds=60).start()
         yield Provider(
@@ -141,9 +153,8 @@ def test_sigterm_in_every_state(provider, state, tmp_path):
     p = provider
     fake = p.fake
     if state == "download":
-        if not p.result:
-            pytest.skip(f"{p.name}: results come from S3 (moto), where no fault can be injected")
-        fake.configure(job_seconds=0.2, faults=[{**p.result, "hang": True}])
+        fake.configure(job_seconds=0.2)
+        p.results.configure(faults=[{**p.result, "hang": True}])
     elif state == "submit":  # created, but its answer never comes back
         fake.configure(faults=[{**p.create, "hang": True, "after": True}])
     elif state == "blocked-read":
@@ -164,9 +175,9 @@ def test_sigterm_in_every_state(provider, state, tmp_path):
         _wait(lambda: _seen(fake, p.create), "the create request", proc)
         time.sleep(0.3)
     else:
-        sel = p.result if state == "download" else p.status
+        where, sel = (p.results, p.result) if state == "download" else (fake, p.status)
         _wait(
-            lambda: any(r.get("status") in (0, 200, 429, 503) for r in _calls(fake, sel)),
+            lambda: any(r.get("status") in (0, 200, 429, 503) for r in _calls(where, sel)),
             f"the faulted request ({state})",
             proc,
         )

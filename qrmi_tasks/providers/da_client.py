@@ -117,6 +117,8 @@ class IamTokens:
 
         self._authenticator = IAMAuthenticator(apikey, url=iam_endpoint.rstrip("/"))
         self._manager = self._authenticator.token_manager
+        # the SDK's default is one 60 s timeout for connect and each read
+        self._manager.http_config = {"timeout": (CONNECT_TIMEOUT, READ_TIMEOUT)}
         self._endpoint = iam_endpoint
 
     def token(self) -> str:

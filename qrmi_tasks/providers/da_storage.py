@@ -47,7 +47,7 @@ class JobStorage:
             signature_version="s3v4",
             s3={"addressing_style": "path"},  # S3-compatible stores rarely do virtual hosts
             connect_timeout=10,
-            read_timeout=60,
+            read_timeout=30,  # per read; the runner bounds each whole call
             retries={"max_attempts": 6, "mode": "standard"},
         )
         session = boto3.session.Session(

@@ -114,6 +114,7 @@ class _StrictCloudAuth(CloudAuth):
     ) -> None:
         super().__init__(api_key=api_key, crn=crn)
         self.tm = IAMTokenManager(api_key, url=iam_url)
+        self.tm.http_config = {"timeout": TIMEOUTS}  # documented attribute; default 60 s each
         self._on_token = on_token
 
     def get_headers(self) -> dict:

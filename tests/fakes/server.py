@@ -46,6 +46,7 @@ class Request:
     query: dict[str, list[str]]
     headers: Any
     body: bytes
+    target: str = ""  # path and query as sent
 
     def json(self) -> Any:
         """The body decoded as JSON (None when empty or not JSON)."""
@@ -164,15 +165,11 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
             parts = urlsplit(self.path)
             request = Request(
-                self.command,
-                parts.path,
-                parse_qs(parts.query),
-                self.headers,
-                self.rfile.read(length) if length else b"",
+                self.command, parts.path, parse_qs(parts.query), self.headers, self._body()
             )
+            request.target = self.path
             control = request.path.startswith(CONTROL_PREFIX)
             fault = None if control else fake.take_fault(request.method, request.path)
             if fault and fault.get("delay"):
@@ -232,6 +229,18 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
                 except OSError:
                     return
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+        def _body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks = []
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
     return Handler
