@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
 from qrmi_tasks.config import Resource, Setting
-from qrmi_tasks.errors import PayloadError
+from qrmi_tasks.errors import Interrupted, PayloadError
 from qrmi_tasks.payload import Payload
 
 
@@ -79,6 +79,14 @@ class RunContext:
     sleep: Callable[[float], bool] = field(default=lambda s: bool(time.sleep(s)))
     #: True once a cancel signal has arrived
     interrupted: Callable[[], bool] = field(default=lambda: False)
+
+    def pause(self, seconds: float) -> None:
+        """Wait up to ``seconds``; raise :class:`Interrupted` at once on a cancel signal.
+
+        The ``pause`` to hand :func:`qrmi_tasks.retry.with_retries`.
+        """
+        if self.sleep(seconds):
+            raise Interrupted
 
 
 class Provider(ABC):
