@@ -434,6 +434,15 @@ def test_every_qrmi_name_is_known_and_config_file_typos_are_reported():
     assert "(in the config file)" in message and "dev_QRMI_IBM_QS_S3_REGION" in message
 
 
+def test_pasqal_config_root_is_reported_as_not_read():
+    environ = {"PASQAL_CONFIG_ROOT": "/site/pasqal", "dev_PASQAL_CONFIG_ROOT": "/x"}
+    messages = compat.unknown_variable_warnings(_resource("pasqal-cloud", environ))
+    assert [m.split(" ")[0] for m in messages] == ["PASQAL_CONFIG_ROOT", "dev_PASQAL_CONFIG_ROOT"]
+    assert all("does not read Pasqal config files" in m for m in messages)
+    # the same variables mean nothing to other types: no message
+    assert compat.unknown_variable_warnings(_resource("ibm-quantum-system", environ)) == []
+
+
 def test_runner_warns_about_a_typo_before_the_missing_variable(runtime, tmp_path):
     env = runner_env(BACKEND, runtime)
     env[f"{BACKEND}_QRMI_IBM_QRS_ENDPONT"] = env.pop(f"{BACKEND}_QRMI_IBM_QRS_ENDPOINT")
@@ -462,3 +471,28 @@ def test_docs_table_lists_every_qrmi_variable():
         suffix = variable.suffix(variable.types[0])
         name = suffix if variable.shared else f"{{name}}_{suffix}"
         assert set(variable.types) <= rows.get(name, set()), f"docs/qrmi-compat.md: {name}"
+
+
+def test_pasqal_token_usability_urls_and_credential_order():
+    from qrmi_tasks.providers import pasqal_auth
+
+    now = time.time()
+    fresh = jwt.encode({"exp": int(now) + 60}, "k" * 32, algorithm="HS256")
+    nearly = jwt.encode({"exp": int(now) + 5}, "k" * 32, algorithm="HS256")  # inside qrmi's 10 s
+    assert pasqal_auth.token_usable("opaque-token", now)  # not a JWT: used until refused
+    assert pasqal_auth.token_usable(fresh, now) and not pasqal_auth.token_usable(nearly, now)
+    assert not pasqal_auth.token_usable("a.b.c", now)  # JWT-shaped but unreadable
+    assert pasqal_auth.token_url(None) == "https://authenticate.pasqal.cloud/oauth/token"
+    assert pasqal_auth.token_url("http://127.0.0.1:1/t") == "http://127.0.0.1:1/t"
+    assert pasqal_auth.api_urls({"BASE_URL": "https://p.example/"}) == (
+        "https://p.example/core-fast",
+        "https://p.example/account",
+    )
+    assert pasqal_auth.api_urls({"BASE_URL": "https://p.example", "ENDPOINT": "http://c/"}) == (
+        "http://c",
+        "https://p.example/account",
+    )
+    both = {"PASQAL_USERNAME": "u", "PASQAL_PASSWORD": "p", "CLIENT_ID": "i", "CLIENT_SECRET": "s"}
+    assert pasqal_auth.credential_kind(both) == "password"
+    assert pasqal_auth.credential_kind({**both, "AUTH_TOKEN": "t"}) == "token"
+    assert pasqal_auth.credential_kind({"PASQAL_USERNAME": "u", "CLIENT_ID": "i"}) is None

@@ -159,7 +159,7 @@ def token_provider(authentication: Any, endpoints: Any, settings: dict[str, Any]
                     f"authentication failed: the Pasqal Cloud login at {url} refused {what} "
                     f"(HTTP {status}: {detail})"
                 ) from None
-            except requests.RequestException as exc:
+            except (requests.RequestException, ValueError) as exc:  # no answer, or not JSON
                 raise ProviderError(
                     f"Pasqal Cloud: cannot log in at {url}: {type(exc).__name__}"
                 ) from None

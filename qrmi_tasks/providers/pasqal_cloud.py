@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from qrmi_tasks.config import Resource, Setting
@@ -91,10 +92,15 @@ class PasqalCloudProvider(Provider):
             )
         if pasqal_auth.credential_kind(resource.settings(cls.settings_spec)) is None:
             prefix = f"{resource.name}_{resource.type.prefix}"
+            # qrmi would also look in ~/.pasqal/config; say that we do not, if one is there
+            home_file = Path.home() / ".pasqal" / "config"
+            hint = (
+                f" ({home_file}, which qrmi reads, is not read here)" if home_file.is_file() else ""
+            )
             raise ConfigError(
                 f"resource '{resource.name}' (pasqal-cloud) has no credential: set "
                 f"{prefix}AUTH_TOKEN, or PASQAL_USERNAME and PASQAL_PASSWORD, or "
-                f"{prefix}CLIENT_ID and {prefix}CLIENT_SECRET"
+                f"{prefix}CLIENT_ID and {prefix}CLIENT_SECRET{hint}"
             )
 
     @property
