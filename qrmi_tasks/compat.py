@@ -44,7 +44,6 @@ SAME, ALIAS, IGNORED = "same", "alias", "ignored"
 QS = ("ibm-quantum-system",)
 QCS = ("ibm-quantum-compute-service", "qiskit-runtime-service")
 PASQAL = ("pasqal-cloud",)
-ALL = QS + QCS + PASQAL
 #: qrmi's name of the token the spank_qrmi plugin hands each job (acquire()'s result)
 ACQUISITION_TOKEN = "QRMI_JOB_ACQUISITION_TOKEN"
 JOB_TIMEOUT = "QRMI_JOB_TIMEOUT_SECONDS"
