@@ -14,11 +14,12 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from qrmi_tasks.compat import warn_unknown_variables
 from qrmi_tasks.errors import ConfigError
 from qrmi_tasks.payload import CONFIG_LIMIT, decode_json, read_text_input
 from qrmi_tasks.providers import RESOURCE_TYPES, ResourceType, resource_type
@@ -35,7 +36,8 @@ class Setting:
 
     ``name`` is appended to the type's prefix (``ENDPOINT`` -> ``QRMI_IBM_DA_ENDPOINT``)
     unless ``prefixed`` is false, in which case it is the whole variable name after
-    ``{NAME}_`` (``QRMI_JOB_TIMEOUT_SECONDS``).
+    ``{NAME}_`` (``QRMI_JOB_TIMEOUT_SECONDS``). ``aliases`` are read when the setting
+    itself is unset, in order (:mod:`qrmi_tasks.compat` explains which qrmi names exist).
     """
 
     name: str
@@ -44,6 +46,12 @@ class Setting:
     prefixed: bool = True
     parse: Callable[[str], Any] | None = None
     default: Any = None
+    #: other variables read, in this order, when this one is unset (qrmi's spelling of the
+    #: same setting, or our own older name); each follows its own ``prefixed``/``shared``
+    aliases: tuple[Setting, ...] = ()
+    #: the variable is process-wide, read without the ``{NAME}_`` prefix (qrmi reads
+    #: ``PASQAL_USERNAME`` like that)
+    shared: bool = False
 
 
 def positive_int(text: str) -> int:
@@ -66,20 +74,41 @@ class Resource:
     file_environment: Mapping[str, str] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
 
+    def suffix(self, setting: Setting) -> str:
+        """``setting``'s variable name without ``{NAME}_`` (the config file's key)."""
+        if setting.shared or not setting.prefixed:
+            return setting.name
+        return f"{self.type.prefix}{setting.name}"
+
     def variable(self, setting: Setting) -> str:
         """Full environment variable name of ``setting`` for this resource."""
-        suffix = f"{self.type.prefix}{setting.name}" if setting.prefixed else setting.name
-        return f"{self.name}_{suffix}"
+        suffix = self.suffix(setting)
+        return suffix if setting.shared else f"{self.name}_{suffix}"
+
+    def found(self, setting: Setting) -> tuple[str, str] | None:
+        """``(variable, text)`` of the first of ``setting`` and its aliases that is set.
+
+        Each name is looked up in the process environment first, then in the config file.
+        """
+        for candidate in (setting, *setting.aliases):
+            value = self.environ.get(self.variable(candidate))
+            if value is None:
+                value = self.file_environment.get(self.suffix(candidate))
+            if value is not None and value.strip() != "":
+                return self.variable(candidate), value
+        return None
 
     def raw(self, setting: Setting) -> str | None:
-        """The setting's text: process environment first, then the config file."""
-        value = self.environ.get(self.variable(setting))
-        if value is None:
-            suffix = self.variable(setting)[len(self.name) + 1 :]
-            value = self.file_environment.get(suffix)
-        if value is not None and value.strip() == "":
-            return None
-        return value
+        """The setting's text (or its first alias that is set); None when unset or blank."""
+        hit = self.found(setting)
+        return None if hit is None else hit[1]
+
+    def describe(self, setting: Setting) -> str:
+        """The setting's variable for messages, with its aliases: ``A (or B, C)``."""
+        if not setting.aliases:
+            return self.variable(setting)
+        others = ", ".join(self.variable(a) for a in setting.aliases)
+        return f"{self.variable(setting)} (or {others})"
 
     def settings(self, spec: tuple[Setting, ...]) -> dict[str, Any]:
         """Resolve every setting in ``spec``; one error lists every missing or bad variable."""
@@ -87,14 +116,15 @@ class Resource:
         missing: list[str] = []
         invalid: list[str] = []
         for setting in spec:
-            text = self.raw(setting)
-            if text is None:
+            hit = self.found(setting)
+            if hit is None:
                 if setting.required:
-                    missing.append(self.variable(setting))
+                    missing.append(self.describe(setting))
                 values[setting.name] = setting.default
                 continue
+            variable, text = hit
             if _is_url_setting(setting.name):
-                _warn_if_cleartext(self.variable(setting), text.strip())
+                _warn_if_cleartext(variable, text.strip())
             if setting.parse is None:
                 values[setting.name] = text.strip()
                 continue
@@ -102,7 +132,7 @@ class Resource:
                 values[setting.name] = setting.parse(text)
             except ValueError as exc:
                 shown = "(hidden)" if setting.secret else repr(text)
-                invalid.append(f"{self.variable(setting)} {exc} (got {shown})")
+                invalid.append(f"{variable} {exc} (got {shown})")
         problems = []
         if missing:
             problems.append(
@@ -115,8 +145,15 @@ class Resource:
         return values
 
     def secret_values(self, spec: tuple[Setting, ...]) -> list[str]:
-        """The values of secret settings, so the log filter can mask them."""
-        return [v for s in spec if s.secret and (v := self.raw(s))]
+        """The values of secret settings (and of their aliases), so the log filter can mask them."""
+        values = []
+        for setting in spec:
+            if setting.secret:
+                for candidate in (setting, *setting.aliases):
+                    hit = self.found(replace(candidate, aliases=()))
+                    if hit is not None:
+                        values.append(hit[1])
+        return values
 
 
 def _is_url_setting(name: str) -> bool:
@@ -260,4 +297,8 @@ def resolve_resource(
         raise ConfigError(
             f"resource '{name}' is not configured; available: {', '.join(sorted(types))}"
         )
-    return Resource(name, resource_type(types[name]), file_env.get(name, {}), environ)
+    resource = Resource(name, resource_type(types[name]), file_env.get(name, {}), environ)
+    # qrmi's variable names are read as aliases; anything else spelled {name}_QRMI_* that
+    # nobody reads (a typo, another type's variable) is worth one warning line each
+    warn_unknown_variables(resource)
+    return resource

@@ -190,7 +190,9 @@ def test_plain_http_to_another_host_is_a_warning(caplog, url, warned):
                 ENDPOINTS
             )
         assert values[setting] == url  # a warning, never an error
-        messages = [r.getMessage() for r in caplog.records]
+        # ACCOUNT_BASE_URL is made up for this test: leave out the unknown-variable warning
+        # qrmi_tasks.compat gives for it (tested in test_qrmi_compat.py)
+        messages = [r.getMessage() for r in caplog.records if "is not read" not in r.getMessage()]
         if warned:
             assert (
                 len(messages) == 1

@@ -68,7 +68,10 @@ class DirectAccessProvider(Provider):
         Setting("S3_BUCKET"),
         Setting("S3_REGION"),
         Setting("QRMI_JOB_TIMEOUT_SECONDS", prefixed=False, parse=positive_int),
-        Setting("S3_ENDPOINT_FOR_DAAPI", required=False),
+        # qrmi's name (src/ibm/quantum_system.rs); our older _FOR_DAAPI is read when it is unset
+        Setting(
+            "S3_ENDPOINT_FOR_QSAPI", required=False, aliases=(Setting("S3_ENDPOINT_FOR_DAAPI"),)
+        ),
         Setting("API_VERSION", required=False),
         Setting("LOG_LEVEL", required=False, default="warning"),
     )
@@ -102,7 +105,7 @@ class DirectAccessProvider(Provider):
                 s["S3_BUCKET"],
                 s["AWS_ACCESS_KEY_ID"],
                 s["AWS_SECRET_ACCESS_KEY"],
-                s["S3_ENDPOINT_FOR_DAAPI"],
+                s["S3_ENDPOINT_FOR_QSAPI"],
             )
         return self._storage
 

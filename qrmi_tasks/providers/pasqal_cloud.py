@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from qrmi_tasks.config import Resource, Setting
@@ -31,6 +32,7 @@ from qrmi_tasks.errors import (
     TransientError,
 )
 from qrmi_tasks.payload import PULSER, Payload
+from qrmi_tasks.providers import pasqal_auth
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
 from qrmi_tasks.retry import is_transient
 
@@ -72,9 +74,17 @@ class PasqalCloudProvider(Provider):
     payload_kinds: ClassVar[frozenset[str]] = frozenset({PULSER})
     settings_spec: ClassVar[tuple[Setting, ...]] = (
         Setting("PROJECT_ID"),
-        Setting("AUTH_TOKEN", secret=True),
-        Setting("ENDPOINT", required=False),  # core API base URL (private deployments)
-        Setting("ACCOUNT_ENDPOINT", required=False),
+        # One credential is needed, taken in qrmi's order (see pasqal_auth): the token, the
+        # process-wide username/password, the service account's client id/secret
+        Setting("AUTH_TOKEN", required=False, secret=True),
+        Setting("PASQAL_USERNAME", required=False, shared=True),
+        Setting("PASQAL_PASSWORD", required=False, secret=True, shared=True),
+        Setting("CLIENT_ID", required=False),
+        Setting("CLIENT_SECRET", required=False, secret=True),
+        Setting("AUTH_ENDPOINT", required=False),  # OAuth token URL of both logins
+        Setting("BASE_URL", required=False),  # qrmi's API root: {BASE_URL}/core-fast, /account
+        Setting("ENDPOINT", required=False),  # core API URL (wins over BASE_URL's)
+        Setting("ACCOUNT_ENDPOINT", required=False),  # account API URL (same)
     )
     poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.5, factor=1.5, cap=30.0)
     can_reattach: ClassVar[bool] = True
@@ -84,6 +94,7 @@ class PasqalCloudProvider(Provider):
         self._client: Any = None
         self._sdk: Any = None
         self._batches: dict[str, Any] = {}
+        self._token_provider: Any = None
 
     @classmethod
     def check_payload(cls, payload: Payload, resource: Resource) -> None:
@@ -91,6 +102,18 @@ class PasqalCloudProvider(Provider):
             raise ConfigError(
                 f"'{resource.name}' is not a Pasqal Cloud device type; the resource name must "
                 f"be one of: {', '.join(DEVICE_TYPES)}"
+            )
+        if pasqal_auth.credential_kind(resource.settings(cls.settings_spec)) is None:
+            prefix = f"{resource.name}_{resource.type.prefix}"
+            # qrmi would also look in ~/.pasqal/config; say that we do not, if one is there
+            home_file = Path.home() / ".pasqal" / "config"
+            hint = (
+                f" ({home_file}, which qrmi reads, is not read here)" if home_file.is_file() else ""
+            )
+            raise ConfigError(
+                f"resource '{resource.name}' (pasqal-cloud) has no credential: set "
+                f"{prefix}AUTH_TOKEN, or PASQAL_USERNAME and PASQAL_PASSWORD, or "
+                f"{prefix}CLIENT_ID and {prefix}CLIENT_SECRET{hint}"
             )
 
     @property
@@ -104,32 +127,37 @@ class PasqalCloudProvider(Provider):
         return self._client
 
     def _new_client(self) -> Any:
-        """An SDK client with connections of its own (the cancel path uses a fresh one)."""
+        """An SDK client with connections of its own (the cancel path uses a fresh one).
+
+        Clients share one token provider, so a login is not repeated for the cancel.
+        """
         if self._sdk is None:
             self._sdk = _sdk()
         authentication, endpoints, _, _, client_class, _ = self._sdk
-        token = self.settings["AUTH_TOKEN"]
-
-        class StaticToken(authentication.TokenProvider):
-            """The site hands us a ready bearer token: no login flow."""
-
-            def get_token(self) -> str:
-                return token
-
-        defaults = endpoints.Endpoints()
-        urls = endpoints.Endpoints(
-            core=(self.settings["ENDPOINT"] or defaults.core).rstrip("/"),
-            account=(self.settings["ACCOUNT_ENDPOINT"] or defaults.account).rstrip("/"),
-        )
+        core, account = pasqal_auth.api_urls(self.settings)
+        urls = endpoints.Endpoints(core=core, account=account)
+        if self._token_provider is None:
+            self._token_provider = pasqal_auth.token_provider(
+                authentication, endpoints, self.settings
+            )
         from qrmi_tasks.quiet import quiet_import_warnings
 
         with quiet_import_warnings():  # the SDK warns about its own support window
             return client_class(
-                token_provider=StaticToken(),
+                token_provider=self._token_provider,
                 endpoints=urls,
                 project_id=self.settings["PROJECT_ID"],
                 client_class=_timed_http_client(),
             )
+
+    def _credential_hint(self) -> str:
+        """The variables of the credential in use, for an authentication error."""
+        prefix = f"{self.resource.name}_{self.resource.type.prefix}"
+        return {
+            "token": f"{prefix}AUTH_TOKEN",
+            "password": "PASQAL_USERNAME / PASQAL_PASSWORD",
+            "client": f"{prefix}CLIENT_ID / {prefix}CLIENT_SECRET",
+        }.get(pasqal_auth.credential_kind(self.settings) or "", f"{prefix}AUTH_TOKEN")
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
         """Run an SDK call; turn its exceptions into one-line provider errors."""
@@ -148,7 +176,7 @@ class PasqalCloudProvider(Provider):
             if status in (401, 403):
                 raise AuthenticationError(
                     f"authentication failed: Pasqal Cloud refused the token while trying to "
-                    f"{what} (HTTP {status}); check *_QRMI_PASQAL_CLOUD_AUTH_TOKEN"
+                    f"{what} (HTTP {status}); check {self._credential_hint()}"
                 ) from None
             where = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
             # no status: no answer at all (refused, dropped, timed out)

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
+from qrmi_tasks.compat import ACQUISITION_TOKEN, JOB_TIMEOUT
 from qrmi_tasks.config import Resource, Setting, positive_int
 from qrmi_tasks.errors import (
     AuthenticationError,
@@ -109,9 +110,20 @@ class QiskitRuntimeProvider(Provider):
         Setting("IAM_ENDPOINT"),
         Setting("IAM_APIKEY", secret=True),
         Setting("SERVICE_CRN"),
-        Setting("TIMEOUT_SECONDS", required=False, parse=positive_int),
+        # qrmi reads {NAME}_QRMI_JOB_TIMEOUT_SECONDS when TIMEOUT_SECONDS is unset
+        Setting(
+            "TIMEOUT_SECONDS",
+            required=False,
+            parse=positive_int,
+            aliases=(Setting(JOB_TIMEOUT, prefixed=False),),
+        ),
         Setting("SESSION_MODE", required=False),
-        Setting("SESSION_ID", required=False),
+        Setting("SESSION_MAX_TTL", required=False, parse=positive_int),
+        # The session to run in: SESSION_ID, else the token the spank_qrmi plugin handed the
+        # job (its acquire() opened that session), as qrmi's ::new reads them
+        Setting(
+            "SESSION_ID", required=False, aliases=(Setting(ACQUISITION_TOKEN, prefixed=False),)
+        ),
     )
     # The library's own default poll interval is 0.5 s; grow from there.
     poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.5, factor=1.5, cap=30.0)
@@ -122,6 +134,7 @@ class QiskitRuntimeProvider(Provider):
         self._lib: Any = None
         self._api: Any = None
         self._jobs: dict[str, Any] = {}
+        # a given session (SESSION_ID or the plugin's acquisition token) is never closed here
         self._session_id: str | None = self.settings["SESSION_ID"]
         self._own_session = False  # a session this run opened (and so closes)
 
@@ -173,6 +186,12 @@ class QiskitRuntimeProvider(Provider):
 
     def _variable(self, name: str) -> str:
         return self.resource.variable(Setting(name))
+
+    def _session_source(self) -> str:
+        """Which variable named the given session (SESSION_ID or the acquisition token)."""
+        spec = next(s for s in self.settings_spec if s.name == "SESSION_ID")
+        hit = self.resource.found(spec)
+        return hit[0] if hit else self._variable("SESSION_ID")
 
     def _call(
         self,
@@ -319,12 +338,18 @@ class QiskitRuntimeProvider(Provider):
         if self._session_id is None and mode:
             self._session_id = self._call(
                 f"open a {mode} session on {backend}",
-                lambda: api.create_session(backend, mode),
+                lambda: api.create_session(backend, mode, self.settings["SESSION_MAX_TTL"]),
                 retry=lambda status: status in (0, 429),
                 fail={400: ConfigError, 404: ConfigError},
             )
             self._own_session = True
             log.info("%s session %s opened on %s", mode, self._session_id, backend)
+        elif self._session_id is not None and not self._own_session:
+            log.info(
+                "the job goes into session %s (from %s), which this run leaves open",
+                self._session_id,
+                self._session_source(),
+            )
         cost = self.settings["TIMEOUT_SECONDS"]
         if self.context.interrupted():
             raise Interrupted  # the job does not exist yet

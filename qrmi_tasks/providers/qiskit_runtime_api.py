@@ -273,9 +273,15 @@ class RuntimeApi:
             response.close()
         return size
 
-    def create_session(self, backend: str, mode: str) -> str:
-        """Open a ``batch`` or ``dedicated`` session on ``backend``; return its id."""
-        answer = self.client.create_session(backend=backend, instance=self.crn, mode=mode)
+    def create_session(self, backend: str, mode: str, max_ttl: int | None = None) -> str:
+        """Open a ``batch`` or ``dedicated`` session on ``backend``; return its id.
+
+        ``max_ttl`` (seconds) is sent as the session's ``max_ttl``; None leaves the
+        service's default.
+        """
+        answer = self.client.create_session(
+            backend=backend, instance=self.crn, max_time=max_ttl, mode=mode
+        )
         return str(answer["id"])
 
     def close_session(self, session_id: str) -> None:

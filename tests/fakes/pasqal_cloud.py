@@ -1,12 +1,15 @@
 """A fake Pasqal Cloud (core API subset used by pasqal-cloud 0.24) on 127.0.0.1.
 
-Routes (JSend envelopes ``{"status", "code", "message", "data"}``, bearer token checked):
+Routes (JSend envelopes ``{"status", "code", "message", "data"}``, bearer token checked),
+under ``/core`` and under the service's own ``/core-fast``:
 ``POST /core/api/v1/batches`` (gzip body), ``GET /core/api/v1/batches`` (tag filter),
 ``GET /core/api/v2/batches/{id}``, ``GET /core/api/v1/batches/{id}/status``,
 ``PATCH /core/api/v2/batches/{id}/cancel``, ``GET /core/api/v2/jobs?batch_id=``,
 ``GET /core/api/v1/jobs/{id}/results_link`` and the link itself (``/results/{id}``,
-unauthenticated like a presigned URL). Jobs move PENDING -> RUNNING -> DONE on timers; the
-result comes from emulating the sequence with the ``local`` resource's worker (Pulser).
+unauthenticated like a presigned URL); ``POST /oauth/token`` (Auth0: password-realm and
+client-credentials grants, see :meth:`FakePasqalCloud.login`). Jobs move PENDING ->
+RUNNING -> DONE on timers; the result comes from emulating the sequence with the ``local``
+resource's worker (Pulser).
 
 Fault injection via ``configure``: ``faults`` (see :mod:`fakes.server`: injected statuses,
 401s included, lost answers, delays, dropped connections), ``fail_jobs`` + ``job_errors``,
@@ -22,6 +25,7 @@ import threading
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from .server import FakeServer, Request, Response
 from .worker import run_worker
@@ -29,7 +33,22 @@ from .worker import run_worker
 TOKEN = "pasqal-token-abcdef0123456789"
 PROJECT_ID = "00000000-0000-4000-8000-0000000000aa"
 USER_ID = "user-0001"
-CORE = "/core"
+CORE = "/core"  # where most tests point {NAME}_QRMI_PASQAL_CLOUD_ENDPOINT (any URL works)
+# The core API's path on the real service (pasqal-cloud 0.24 endpoints.CORE_API_URL
+# "https://apis.pasqal.cloud/core-fast"; qrmi's client calls {base_url}/core-fast/api/...),
+# served too, so that qrmi's BASE_URL maps onto this fake as onto the service
+SERVICE_CORE = "/core-fast"
+OAUTH = "/oauth/token"
+USERNAME, PASSWORD = "alice@example.org", "pasqal-password-0123456789"
+CLIENT_ID, CLIENT_SECRET = "svc-account-0001", "pasqal-client-secret-0123456789"
+# The form qrmi's auth.rs and pasqal-cloud's PasswordGrantTokenProvider post (Auth0):
+# qrmi@b2ed2e5 dependencies/pasqal_cloud_client/src/auth/auth.rs (AUTH_GRANT_TYPE,
+# AUTH_REALM, AUTH_CLIENT_ID, AUTH_AUDIENCE; "client_credentials" for service accounts),
+# same values as pasqal-cloud 0.24 endpoints.py (AUTH0_TOKEN_PROVIDER_GRANT_TYPE, REALM,
+# PUBLIC_CLIENT_ID, AUDIENCE)
+PASSWORD_GRANT = "http://auth0.com/oauth/grant-type/password-realm"
+PUBLIC_CLIENT_ID = "PeZvo7Atx7IVv3iel59asJSb4Ig7vuSB"
+AUDIENCE = "https://apis.pasqal.cloud/account/api/v1"
 
 
 def _now() -> str:
@@ -54,6 +73,8 @@ class FakePasqalCloud(FakeServer):
         self.jobs: dict[str, dict[str, Any]] = {}
         self.results: dict[str, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []  # decoded POST /batches bodies
+        self.tokens: set[str] = {TOKEN}  # bearer tokens the API accepts
+        self.logins: list[str] = []  # grant types of successful logins, in order
 
     @property
     def core_url(self) -> str:
@@ -65,7 +86,9 @@ class FakePasqalCloud(FakeServer):
     def encode(self, request: Request, response: Response) -> tuple[bytes, str]:
         """JSend envelopes, as Pasqal Cloud answers (the results link serves raw JSON)."""
         status, data = response.status, response.body
-        if request.path.startswith("/results/") and status == 200:
+        if isinstance(data, tuple) and data[0] == "oauth":  # Auth0 answers plain JSON
+            payload = data[1]
+        elif request.path.startswith("/results/") and status == 200:
             payload = data
         elif isinstance(data, dict) and "_list" in data:
             items = data["_list"]
@@ -169,11 +192,15 @@ class FakePasqalCloud(FakeServer):
         if m := re.fullmatch(r"/results/([^/]+)", path):
             result = self.results.get(m.group(1))
             return (200, result) if result else (404, "no result")
-        if not path.startswith(CORE + "/api/"):
+        if path == OAUTH and method == "POST":
+            return self.login(dict(parse_qsl(body.decode())))
+        core = next((c for c in (CORE, SERVICE_CORE) if path.startswith(c + "/api/")), None)
+        if core is None:
             return 404, "no such route"
-        if headers.get("Authorization") != f"Bearer {TOKEN}":
+        auth = headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
             return 401, "Unauthorized: invalid token"
-        api = path[len(CORE) :]
+        api = path[len(core) :]
         with self.lock:
             if api == "/api/v1/batches" and method == "POST":
                 data = gzip.decompress(body) if headers.get("Content-Encoding") == "gzip" else body
@@ -217,6 +244,39 @@ class FakePasqalCloud(FakeServer):
                 link = f"{self.url}/results/{job_id}" if job_id in self.results else None
                 return 200, {"results_link": link}
         return 404, f"no route {method} {api}"
+
+    def login(self, form: dict[str, str]) -> tuple[int, Any]:
+        """Auth0's token endpoint for the two grants qrmi uses; OAuth errors per RFC 6749 5.2.
+
+        The answer (``access_token``, ``expires_in``, ``token_type``) is Auth0's
+        (https://auth0.com/docs/api/authentication#client-credentials-flow); the error body
+        ``{"error", "error_description"}`` is what the SDK's ``_get_error_message`` reads.
+        """
+        grant = form.get("grant_type")
+        if grant == PASSWORD_GRANT:
+            good = (
+                form.get("client_id") == PUBLIC_CLIENT_ID
+                and form.get("realm") == "pcs-users"
+                and form.get("audience") == AUDIENCE
+                and (form.get("username"), form.get("password")) == (USERNAME, PASSWORD)
+            )
+        elif grant == "client_credentials":
+            good = form.get("audience") == AUDIENCE and (
+                form.get("client_id"),
+                form.get("client_secret"),
+            ) == (CLIENT_ID, CLIENT_SECRET)
+        else:
+            return 400, ("oauth", {"error": "unsupported_grant_type"})
+        if not good:
+            return 403, (
+                "oauth",
+                {"error": "invalid_grant", "error_description": "Wrong email or password."},
+            )
+        token = f"pasqal-issued-{uuid.uuid4().hex}"
+        with self.lock:
+            self.tokens.add(token)
+            self.logins.append(grant)
+        return 200, ("oauth", {"access_token": token, "expires_in": 86400, "token_type": "Bearer"})
 
 
 def runner_env(device: str, core_url: str, token: str = TOKEN) -> dict[str, str]:

@@ -9,6 +9,8 @@ Routes, as qiskit-ibm-runtime 0.51 calls them for one job (found by reading its
   checked on every request): ``POST /jobs``, ``GET /jobs/{id}`` (``exclude_params``),
   ``GET /jobs`` (``tags``, ``backend`` filters), ``GET /jobs/{id}/results``,
   ``POST /jobs/{id}/cancel``, ``POST /sessions``, ``GET|PATCH /sessions/{id}``,
+  ``DELETE /sessions/{id}/close`` and the job list's ``pending`` / ``session_id`` filters
+  (what qrmi's ``acquire()`` / ``release()`` call, for the spank_qrmi interop tests),
   ``GET /backends``, ``GET /backends/{name}/status`` and ``/configuration`` /
   ``/properties`` (fake Torino's documents, for ``qrmi-gen --resource``).
 
@@ -117,6 +119,11 @@ class FakeQiskitRuntime(FakeIbmService):
         session_id = body.get("session_id")
         if session_id is not None and session_id not in self.sessions:
             return 400, _errors(f"session {session_id} does not exist", 1217)
+        if session_id is not None and not self.sessions[session_id].get("accepting_jobs", True):
+            # a closed session takes no new jobs (IBM's "Close job session" / PATCH
+            # accepting_jobs=false, qrmi@b2ed2e5 dependencies/quantum_compute_client/src/apis/
+            # sessions_api.rs doc comments)
+            return 400, _errors(f"session {session_id} is closed", 1217)
         job_id = "d" + uuid.uuid4().hex[:19]
         job = {
             "id": job_id,
@@ -226,10 +233,19 @@ class FakeQiskitRuntime(FakeIbmService):
             if api == "/jobs" and method == "GET":
                 tags = query.get("tags") or []
                 backend = (query.get("backend") or [None])[0]
+                # pending / session_id filters as qrmi's release() sends them; meaning from
+                # qrmi@b2ed2e5 dependencies/quantum_compute_client/docs/JobsApi.md (list_jobs:
+                # "pending: Returns 'Queued' and 'Running' jobs if true. Returns 'Completed',
+                # 'Cancelled', and 'Failed' jobs if false."; "session_id: Session ID to filter")
+                pending = (query.get("pending") or [None])[0]
+                session = (query.get("session_id") or [None])[0]
                 found = [
                     self._view(j, params=False)
                     for j in reversed(self.jobs.values())
-                    if all(t in j["tags"] for t in tags) and backend in (None, j["backend"])
+                    if all(t in j["tags"] for t in tags)
+                    and backend in (None, j["backend"])
+                    and session in (None, j["session_id"])
+                    and pending in (None, "true" if j["status"] not in _FINAL else "false")
                 ]
                 return 200, {"jobs": found, "count": len(found), "offset": 0, "limit": 10}
             if m := re.fullmatch(r"/jobs/([^/]+)(/[a-z]+)?", api):
@@ -244,14 +260,35 @@ class FakeQiskitRuntime(FakeIbmService):
                 if data.get("backend") not in self.backends:
                     return 404, _errors(f"Backend {data.get('backend')} not found", 1216)
                 session_id = "s" + uuid.uuid4().hex[:19]
+                # fields as qrmi's generated CreateSession200Response reads them (id, mode and
+                # backend_name required; max_ttl / active_ttl seconds): qrmi@b2ed2e5
+                # dependencies/quantum_compute_client/src/models/create_session_200_response.rs;
+                # the request's max_ttl as qiskit-ibm-runtime 0.51 api/rest/runtime_session.py
+                # and qrmi's acquire() send it (IBM's default: 8 hours)
+                max_ttl = int(data.get("max_ttl") or 28800)
                 self.sessions[session_id] = {
                     "id": session_id,
                     "mode": data["mode"],
                     "backend_name": data["backend"],
                     "accepting_jobs": True,
                     "state": "open",
+                    "max_ttl": max_ttl,
+                    "active_ttl": max_ttl,
                 }
                 return 200, dict(self.sessions[session_id])
+            if (m := re.fullmatch(r"/sessions/([^/]+)/close", api)) and method == "DELETE":
+                # qrmi's release() with pending jobs: "The session stops accepting new jobs and
+                # queued jobs will not run. Existing running jobs will run to completion."
+                # (qrmi@b2ed2e5 dependencies/quantum_compute_client/src/apis/sessions_api.rs,
+                # delete_session_close)
+                session = self.sessions.get(m.group(1))
+                if session is None:
+                    return 404, _errors("session not found", 1217)
+                session.update(accepting_jobs=False, state="closed")
+                for job in self.jobs.values():
+                    if job["session_id"] == session["id"] and job["status"] == "Queued":
+                        job.update(status="Cancelled")
+                return 204, None
             if m := re.fullmatch(r"/sessions/([^/]+)", api):
                 session = self.sessions.get(m.group(1))
                 if session is None:
