@@ -224,9 +224,11 @@ def _spec(type_name: str) -> tuple[Setting, ...]:
 
 def known_suffixes(resource: Resource) -> set[str]:
     """Every ``{NAME}_``-relative name read for the resource's type, here or by qrmi."""
+    from qrmi_tasks.config import RUNNER_SETTINGS
+
     known = {
         resource.suffix(candidate)
-        for setting in _spec(resource.type.name)
+        for setting in (*_spec(resource.type.name), *RUNNER_SETTINGS)
         for candidate in (setting, *setting.aliases)
         if not candidate.shared
     }

@@ -65,6 +65,34 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """Parse a positive, finite number of seconds."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError("must be a positive number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+#: After submission, how long the runner rides out a provider that does not answer
+#: (connection refused, timeouts, 5xx, 429) before it gives up with exit 3.
+DEFAULT_OUTAGE_GRACE = 900.0
+#: Settings the runner itself reads for every resource type: per resource
+#: ``{NAME}_QRMI_...``, else process-wide ``QRMI_...``.
+RUNNER_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "QRMI_OUTAGE_GRACE_SECONDS",
+        required=False,
+        prefixed=False,
+        parse=positive_seconds,
+        default=DEFAULT_OUTAGE_GRACE,
+        aliases=(Setting("QRMI_OUTAGE_GRACE_SECONDS", prefixed=False, shared=True),),
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Resource:
     """A QPU resource: its name, type, and where its settings come from."""

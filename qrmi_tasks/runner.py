@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,10 +18,11 @@ from typing import TypeVar
 
 from qrmi_tasks import calls, output
 from qrmi_tasks.calls import Call
-from qrmi_tasks.config import resolve_resource
+from qrmi_tasks.config import RUNNER_SETTINGS, resolve_resource
 from qrmi_tasks.errors import (
     EXIT_OK,
     EXIT_SIGNAL_BASE,
+    CallTimeout,
     Interrupted,
     OutputError,
     ProviderError,
@@ -35,6 +35,7 @@ from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.payload import Payload, load_payload, validate_sequence
 from qrmi_tasks.providers import provider_class
 from qrmi_tasks.providers.base import PollPolicy, Provider, RunContext, StatusReport, TaskStatus
+from qrmi_tasks.retry import Backoff, Retry, with_retries
 from qrmi_tasks.signals import SignalWatch, describe
 from qrmi_tasks.slurm import requeue_in_progress
 
@@ -53,6 +54,8 @@ RESULT_TIMEOUT = 3600.0  # results can be hundreds of MB
 CANCEL_BUDGET = 3.0
 CANCEL_ATTEMPT = 1.2  # one cancel attempt; a hung one is abandoned and a fresh one sent
 CLEANUP_BUDGET = 4.3
+# Waits while a provider does not answer after submission (up to the outage grace).
+OUTAGE_BACKOFF = Backoff(initial=2.0, factor=2.0, cap=60.0)
 # A submit in flight when the signal came may still settle (return its id) this quickly.
 _SUBMIT_SETTLE = 0.4
 
@@ -73,17 +76,30 @@ class RunRequest:
     cancel_on_sigcont: bool = True
 
 
-def request_id_for(name: str, payload: Payload, environ: Mapping[str, str]) -> tuple[str, bool]:
-    """A request id that survives a Slurm requeue of the same step and payload.
+# What tells concurrent runs apart and stays the same when Slurm requeues the job: the
+# step's job (array task, heterogeneous component: each has its own SLURM_JOB_ID), the
+# step, and the task's rank in it (srun -n 5 runs five runners with one payload).
+# Not SLURM_RESTART_COUNT, which changes on requeue.
+_SLURM_ID_VARIABLES = (
+    "SLURM_CLUSTER_NAME",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_STEP_ID",
+    "SLURM_PROCID",
+)
 
-    Derived from SLURM_JOB_ID, SLURM_STEP_ID, the resource and the payload digest (not
-    SLURM_RESTART_COUNT, which changes on requeue). Outside Slurm: random.
+
+def request_id_for(name: str, payload: Payload, environ: Mapping[str, str]) -> tuple[str, bool]:
+    """A request id that survives a Slurm requeue of the same task, step and payload.
+
+    A UUID5 of the Slurm variables above, the resource and the payload digest; random
+    outside Slurm. Returns the id and whether it is deterministic.
     """
-    job_id = environ.get("SLURM_JOB_ID")
-    if not job_id:
+    if not environ.get("SLURM_JOB_ID"):
         return str(uuid.uuid4()), False
-    step_id = environ.get("SLURM_STEP_ID", "batch")
-    key = f"{environ.get('SLURM_CLUSTER_NAME', '')}/{job_id}/{step_id}/{name}/{payload.digest}"
+    parts = [f"{v}={environ.get(v, '')}" for v in _SLURM_ID_VARIABLES]
+    key = "/".join([*parts, name, payload.digest])
     return str(uuid.uuid5(_REQUEST_NAMESPACE, key)), True
 
 
@@ -155,6 +171,10 @@ class TaskRun:
         self.task_id: str | None = None
         self.last: StatusReport | None = None
         self.cancel_sent = False
+        self.outage_grace: float = provider.resource.settings(RUNNER_SETTINGS)[
+            "QRMI_OUTAGE_GRACE_SECONDS"
+        ]
+        self._contact = time.monotonic()  # when the provider last answered
 
     # -- calls ----------------------------------------------------------------------------
     def _call(self, what: str, action: Callable[[], T], timeout: float = CALL_TIMEOUT) -> T:
@@ -232,23 +252,71 @@ class TaskRun:
                 pending = exc.pending
             return self.interrupt(pending)
 
+    def _pause(self, seconds: float) -> None:
+        if self.watch.sleep(seconds):
+            raise Interrupted
+
+    def _outage(self, exc: Exception) -> Retry | None:
+        """A transient failure after submission: ride it out (see :meth:`_riding_out`)."""
+        if isinstance(exc, TransientError):
+            return Retry(exc.message)
+        return None
+
+    def _riding_out(
+        self,
+        what: str,
+        action: Callable[[], T],
+        timeout: float = CALL_TIMEOUT,
+        classify: Callable[[Exception], Retry | None] | None = None,
+    ) -> T:
+        """A call after submission: a provider outage is waited out for the grace period.
+
+        The task may have queued for hours; losing it to a short outage (connection
+        refused, timeouts, 5xx, 429, after the provider's own retries) would waste that.
+        Each wait is logged; a signal still cancels at once.
+        """
+        started = time.monotonic()
+        result = with_retries(
+            lambda: self._call(what, action, timeout),
+            what=what,
+            classify=classify or self._outage,
+            pause=self._pause,
+            attempts=None,
+            until=self._contact + self.outage_grace,
+            backoff=OUTAGE_BACKOFF,
+            level=logging.WARNING,
+        )
+        now = time.monotonic()
+        if now - started > 1.0 and now - self._contact > OUTAGE_BACKOFF.initial:
+            log.info("the provider answers again (after %.0f s)", now - self._contact)
+        self._contact = now
+        return result
+
     def _poll(self) -> StatusReport:
         policy: PollPolicy = self.provider.poll_policy
         interval = policy.initial
         task_id = self.task_id
+        started = self._contact = time.monotonic()
         while True:
             self._check_signal()
-            report = self._call("get the task status", lambda: self.provider.status(task_id))
+            try:
+                report = self._riding_out(
+                    "get the task status", lambda: self.provider.status(task_id)
+                )
+            except TransientError as exc:
+                raise TransientError(
+                    f"{exc.message} (no answer for {self.outage_grace:.0f} s, the outage "
+                    "grace period)"
+                ) from None
             log.debug("task %s: status %s", task_id, report.status.value)
             if self.last is None or report.status != self.last.status:
                 log.info("task %s: %s", task_id, report.status.value)
             self.last = report
             if report.status.final:
                 return report
-            delay = interval * (1 + random.uniform(-policy.jitter, policy.jitter))
-            if self.watch.sleep(delay):
+            if self.watch.sleep(policy.wait(interval)):
                 raise Interrupted
-            interval = min(policy.cap, interval * policy.factor)
+            interval = policy.next_interval(interval, time.monotonic() - started)
 
     def _finish(self, report: StatusReport) -> int:
         for key, value in report.details.items():
@@ -261,10 +329,18 @@ class TaskRun:
         sink = output.ResultSink(self.request.output_path)
         task_id = self.task_id
         with sink.open() as stream:
-            self._call(
+
+            def download() -> None:
+                stream.seek(0)
+                stream.truncate()  # a retried download starts over
+                self.provider.fetch_result(task_id, stream)
+
+            # not after a CallTimeout: the abandoned download would still write here
+            self._riding_out(
                 "download the result",
-                lambda: self.provider.fetch_result(task_id, stream),
+                download,
                 RESULT_TIMEOUT,
+                lambda exc: None if isinstance(exc, CallTimeout) else self._outage(exc),
             )
         if self.watch.triggered:
             sink.discard()

@@ -275,3 +275,36 @@ def test_requeue_reattaches_instead_of_resubmitting(fake, tmp_path):
     assert len(posts) == 1, posts
     assert "attaching" in log, log
     assert json.loads(out.read_text())["__type__"] == "PrimitiveResult"
+
+
+def test_srun_n3_with_one_payload_makes_three_remote_tasks(fake, tmp_path):
+    """Each task of a step has its own requeue-safe id (SLURM_PROCID is part of it)."""
+    fake.configure(job_seconds=1, fail_jobs=False)
+    before = len(fake.requests())
+    line = runner_line(fake.backend, BELL, "-o", tmp_path / "out_$SLURM_PROCID.json")
+    job = sbatch(
+        tmp_path,
+        f"srun -n 3 --overcommit bash -c '{line}'\n",
+        _submit_env(fake.env),
+        "-n",
+        "3",
+        "--overcommit",
+    )
+    info = wait_final(job)
+    log = job_output(tmp_path, job)
+    assert info["JobState"] == "COMPLETED", (info, log)
+    created = {
+        r["path"]
+        for r in fake.requests()[before:]
+        if r["method"] == "DELETE" and r["status"] in (200, 204)
+    }
+    posts = [
+        r
+        for r in fake.requests()[before:]
+        if r["method"] == "POST" and r["path"] == "/v1/jobs" and r["status"] == 204
+    ]
+    assert len(posts) == 3 and len(created) == 3, (posts, created, log)
+    for rank in range(3):
+        assert json.loads((tmp_path / f"out_{rank}.json").read_text())["__type__"] == (
+            "PrimitiveResult"
+        )

@@ -25,7 +25,7 @@ from qrmi_tasks.errors import (
     TransientError,
 )
 from qrmi_tasks.payload import QISKIT, Payload
-from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
 from qrmi_tasks.providers.da_client import DirectAccessClient, IamTokens, error_message
 from qrmi_tasks.providers.da_storage import JobStorage, logs_key, results_key
 
@@ -75,8 +75,6 @@ class DirectAccessProvider(Provider):
         Setting("API_VERSION", required=False),
         Setting("LOG_LEVEL", required=False, default="warning"),
     )
-    # ~0.2 s median result latency for a 1 s job, ~16 status requests for a 60 s job.
-    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.1, factor=1.4, cap=30.0)
     has_logs: ClassVar[bool] = True
     can_reattach: ClassVar[bool] = True
 

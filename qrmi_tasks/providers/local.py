@@ -38,7 +38,7 @@ class LocalProvider(Provider):
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT, PULSER})
     settings_spec: ClassVar[tuple[Setting, ...]] = (Setting("SEED", required=False, parse=int),)
-    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.05, factor=1.5, cap=1.0)
+    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.05, factor=1.5, cap=1.0, late_cap=1.0)
     # Calls only poll a child process: they never block, and the child must be started
     # from the main thread (its parent-death signal follows the thread that forked it).
     remote: ClassVar[bool] = False

@@ -33,7 +33,7 @@ from qrmi_tasks.errors import (
 )
 from qrmi_tasks.payload import PULSER, Payload
 from qrmi_tasks.providers import pasqal_auth
-from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
 from qrmi_tasks.retry import is_transient
 
 log = logging.getLogger("qrmi_tasks.pasqal_cloud")
@@ -86,7 +86,6 @@ class PasqalCloudProvider(Provider):
         Setting("ENDPOINT", required=False),  # core API URL (wins over BASE_URL's)
         Setting("ACCOUNT_ENDPOINT", required=False),  # account API URL (same)
     )
-    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.5, factor=1.5, cap=30.0)
     can_reattach: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -32,7 +32,7 @@ from qrmi_tasks.errors import (
 )
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.payload import QISKIT, Payload
-from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
 from qrmi_tasks.retry import is_transient, retry_after_seconds
 
 log = logging.getLogger("qrmi_tasks.qiskit_runtime")
@@ -125,8 +125,6 @@ class QiskitRuntimeProvider(Provider):
             "SESSION_ID", required=False, aliases=(Setting(ACQUISITION_TOKEN, prefixed=False),)
         ),
     )
-    # The library's own default poll interval is 0.5 s; grow from there.
-    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.5, factor=1.5, cap=30.0)
     can_reattach: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -4,7 +4,8 @@ implements :meth:`FakeServer.route` (the protocol: a request to a status and a b
 :meth:`FakeServer.encode` (how the service wraps answers and errors).
 
 Faults (``configure(faults=[...])``), matched in order by method, path prefix (``path``)
-and path regex (``match``), each used ``times`` times (default 1):
+and path regex (``match``), each used ``times`` times (default 1) and, with ``until`` (a
+``time.time()`` value), only until then — an outage window:
 
 * ``{"status": 503}`` answers that status instead of serving the request;
   ``"retry_after": S`` adds a ``Retry-After`` header;
@@ -120,6 +121,7 @@ class FakeServer:
                     and path.startswith(fault.get("path", "/"))
                     and re.fullmatch(fault.get("match", ".*"), path)
                     and fault.get("times", 1) > 0
+                    and time.time() < fault.get("until", float("inf"))
                 ):
                     fault["times"] = fault.get("times", 1) - 1
                     return dict(fault)

@@ -1,0 +1,102 @@
+"""Result pick-up latency and status-request counts (printed, not asserted).
+
+Usage: ``.venv/bin/python bench/bench_polling.py [--repeat N] [--lengths 1,10,60]``.
+
+Against the fake Direct Access service + moto S3 on loopback (every job returns a fixed
+result after exactly its length), for jobs of each length: the time from the fake
+completing the job to the result file being written (median and max of N runs), and the
+number of status requests. Then, from the same ``PollPolicy`` the runner uses, the request
+count and worst-case pick-up delay for long jobs (an hour of real polling is not run).
+Targets: median pick-up <= 1 s for jobs up to a minute, never > 5 s; <= 45 status
+requests for a 60 s job, <= 800 for an hour-long job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from fakes.direct_access import FakeDirectAccess, moto_s3, runner_env  # noqa: E402
+
+from qrmi_tasks.providers.base import PollPolicy  # noqa: E402
+
+BACKEND = "fake_heron"
+BELL = ROOT / "examples" / "qiskit" / "bell_sampler.json"
+RUNNER = [sys.executable, "-m", "qrmi_tasks"]
+
+
+def simulate(policy: PollPolicy, length: float) -> tuple[int, float]:
+    """Status requests for a job of ``length`` seconds and the largest gap between polls."""
+    t, interval, polls, gap = 0.0, policy.initial, 1, 0.0
+    while t < length:
+        wait = policy.wait(interval)
+        gap = max(gap, wait)
+        t += wait
+        polls += 1
+        interval = policy.next_interval(interval, t)
+    return polls, gap
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--lengths", default="1,10,30,60")
+    args = parser.parse_args()
+    lengths = [float(x) for x in args.lengths.split(",")]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "QRMI_"))}
+    policy = PollPolicy()
+    print(f"policy: {policy}")
+    with moto_s3() as s3_url, tempfile.TemporaryDirectory() as tmp:
+        fake = FakeDirectAccess((BACKEND,), job_seconds=0.2).start()
+        env = dict(base, **runner_env(BACKEND, fake.url, s3_url))
+        out = Path(tmp) / "out.json"
+        subprocess.run(
+            [*RUNNER, BACKEND, str(BELL), "-o", str(out)],
+            env=env,
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
+        fake.configure(fixed_result=out.read_text())
+        print(f"{'job':>6} {'pick-up median':>15} {'max':>6} {'status requests':>16}")
+        for length in lengths:
+            fake.configure(job_seconds=length)
+            latencies, counts = [], []
+            for _ in range(args.repeat):
+                before = len(fake.requests)
+                subprocess.run(
+                    [*RUNNER, BACKEND, str(BELL), "-o", str(out)],
+                    env=env,
+                    check=True,
+                    stderr=subprocess.DEVNULL,
+                )
+                latencies.append(out.stat().st_mtime - fake.completed_at[-1])
+                counts.append(
+                    sum(
+                        1
+                        for r in fake.requests[before:]
+                        if r["method"] == "GET" and r["path"].startswith("/v1/jobs/")
+                    )
+                )
+            print(
+                f"{length:>5.0f}s {statistics.median(latencies):>14.3f}s "
+                f"{max(latencies):>5.2f}s {statistics.median(counts):>16.0f}"
+            )
+        fake.stop()
+    print("from the policy (no service): requests and largest gap between polls")
+    for length in (60, 600, 3600, 4 * 3600):
+        runs = [simulate(policy, length) for _ in range(20)]
+        print(
+            f"{length:>6}s job: {statistics.mean(r[0] for r in runs):>6.0f} status requests, "
+            f"largest gap {max(r[1] for r in runs):.2f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
