@@ -78,7 +78,7 @@ def command(
     no_cancel_on_sigcont: bool,
     verbose: int,
     quiet: bool,
-) -> None:
+) -> int:
     from qrmi_tasks.logsetup import setup_logging
     from qrmi_tasks.runner import RunRequest, run
     from qrmi_tasks.signals import cancel_on_sigcont_default
@@ -93,7 +93,7 @@ def command(
         task_id=task_id,
         cancel_on_sigcont=not no_cancel_on_sigcont and cancel_on_sigcont_default(os.environ),
     )
-    sys.exit(run(request))
+    return run(request)  # main() exits with it (os._exit when a call is abandoned)
 
 
 def report(exc: BaseException, program: str) -> int:
