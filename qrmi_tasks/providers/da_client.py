@@ -62,11 +62,20 @@ class Answer:
 class _Retry(Exception):
     """A response or failure worth another attempt."""
 
-    def __init__(self, reason: str, throttled: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        throttled: bool,
+        retry_after: float | None = None,
+        protocol: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.throttled = throttled
         self.retry_after = retry_after
+        # an answer that is not what the API promises: worth a few more attempts, but not
+        # an outage to wait out (the runner rides out TransientError only)
+        self.protocol = protocol
 
 
 def error_message(response: Answer) -> str:
@@ -98,7 +107,9 @@ def _read(response: requests.Response, started: float) -> bytes:
         for chunk in response.iter_content(_CHUNK):
             size += len(chunk)
             if size > MAX_BODY:
-                raise _Retry(f"answer larger than {MAX_BODY >> 20} MiB", throttled=False)
+                raise _Retry(
+                    f"protocol error: answer larger than {MAX_BODY >> 20} MiB", False, None, True
+                )
             if time.monotonic() - started > BODY_SECONDS:
                 raise _Retry(f"answer not complete after {BODY_SECONDS:.0f} s", throttled=False)
             chunks.append(chunk)
@@ -266,7 +277,8 @@ class DirectAccessClient:
             try:
                 return attempt()
             except _Retry as exc:
-                raise TransientError(f"Direct Access {method} {path}: {exc.reason}") from None
+                error = ProviderError if exc.protocol else TransientError
+                raise error(f"Direct Access {method} {path}: {exc.reason}") from None
             finally:
                 session.close()
 
@@ -307,7 +319,8 @@ class DirectAccessClient:
         try:
             return retrying(attempt)
         except _Retry as exc:
-            raise TransientError(
+            error = ProviderError if exc.protocol else TransientError
+            raise error(
                 f"Direct Access {method} {path} failed after retries: {exc.reason}"
             ) from None
 
@@ -323,7 +336,7 @@ class DirectAccessClient:
         kind = "JSON but not an object" if data is not None else "not JSON"
         if data is None and answer.content.lstrip()[:1] == b"<":
             kind = "HTML, not JSON"
-        raise _Retry(f"protocol error: the answer to {method} {path} is {kind}", False)
+        raise _Retry(f"protocol error: the answer to {method} {path} is {kind}", False, None, True)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         """``request`` and return the decoded JSON object (retried if it is not one)."""
