@@ -282,3 +282,17 @@ def test_rerun_in_same_slurm_step_attaches(fake, env, payloads, tmp_path):
     assert "attaching" in again.stderr
     assert len(fake.calls("POST", "/core/api/v1/batches")) == 1
     assert sum(json.loads(again.stdout)["counter"].values()) == 120
+
+
+def test_create_whose_answer_is_lost_uses_the_batch_it_made(fake, env, payloads):
+    # the create takes effect but answers 503 (the SDK does not retry 503 on a POST):
+    # the batch is found by its tag and used, not left running unattended
+    fake.configure(
+        faults=[{"method": "POST", "path": "/core/api/v1/batches", "status": 503, "after": True}]
+    )
+    proc = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert proc.returncode == 0, proc.stderr
+    [batch_id] = fake.batches
+    assert f"but batch {batch_id} carries our tag" in proc.stderr
+    assert fake.batches[batch_id]["status"] == "DONE"
+    assert sum(json.loads(proc.stdout)["counter"].values()) == 120

@@ -249,18 +249,27 @@ class PasqalCloudProvider(Provider):
         device = self._sdk[3](self.resource.name)
         if self.context.interrupted():
             raise Interrupted  # no batch exists yet
-        batch = self._call(
-            "create the batch",
-            lambda: client.create_batch(
-                serialized_sequence=payload.sequence_json,
-                jobs=[{"runs": payload.job_runs}],
-                open=False,
-                device_type=device,
-                wait=False,
-                tags=[self.tag],
-            ),
-            refused_payload=frozenset({422}),
-        )
+        try:
+            batch = self._call(
+                "create the batch",
+                lambda: client.create_batch(
+                    serialized_sequence=payload.sequence_json,
+                    jobs=[{"runs": payload.job_runs}],
+                    open=False,
+                    device_type=device,
+                    wait=False,
+                    tags=[self.tag],
+                ),
+                refused_payload=frozenset({422}),
+            )
+        except Interrupted:
+            raise
+        except TransientError as exc:
+            batch = self._created_anyway(exc)
+        except QrmiError:
+            raise  # refused (4xx): nothing was created
+        except Exception as exc:  # e.g. an answer the SDK cannot parse: it may exist
+            batch = self._created_anyway(exc)
         log.info("batch %s created on %s (tag %s)", batch.id, self.resource.name, self.tag)
         if self.tag not in (batch.tags or []):
             log.warning(
@@ -282,6 +291,30 @@ class PasqalCloudProvider(Provider):
             log.error("batch %s was created, then checking for duplicates failed", batch.id)
             self._give_up_on(batch.id, "the check for duplicate batches", exc, reraise=True)
         return batch.id
+
+    def _created_anyway(self, exc: Exception) -> Any:
+        """The create got no usable answer, but it may have reached the service.
+
+        A batch carrying our tag is then ours and running: use it rather than leave it
+        unattended. Re-raises ``exc`` when there is none.
+        """
+        reason = exc.message if isinstance(exc, QrmiError) else f"{type(exc).__name__}: {exc}"
+        try:
+            found = [b for b in self._our_batches() if str(b.status) not in _DEAD]
+        except QrmiError as list_exc:
+            raise ProviderError(
+                f"{reason}; whether a batch was created anyway is unknown ({list_exc.message}): "
+                f"look for tag {self.tag} in the Pasqal Cloud portal"
+            ) from None
+        if not found:
+            raise exc
+        log.warning(
+            "creating the batch failed (%s) but batch %s carries our tag: the create reached "
+            "the service; using that batch",
+            reason,
+            found[0].id,
+        )
+        return found[0]
 
     def _give_up_on(self, batch_id: str, step: str, exc: Exception, reraise: bool = False) -> None:
         """``step`` after the create failed: cancel our batch, and say so naming it.
