@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import clean_env, run_runner, start_runner
-from fakes.pasqal_cloud import FakePasqalCloud, runner_env
+from fakes.pasqal_cloud import PROJECT_ID, FakePasqalCloud, conformance, runner_env
 from payloads import write_pulser_payload
 from test_cli_errors import assert_clean_error
 
@@ -77,12 +77,135 @@ def test_sigterm_while_running_cancels_promptly(fake, env, payloads, tmp_path):
     assert not out.exists()
 
 
-def test_job_error_is_exit_1_with_errors(fake, env, payloads):
-    fake.configure(fail_jobs=True, job_errors=["Device calibration failed."])
+def test_done_batch_with_error_job_is_exit_1_with_the_jobs_errors(fake, env, payloads):
+    # Pasqal's lifecycle (conformance/pasqal/statuses.json): the batch ends DONE once its
+    # job is terminal, even when the job ended ERROR
+    fake.configure(fail_jobs=True, job_errors=["Device calibration failed.", "QPU unreachable"])
     proc = run_runner(DEVICE, str(payloads["object"]), env=env)
-    assert proc.returncode == 1
+    assert proc.returncode == 1, proc.stderr
+    [batch] = fake.batches.values()
+    assert batch["status"] == "DONE"
+    assert [fake.jobs[j]["status"] for j in batch["job_ids"]] == ["ERROR"]
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: task ") and "Device calibration failed." in last
+    assert last.startswith(f"error: task {batch['id']} failed: batch DONE, job ")
+    assert "Device calibration failed.; QPU unreachable" in last
+    assert "lost contact" not in proc.stderr
+
+
+def test_paused_batch_keeps_waiting(fake, env, payloads):
+    fake.configure(detours=[("PAUSED", 2.0)])
+    proc = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert proc.returncode == 0, proc.stderr
+    [batch_id] = fake.batches
+    assert f"batch {batch_id}: PAUSED by the service; waiting (counted as queued)" in proc.stderr
+    assert sum(json.loads(proc.stdout)["counter"].values()) == 120
+
+
+def test_unknown_status_is_a_warning_and_polled_again(fake, env, payloads):
+    fake.configure(detours=[("QUARANTINED", 2.0)])
+    proc = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert proc.returncode == 0, proc.stderr
+    [warning] = [line for line in proc.stderr.splitlines() if "QUARANTINED" in line]
+    assert " WARNING " in warning and "unknown to this runner; polling again" in warning
+    polls = [r["time"] for r in fake.calls("GET", r"/core/api/v2/batches/[^/]+")]
+    assert len(polls) >= 3  # it kept polling through the unknown status
+    assert sum(json.loads(proc.stdout)["counter"].values()) == 120
+
+
+def test_canceling_then_canceled_is_cancelled(fake, env, payloads):
+    # someone cancels the batch in the portal; the service shows CANCELING for a while
+    fake.configure(job_seconds=60, cancel_seconds=2.0)
+    proc = start_runner(DEVICE, str(payloads["object"]), env=env)
+    deadline = time.monotonic() + 60
+    while not any(b["status"] == "RUNNING" for b in fake.batches.values()):
+        assert time.monotonic() < deadline and proc.poll() is None, "batch never ran"
+        time.sleep(0.05)
+    [batch_id] = fake.batches
+    fake.cancel(batch_id)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    assert f"batch {batch_id}: CANCELING on the service; waiting for CANCELED" in stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"error: task {batch_id} cancelled")
+    assert fake.calls("PATCH", r"/core/api/v2/batches/[^/]+/cancel") == []
+
+
+def _foreign_batch(fake: FakePasqalCloud) -> str:
+    """Someone else's live batch in the same project (it stays PENDING for half a minute)."""
+    fake.configure(job_seconds=60)
+    status, view = fake.create_batch(
+        {
+            "sequence_builder": "{}",
+            "jobs": [{"runs": 100}],
+            "project_id": PROJECT_ID,
+            "tags": ["someone-else"],
+        }
+    )
+    assert status == 200
+    fake.configure(job_seconds=0.4)
+    return view["id"]
+
+
+def test_listed_batch_without_our_tag_is_neither_attached_nor_cancelled(fake, env, payloads):
+    # a server whose tag filter does not work lists every batch of the project
+    fake.configure(ignore_tag_filter=True)
+    foreign = _foreign_batch(fake)
+    env = dict(env, SLURM_JOB_ID="992", SLURM_STEP_ID="0")  # reruns would attach
+    proc = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "attaching" not in proc.stderr and "duplicate" not in proc.stderr
+    assert f"ignoring batch {foreign}: listed for tag qrmi:" in proc.stderr
+    assert len(fake.calls("POST", "/core/api/v1/batches")) == 1
+    assert fake.batches[foreign]["status"] == "PENDING"
+    assert [r["path"] for r in fake.calls("PATCH", r".*/cancel")] == []
+
+
+def test_signal_during_create_cancels_only_our_batch(fake, env, payloads):
+    # cancel_submission: the create's answer never comes; the runner lists by tag
+    fake.configure(ignore_tag_filter=True)
+    foreign = _foreign_batch(fake)
+    fake.configure(
+        job_seconds=60,
+        faults=[{"method": "POST", "path": "/core/api/v1/batches", "hang": True, "after": True}],
+    )
+    proc = start_runner(DEVICE, str(payloads["object"]), env=env)
+    deadline = time.monotonic() + 60
+    while len(fake.batches) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, "create never arrived"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143, stderr
+    [ours] = [i for i in fake.batches if i != foreign]
+    assert fake.batches[ours]["status"] == "CANCELED", stderr
+    assert fake.batches[foreign]["status"] == "PENDING", stderr
+    cancels = [r["path"] for r in fake.calls("PATCH", r".*/cancel")]
+    assert cancels == [f"/core/api/v2/batches/{ours}/cancel"], stderr
+
+
+def test_create_refused_422_is_exit_2_with_the_reason(fake, env, payloads):
+    fake.configure(faults=[{"method": "POST", "path": "/core/api/v1/batches", "status": 422}])
+    proc = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    line = proc.stderr.strip().splitlines()[-1]
+    reason = conformance("create_batch_422")["example"]["data"]["description"][0]["msg"]
+    assert line.startswith("error: Pasqal Cloud refused the payload (HTTP 422)")
+    assert f"jobs: {reason}" in line
+    assert len(fake.calls("POST", "/core/api/v1/batches")) == 1  # not retried
+
+
+def test_failed_duplicate_check_names_and_cancels_the_batch(fake, env, payloads):
+    fake.configure(
+        faults=[{"method": "GET", "match": "/core/api/v1/batches", "status": 400}],
+    )
+    proc = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert proc.returncode == 3, proc.stderr
+    [batch_id] = fake.batches
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: Pasqal Cloud: batch {batch_id} was created but the check")
+    assert last.endswith("it was cancelled")
+    assert fake.batches[batch_id]["status"] == "CANCELED"
 
 
 def test_wrong_token_is_an_authentication_error(fake, payloads):
@@ -159,3 +282,17 @@ def test_rerun_in_same_slurm_step_attaches(fake, env, payloads, tmp_path):
     assert "attaching" in again.stderr
     assert len(fake.calls("POST", "/core/api/v1/batches")) == 1
     assert sum(json.loads(again.stdout)["counter"].values()) == 120
+
+
+def test_create_whose_answer_is_lost_uses_the_batch_it_made(fake, env, payloads):
+    # the create takes effect but answers 503 (the SDK does not retry 503 on a POST):
+    # the batch is found by its tag and used, not left running unattended
+    fake.configure(
+        faults=[{"method": "POST", "path": "/core/api/v1/batches", "status": 503, "after": True}]
+    )
+    proc = run_runner(DEVICE, str(payloads["object"]), env=env)
+    assert proc.returncode == 0, proc.stderr
+    [batch_id] = fake.batches
+    assert f"but batch {batch_id} carries our tag" in proc.stderr
+    assert fake.batches[batch_id]["status"] == "DONE"
+    assert sum(json.loads(proc.stdout)["counter"].values()) == 120

@@ -6,7 +6,13 @@ own deadline-free but cancellable loop), writes the job's full result on DONE an
 the batch on a signal. Every batch carries the tag ``qrmi:<request id>``: a requeued
 Slurm job finds and attaches to its batch, and a create that the SDK retried after a lost
 answer (it retries POSTs on 5xx) cannot leave a second batch running unnoticed — extra
-batches with our tag are cancelled.
+batches with our tag are cancelled. Only batches whose ``tags`` carry our tag are ever
+attached to or cancelled, checked here whatever the server's tag filter returned.
+
+Status comes from the batch and, once the batch is terminal, from its job: Pasqal marks a
+batch DONE when all its jobs reached a terminal status, so a DONE batch may hold an ERROR
+job. ``PAUSED`` counts as queued, ``CANCELING`` is waited out, and a status this module
+does not know yet is logged and polled again (statuses and shapes: tests/conformance/pasqal).
 
 The SDK's own HTTP retries sleep with ``time.sleep`` (up to ~1 min in total) and its
 result download has no timeout: the runner makes every call in a worker thread with an
@@ -28,13 +34,15 @@ from qrmi_tasks.errors import (
     AuthenticationError,
     ConfigError,
     Interrupted,
+    PayloadError,
     ProviderError,
+    QrmiError,
     TransientError,
 )
 from qrmi_tasks.payload import PULSER, Payload
 from qrmi_tasks.providers import pasqal_auth
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
-from qrmi_tasks.retry import is_transient
+from qrmi_tasks.retry import error_text, is_transient
 
 log = logging.getLogger("qrmi_tasks.pasqal_cloud")
 T = TypeVar("T")
@@ -42,14 +50,21 @@ T = TypeVar("T")
 # Device types of pasqal_cloud.device.DeviceTypeName (a test compares them with the
 # installed SDK); kept here so a bad name is rejected without importing the SDK.
 DEVICE_TYPES = ("EMU_FREE", "EMU_TN", "EMU_FRESNEL", "EMU_MPS", "EMU_SV", "FRESNEL", "FRESNEL_CAN1")
-_STATUS = {
-    "PENDING": TaskStatus.QUEUED,
-    "RUNNING": TaskStatus.RUNNING,
+# Batch statuses (tests/conformance/pasqal/statuses.json names the sources). A batch that
+# is live keeps its QPU slot: PAUSED is the service holding it, counted as queued.
+_LIVE = {"PENDING": TaskStatus.QUEUED, "PAUSED": TaskStatus.QUEUED, "RUNNING": TaskStatus.RUNNING}
+# On its way to CANCELED: not final yet, so the runner keeps polling.
+_CANCELING = "CANCELING"
+_BATCH_FINAL = frozenset({"DONE", "ERROR", "TIMED_OUT", "CANCELED"})
+# A terminal batch's outcome is its job's (DONE batches may hold ERROR jobs).
+_JOB_FINAL = {
     "DONE": TaskStatus.COMPLETED,
     "ERROR": TaskStatus.FAILED,
-    "CANCELED": TaskStatus.CANCELLED,
     "TIMED_OUT": TaskStatus.FAILED,
+    "CANCELED": TaskStatus.CANCELLED,
 }
+# Batches a rerun must not attach to (they will never produce a result).
+_DEAD = frozenset({"CANCELED", _CANCELING, "ERROR", "TIMED_OUT"})
 TAG_PREFIX = "qrmi:"
 # Per socket operation; the SDK's own is 30 s for API calls and none for result downloads.
 TIMEOUTS = (10.0, 30.0)
@@ -94,6 +109,8 @@ class PasqalCloudProvider(Provider):
         self._sdk: Any = None
         self._batches: dict[str, Any] = {}
         self._token_provider: Any = None
+        self._seen: dict[str, str] = {}  # last raw status logged, per batch or job
+        self._reported: TaskStatus = TaskStatus.QUEUED  # last status handed to the runner
 
     @classmethod
     def check_payload(cls, payload: Payload, resource: Resource) -> None:
@@ -158,8 +175,14 @@ class PasqalCloudProvider(Provider):
             "client": f"{prefix}CLIENT_ID / {prefix}CLIENT_SECRET",
         }.get(pasqal_auth.credential_kind(self.settings) or "", f"{prefix}AUTH_TOKEN")
 
-    def _call(self, what: str, action: Callable[[], T]) -> T:
-        """Run an SDK call; turn its exceptions into one-line provider errors."""
+    def _call(
+        self, what: str, action: Callable[[], T], refused_payload: frozenset[int] = frozenset()
+    ) -> T:
+        """Run an SDK call; turn its exceptions into one-line provider errors.
+
+        A status in ``refused_payload`` means the service refused what we sent: a
+        :class:`PayloadError` with the service's reason.
+        """
         import requests
 
         errors = self._sdk[2] if self._sdk else None
@@ -171,30 +194,50 @@ class PasqalCloudProvider(Provider):
         except (*sdk_errors, requests.RequestException) as exc:
             cause = exc if isinstance(exc, requests.HTTPError) else exc.__cause__
             status = getattr(getattr(cause, "response", None), "status_code", None)
-            detail = _response_message(cause) or " ".join(str(exc).split())[:300]
+            detail = _reason(cause) or " ".join(str(exc).split())[:300]
             if status in (401, 403):
                 raise AuthenticationError(
                     f"authentication failed: Pasqal Cloud refused the token while trying to "
                     f"{what} (HTTP {status}); check {self._credential_hint()}"
+                ) from None
+            if status in refused_payload:
+                raise PayloadError(
+                    f"Pasqal Cloud refused the payload (HTTP {status}): {detail}; fix the "
+                    "sequence or job_runs and submit again"
                 ) from None
             where = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
             # no status: no answer at all (refused, dropped, timed out)
             error = TransientError if is_transient(status) else ProviderError
             raise error(f"Pasqal Cloud: cannot {what}: {where}{detail}") from None
 
-    def _our_batches(self) -> list[Any]:
+    def _ours(self, batches: list[Any]) -> list[Any]:
+        """The batches that carry our tag: never trust the server's filter with another's."""
+        mine = []
+        for batch in batches:
+            if self.tag in (getattr(batch, "tags", None) or []):
+                mine.append(batch)
+            else:
+                log.warning(
+                    "ignoring batch %s: listed for tag %s but it does not carry it (tags %s)",
+                    batch.id,
+                    self.tag,
+                    getattr(batch, "tags", None),
+                )
+        return mine
+
+    def _our_batches(self, client: Any = None) -> list[Any]:
         filters = self._sdk[5]
-        client = self.client()
+        client = client or self.client()
         page = self._call(
             "list batches", lambda: client.get_batches(filters=filters.BatchFilters(tag=self.tag))
         )
-        return list(page.results)
+        return self._ours(list(page.results))
 
     def submit(self, payload: Payload) -> str:
         client = self.client()
         if self.context.deterministic_id:
             for batch in self._our_batches():
-                if batch.status not in ("CANCELED", "ERROR", "TIMED_OUT"):
+                if str(batch.status) not in _DEAD:
                     log.info(
                         "batch %s (tag %s) already exists, status %s: attaching",
                         batch.id,
@@ -206,29 +249,115 @@ class PasqalCloudProvider(Provider):
         device = self._sdk[3](self.resource.name)
         if self.context.interrupted():
             raise Interrupted  # no batch exists yet
-        batch = self._call(
-            "create the batch",
-            lambda: client.create_batch(
-                serialized_sequence=payload.sequence_json,
-                jobs=[{"runs": payload.job_runs}],
-                open=False,
-                device_type=device,
-                wait=False,
-                tags=[self.tag],
-            ),
-        )
+        try:
+            batch = self._call(
+                "create the batch",
+                lambda: client.create_batch(
+                    serialized_sequence=payload.sequence_json,
+                    jobs=[{"runs": payload.job_runs}],
+                    open=False,
+                    device_type=device,
+                    wait=False,
+                    tags=[self.tag],
+                ),
+                refused_payload=frozenset({422}),
+            )
+        except Interrupted:
+            raise
+        except TransientError as exc:
+            batch = self._created_anyway(exc)
+        except QrmiError:
+            raise  # refused (4xx): nothing was created
+        except Exception as exc:  # e.g. an answer the SDK cannot parse: it may exist
+            batch = self._created_anyway(exc)
         log.info("batch %s created on %s (tag %s)", batch.id, self.resource.name, self.tag)
+        if self.tag not in (batch.tags or []):
+            log.warning(
+                "batch %s does not carry its tag %s (tags %s): a rerun cannot find it",
+                batch.id,
+                self.tag,
+                batch.tags,
+            )
         self._batches[batch.id] = batch
-        self._cancel_duplicates(batch.id)
+        if self.context.interrupted():
+            raise Interrupted(batch.id)  # the runner cancels it
+        try:
+            self._cancel_duplicates(batch.id)
+        except Interrupted:
+            raise Interrupted(batch.id) from None
+        except QrmiError as exc:
+            self._give_up_on(batch.id, "the check for duplicate batches", exc)
+        except Exception as exc:  # a bug or an SDK surprise: name the batch, still cancel it
+            log.error("batch %s was created, then checking for duplicates failed", batch.id)
+            self._give_up_on(batch.id, "the check for duplicate batches", exc, reraise=True)
         return batch.id
 
+    def _created_anyway(self, exc: Exception) -> Any:
+        """The create got no usable answer, but it may have reached the service.
+
+        A batch carrying our tag is then ours and running: use it rather than leave it
+        unattended. Re-raises ``exc`` when there is none.
+        """
+        reason = exc.message if isinstance(exc, QrmiError) else f"{type(exc).__name__}: {exc}"
+        try:
+            found = [b for b in self._our_batches() if str(b.status) not in _DEAD]
+        except QrmiError as list_exc:
+            raise ProviderError(
+                f"{reason}; whether a batch was created anyway is unknown ({list_exc.message}): "
+                f"look for tag {self.tag} in the Pasqal Cloud portal"
+            ) from None
+        if not found:
+            raise exc
+        log.warning(
+            "creating the batch failed (%s) but batch %s carries our tag: the create reached "
+            "the service; using that batch",
+            reason,
+            found[0].id,
+        )
+        return found[0]
+
+    def _give_up_on(self, batch_id: str, step: str, exc: Exception, reraise: bool = False) -> None:
+        """``step`` after the create failed: cancel our batch, and say so naming it.
+
+        Nobody would wait for the batch: left running, it would spend the project's QPU
+        time for nothing.
+        """
+        try:
+            self._call("cancel the batch", lambda: self._new_client().cancel_batch(batch_id))
+            outcome = "it was cancelled"
+        except QrmiError as cancel_exc:
+            outcome = (
+                f"cancelling it failed too ({cancel_exc.message}); cancel it in the Pasqal "
+                "Cloud portal"
+            )
+        if reraise:
+            log.error("batch %s: %s", batch_id, outcome)
+            raise exc
+        reason = exc.message if isinstance(exc, QrmiError) else str(exc)
+        raise ProviderError(
+            f"Pasqal Cloud: batch {batch_id} was created but {step} failed ({reason}); {outcome}"
+        ) from None
+
     def _cancel_duplicates(self, keep: str) -> None:
-        """A create retried after a lost answer may have made two batches: keep one."""
+        """A create retried after a lost answer may have made two batches: keep one.
+
+        A duplicate whose cancel fails is named and left (ours still delivers the result).
+        """
         client = self.client()
         for other in self._our_batches():
-            if other.id != keep and other.status in ("PENDING", "RUNNING"):
-                log.warning("cancelling duplicate batch %s (same tag as %s)", other.id, keep)
+            status = str(other.status)
+            if other.id == keep or status in _BATCH_FINAL or status == _CANCELING:
+                continue
+            log.warning("cancelling duplicate batch %s (same tag as %s)", other.id, keep)
+            try:
                 self._call("cancel a duplicate batch", lambda o=other: client.cancel_batch(o.id))
+            except QrmiError as exc:
+                log.error(
+                    "duplicate batch %s could not be cancelled (%s); cancel it in the Pasqal "
+                    "Cloud portal",
+                    other.id,
+                    exc.message,
+                )
 
     def _batch(self, task_id: str) -> Any:
         client = self.client()
@@ -236,24 +365,59 @@ class PasqalCloudProvider(Provider):
         self._batches[task_id] = batch
         return batch
 
-    def _job(self, task_id: str) -> Any:
-        batch = self._batches.get(task_id) or self._batch(task_id)
+    def _job(self, task_id: str, batch: Any = None) -> Any:
+        batch = batch or self._batches.get(task_id) or self._batch(task_id)
         jobs = self._call("list the batch's jobs", lambda: batch.ordered_jobs)
         if not jobs:
             raise ProviderError(f"Pasqal Cloud: batch {task_id} has no job")
         return jobs[0]
 
+    def _note(self, what: str, ident: str, status: str, known: bool) -> None:
+        """Log a status worth explaining, once per change."""
+        if self._seen.get(ident) == status:
+            return
+        self._seen[ident] = status
+        if not known:
+            log.warning(
+                "%s %s: status %s is unknown to this runner; polling again", what, ident, status
+            )
+        elif status == "PAUSED":
+            log.info("%s %s: PAUSED by the service; waiting (counted as queued)", what, ident)
+        elif status == _CANCELING:
+            log.info("%s %s: CANCELING on the service; waiting for CANCELED", what, ident)
+
     def status(self, task_id: str) -> StatusReport:
+        report = self._status(task_id)
+        self._reported = report.status
+        return report
+
+    def _status(self, task_id: str) -> StatusReport:
         batch = self._batch(task_id)
-        status = _STATUS.get(str(batch.status))
-        if status is None:
-            raise ProviderError(f"Pasqal Cloud: batch {task_id}: unknown status {batch.status}")
-        message = None
-        if status is TaskStatus.FAILED:
-            job = self._job(task_id)
-            errors = "; ".join(map(str, job.errors or [])) or "no error details"
-            message = f"batch {batch.status}: job {job.id}: {errors}"
-        return StatusReport(status, message)
+        raw = str(batch.status)
+        live = _LIVE.get(raw)
+        self._note(
+            "batch", task_id, raw, live is not None or raw in _BATCH_FINAL or raw == _CANCELING
+        )
+        if live is not None:
+            return StatusReport(live)
+        if raw not in _BATCH_FINAL:  # CANCELING, or new: nothing changed for the runner yet
+            return StatusReport(self._reported)
+        job = self._job(task_id, batch)
+        job_raw = str(job.status)
+        errors = "; ".join(map(str, job.errors or [])) or "no error details"
+        outcome = _JOB_FINAL.get(job_raw)
+        if raw == "DONE":
+            if outcome is None:
+                # The batch is terminal only once its jobs are: the job's update is late
+                known = job_raw in _LIVE or job_raw == _CANCELING
+                self._note("job", job.id, job_raw, known)
+                return StatusReport(self._reported)
+            if outcome is TaskStatus.COMPLETED:
+                return StatusReport(outcome)
+            return StatusReport(outcome, f"batch DONE, job {job.id} {job_raw}: {errors}")
+        if raw == "CANCELED":
+            return StatusReport(TaskStatus.CANCELLED, f"batch CANCELED, job {job.id} {job_raw}")
+        return StatusReport(TaskStatus.FAILED, f"batch {raw}, job {job.id} {job_raw}: {errors}")
 
     def fetch_result(self, task_id: str, into: BinaryIO) -> None:
         job = self._job(task_id)
@@ -267,16 +431,14 @@ class PasqalCloudProvider(Provider):
         self._call("cancel the batch", lambda: client.cancel_batch(task_id))
 
     def cancel_submission(self) -> list[str]:
-        filters = self._sdk[5]
         client = self._new_client()
-        page = self._call(
-            "list batches", lambda: client.get_batches(filters=filters.BatchFilters(tag=self.tag))
-        )
         cancelled = []
-        for batch in page.results:
-            if batch.status in ("PENDING", "RUNNING"):
-                self._call("cancel the batch", lambda b=batch: client.cancel_batch(b.id))
-                cancelled.append(batch.id)
+        for batch in self._our_batches(client):
+            status = str(batch.status)
+            if status in _BATCH_FINAL or status == _CANCELING:
+                continue
+            self._call("cancel the batch", lambda b=batch: client.cancel_batch(b.id))
+            cancelled.append(batch.id)
         return cancelled
 
 
@@ -299,14 +461,15 @@ def _timed_http_client() -> Any:
     return TimedHTTPClient
 
 
-def _response_message(cause: Any) -> str | None:
+def _reason(cause: Any) -> str | None:
+    """The service's reason in an error answer, one line (retry.error_text reads JSend)."""
     response = getattr(cause, "response", None)
     if response is None:
         return None
     try:
         body = response.json()
     except ValueError:
-        return " ".join(response.text.split())[:300] or None
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("data") or body)[:300]
-    return str(body)[:300]
+        body = response.text
+    if not body:  # nothing to show: the SDK's own message says which call failed
+        return None
+    return error_text(body)

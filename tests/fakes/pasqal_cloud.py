@@ -11,9 +11,20 @@ client-credentials grants, see :meth:`FakePasqalCloud.login`). Jobs move PENDING
 RUNNING -> DONE on timers; the result comes from emulating the sequence with the ``local``
 resource's worker (Pulser).
 
-Fault injection via ``configure``: ``faults`` (see :mod:`fakes.server`: injected statuses,
-401s included, lost answers, delays, dropped connections), ``fail_jobs`` + ``job_errors``,
-``job_seconds``.
+Bodies follow the records in ``tests/conformance/pasqal`` (public sources: the SDK's
+recorded API bodies, Pasqal's API docs), which ``tests/test_conformance_pasqal.py`` checks
+the live answers against: a failed job ends ``ERROR`` in a ``DONE`` batch (a batch is DONE
+once all its jobs are terminal), an invalid create is a 422 with
+``data.description[{loc, msg, type}]`` (served from ``create_batch_422.json``).
+
+Fault injection and behaviour via ``configure``: ``faults`` (see :mod:`fakes.server`:
+injected statuses, 401s included, lost answers, delays, dropped connections; an injected
+422 answers the recorded 422 body), ``fail_jobs`` + ``job_errors`` (the job ends ERROR,
+its batch DONE), ``job_seconds``, ``detours`` (``[(status, seconds), ...]`` a batch passes
+through between PENDING and RUNNING: ``PAUSED``, or a status nobody knows yet),
+``cancel_seconds`` (how long a cancelled batch stays ``CANCELING`` before ``CANCELED``),
+``ignore_tag_filter`` (``GET /batches?tag=`` lists every batch, as a server whose filter
+does not work would).
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import re
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -49,6 +61,12 @@ CLIENT_ID, CLIENT_SECRET = "svc-account-0001", "pasqal-client-secret-0123456789"
 PASSWORD_GRANT = "http://auth0.com/oauth/grant-type/password-realm"
 PUBLIC_CLIENT_ID = "PeZvo7Atx7IVv3iel59asJSb4Ig7vuSB"
 AUDIENCE = "https://apis.pasqal.cloud/account/api/v1"
+CONFORMANCE = Path(__file__).resolve().parent.parent / "conformance" / "pasqal"
+
+
+def conformance(name: str) -> dict[str, Any]:
+    """The conformance record ``tests/conformance/pasqal/{name}.json``."""
+    return json.loads((CONFORMANCE / f"{name}.json").read_text())
 
 
 def _now() -> str:
@@ -67,7 +85,12 @@ class FakePasqalCloud(FakeServer):
 
     def __init__(self, job_seconds: float = 0.3) -> None:
         super().__init__(
-            job_seconds=job_seconds, fail_jobs=False, job_errors=["Device calibration failed."]
+            job_seconds=job_seconds,
+            fail_jobs=False,
+            job_errors=["Device calibration failed."],
+            detours=[],
+            cancel_seconds=0.0,
+            ignore_tag_filter=False,
         )
         self.batches: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -81,12 +104,14 @@ class FakePasqalCloud(FakeServer):
         return self.url + CORE
 
     def fault(self, request: Request, status: int) -> Response:
+        if status == 422:  # the service's validation answer, as recorded
+            return Response(status, ("raw", conformance("create_batch_422")["example"]))
         return Response(status, f"injected fault {status}")
 
     def encode(self, request: Request, response: Response) -> tuple[bytes, str]:
         """JSend envelopes, as Pasqal Cloud answers (the results link serves raw JSON)."""
         status, data = response.status, response.body
-        if isinstance(data, tuple) and data[0] == "oauth":  # Auth0 answers plain JSON
+        if isinstance(data, tuple) and data[0] in ("oauth", "raw"):  # Auth0: plain JSON
             payload = data[1]
         elif request.path.startswith("/results/") and status == 200:
             payload = data
@@ -106,18 +131,42 @@ class FakePasqalCloud(FakeServer):
         return json.dumps(payload).encode(), "application/json"
 
     # -- behaviour ------------------------------------------------------------------------
-    def _batch_view(self, batch: dict[str, Any]) -> dict[str, Any]:
-        jobs = [self.jobs[j] for j in batch["job_ids"]]
+    def _batch_view(self, batch: dict[str, Any], jobs: bool = False) -> dict[str, Any]:
+        """A batch as the API shows it (``jobs``: with its jobs, as create and cancel do)."""
+        job_list = [self.jobs[j] for j in batch["job_ids"]]
         counts: dict[str, int] = {}
-        for job in jobs:
+        for job in job_list:
             counts[job["status"]] = counts.get(job["status"], 0) + 1
-        view = {k: v for k, v in batch.items() if k != "job_ids"}
-        view.update(jobs_count=len(jobs), jobs_count_per_status=counts)
+        view = dict(batch)
+        view.update(jobs_count=len(job_list), jobs_count_per_status=counts)
+        if jobs:
+            view["jobs"] = [dict(j) for j in job_list]
         return view
 
     def create_batch(self, body: dict[str, Any]) -> tuple[int, Any]:
-        if not isinstance(body.get("sequence_builder"), str) or not body.get("jobs"):
-            return 400, "sequence_builder and jobs are required"
+        """``POST /batches``: validate as the service does (422, recorded shape), start the run."""
+        problems = []
+        if not isinstance(body.get("sequence_builder"), str):
+            problems.append((["body", "sequence_builder"], "field required", "value_error.missing"))
+        jobs = body.get("jobs")
+        if not jobs or not all(
+            isinstance(j, dict) and isinstance(j.get("runs"), int) for j in jobs
+        ):
+            problems.append((["body", "jobs"], "every job needs integer runs", "value_error"))
+        if problems:
+            return 422, (
+                "raw",
+                {
+                    "status": "fail",
+                    "code": "422",
+                    "message": "Unprocessable Entity",
+                    "data": {
+                        "description": [
+                            {"loc": loc, "msg": msg, "type": t} for loc, msg, t in problems
+                        ]
+                    },
+                },
+            )
         if body.get("project_id") != PROJECT_ID:
             return 403, "project not accessible"
         batch_id = str(uuid.uuid4())
@@ -125,12 +174,17 @@ class FakePasqalCloud(FakeServer):
             "id": batch_id,
             "open": bool(body.get("open")),
             "complete": not body.get("open"),
+            "priority": 10,
             "created_at": _now(),
             "updated_at": _now(),
+            "start_datetime": None,
+            "end_datetime": None,
             "device_type": body.get("device_type") or "EMU_FREE",
             "project_id": PROJECT_ID,
             "user_id": USER_ID,
             "status": "PENDING",
+            "sequence_builder": body["sequence_builder"],
+            "webhook": None,
             "tags": body.get("tags") or [],
             "job_ids": [],
         }
@@ -144,6 +198,8 @@ class FakePasqalCloud(FakeServer):
                 "status": "PENDING",
                 "created_at": _now(),
                 "updated_at": _now(),
+                "start_timestamp": None,
+                "end_timestamp": None,
                 "errors": [],
                 "variables": spec.get("variables"),
             }
@@ -154,32 +210,78 @@ class FakePasqalCloud(FakeServer):
         threading.Thread(
             target=self._run, args=(batch, body["sequence_builder"]), daemon=True
         ).start()
-        return 200, self._batch_view(batch)
+        return 200, self._batch_view(batch, jobs=True)
 
-    def _set(self, batch: dict[str, Any], status: str, **job_fields: Any) -> bool:
+    def _set(
+        self, batch: dict[str, Any], status: str, job_status: str | None = None, **job_fields: Any
+    ) -> bool:
+        """Move a batch (and its jobs) on, unless a cancel overtook the run."""
         with self.lock:
-            if batch["status"] == "CANCELED":
+            if batch["status"] in ("CANCELED", "CANCELING"):
                 return False
             batch.update(status=status, updated_at=_now())
-            for job_id in batch["job_ids"]:
-                self.jobs[job_id].update(status=status, updated_at=_now(), **job_fields)
+            if status == "RUNNING":
+                batch["start_datetime"] = _now()
+            if status == "DONE":
+                batch["end_datetime"] = _now()
+            if job_status is not None:
+                for job_id in batch["job_ids"]:
+                    self.jobs[job_id].update(status=job_status, updated_at=_now(), **job_fields)
             return True
 
     def _run(self, batch: dict[str, Any], sequence: str) -> None:
         time.sleep(float(self.config["job_seconds"]) / 2)
-        if not self._set(batch, "RUNNING", start_timestamp=_now()):
+        for status, seconds in list(self.config["detours"]):
+            if not self._set(batch, status):  # jobs stay PENDING meanwhile
+                return
+            time.sleep(float(seconds))
+        if not self._set(batch, "RUNNING", "RUNNING", start_timestamp=_now()):
             return
         time.sleep(float(self.config["job_seconds"]) / 2)
         if self.config["fail_jobs"]:
-            self._set(batch, "ERROR", errors=list(self.config["job_errors"]))
+            # the batch ends DONE: all its jobs reached a terminal status (Pasqal's docs)
+            self._set(
+                batch, "DONE", "ERROR", errors=list(self.config["job_errors"]), end_timestamp=_now()
+            )
             return
         try:
             for job_id in batch["job_ids"]:
                 self.results[job_id] = emulate(sequence, int(self.jobs[job_id]["runs"]))
         except Exception as exc:
-            self._set(batch, "ERROR", errors=[" ".join(str(exc).split())[:300]])
+            self._set(batch, "DONE", "ERROR", errors=[" ".join(str(exc).split())[:300]])
             return
-        self._set(batch, "DONE", end_timestamp=_now())
+        self._set(batch, "DONE", "DONE", end_timestamp=_now())
+
+    def cancel(self, batch_id: str) -> dict[str, Any] | None:
+        """Cancel a batch (the API's cancel, or a user in the portal); None if unknown.
+
+        With ``cancel_seconds`` the batch shows ``CANCELING`` that long first.
+        """
+        with self.lock:
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                return None
+            if batch["status"] not in ("PENDING", "RUNNING", "PAUSED"):
+                return self._batch_view(batch, jobs=True)
+            delay = float(self.config["cancel_seconds"])
+            status = "CANCELING" if delay > 0 else "CANCELED"
+            batch.update(status=status, updated_at=_now())
+            for job_id in batch["job_ids"]:
+                if self.jobs[job_id]["status"] in ("PENDING", "RUNNING"):
+                    self.jobs[job_id].update(status=status, updated_at=_now())
+            view = self._batch_view(batch, jobs=True)
+        if delay > 0:
+            timer = threading.Timer(delay, self._cancelled, args=(batch,))
+            timer.daemon = True
+            timer.start()
+        return view
+
+    def _cancelled(self, batch: dict[str, Any]) -> None:
+        with self.lock:
+            batch.update(status="CANCELED", updated_at=_now(), end_datetime=_now())
+            for job_id in batch["job_ids"]:
+                if self.jobs[job_id]["status"] == "CANCELING":
+                    self.jobs[job_id].update(status="CANCELED", updated_at=_now())
 
     def route(self, request: Request) -> tuple[int, Any]:
         method, path, query, headers, body = (
@@ -207,8 +309,10 @@ class FakePasqalCloud(FakeServer):
                 return self.create_batch(json.loads(data))
             if api == "/api/v1/batches" and method == "GET":
                 tag = (query.get("tag") or [None])[0]
+                if self.config["ignore_tag_filter"]:
+                    tag = None
                 found = [
-                    self._batch_view(b)
+                    {k: v for k, v in self._batch_view(b).items() if k != "job_ids"}
                     for b in self.batches.values()
                     if tag is None or tag in b["tags"]
                 ]
@@ -220,14 +324,8 @@ class FakePasqalCloud(FakeServer):
                 batch = self.batches.get(m.group(1))
                 return (200, {"status": batch["status"]}) if batch else (404, "not found")
             if (m := re.fullmatch(r"/api/v2/batches/([^/]+)/cancel", api)) and method == "PATCH":
-                batch = self.batches.get(m.group(1))
-                if batch is None:
-                    return 404, "batch not found"
-                if batch["status"] in ("PENDING", "RUNNING"):
-                    batch.update(status="CANCELED", updated_at=_now())
-                    for job_id in batch["job_ids"]:
-                        self.jobs[job_id].update(status="CANCELED")
-                return 200, self._batch_view(batch)
+                view = self.cancel(m.group(1))
+                return (200, view) if view is not None else (404, "batch not found")
             if api == "/api/v2/jobs" and method == "GET":
                 batch_id = (query.get("batch_id") or [None])[0]
                 return 200, {
