@@ -87,7 +87,8 @@ def error_message(response: Answer) -> str:
 
 
 def iam_reason(exc: Any) -> str:
-    """IAM's own reason for a refused token request (``errorCode: errorMessage``)."""
+    """IAM's own reason for a failed token request (``errorCode: errorMessage``), from
+    ibm-cloud-sdk-core's ``ApiException``; both IBM providers use it."""
     response = getattr(exc, "http_response", None)
     try:
         body: Any = response.json() if response is not None else None

@@ -28,8 +28,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from qrmi_tasks.providers.da_client import iam_reason
 from qrmi_tasks.quiet import quiet_import_warnings
-from qrmi_tasks.retry import error_text, one_line
+from qrmi_tasks.retry import one_line
 
 with quiet_import_warnings():
     import qiskit_ibm_runtime
@@ -122,7 +123,7 @@ class _StrictCloudAuth(CloudAuth):
             token = self.tm.get_token()
         except ApiException as exc:
             self._reset()
-            raise IamError(exc.status_code, _iam_reason(exc)) from None
+            raise IamError(exc.status_code, iam_reason(exc)) from None
         except requests.RequestException as exc:
             self._reset()
             raise IamError(None, f"{type(exc).__name__}: {_first_line(exc)}") from None
@@ -146,16 +147,6 @@ class _StrictCloudAuth(CloudAuth):
 
 def _first_line(exc: BaseException) -> str:
     return one_line(exc, 300) or type(exc).__name__
-
-
-def _iam_reason(exc: ApiException) -> str:
-    """IAM's reason for a failed token request (``errorCode: errorMessage``)."""
-    response = exc.http_response
-    try:
-        body: Any = response.json() if response is not None else None
-    except ValueError:
-        body = response.text if response is not None else None
-    return error_text(body, exc.message or str(exc))
 
 
 class _Params(ClientParameters):
