@@ -114,7 +114,7 @@ def _rest_target(resource: Any, spec: tuple[Setting, ...], base: str, service: s
         settings["ENDPOINT"],
         settings["SERVICE_CRN"],
         IamTokens(settings["IAM_ENDPOINT"], settings["IAM_APIKEY"]),
-        sleep=_sleep,
+        pause=_pause,
         api_version=settings.get("API_VERSION"),
     )
     try:
@@ -126,10 +126,9 @@ def _rest_target(resource: Any, spec: tuple[Setting, ...], base: str, service: s
     return target_from_json(configuration, properties, resource.name)
 
 
-def _sleep(seconds: float) -> bool:
-    """Back-off sleep for the client's retries; never interrupted (no task to cancel)."""
+def _pause(seconds: float) -> None:
+    """Back-off wait for the client's retries; never interrupted (no task to cancel)."""
     time.sleep(seconds)
-    return False
 
 
 def target_from_json(configuration: Any, properties: Any, name: str) -> Any:

@@ -242,7 +242,10 @@ class TaskRun:
                 self.provider.resource.type.name,
             )
             self.task_id = self._call("submit the task", lambda: self.provider.submit(self.payload))
-            log.info("task %s: submitted", self.task_id)
+            if self.provider.attached:
+                log.info("task %s: attached to existing job", self.task_id)
+            else:
+                log.info("task %s: submitted", self.task_id)
             report = self._poll()
             return self._finish(report)
         except Interrupted as exc:

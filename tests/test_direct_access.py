@@ -172,7 +172,7 @@ def test_sigkill_then_rerun_reattaches(fake, env, tmp_path):
     job_id = next(iter(fake.jobs))
     again = run_runner(BACKEND, str(BELL), "-o", str(out), env=env)
     assert again.returncode == 0, again.stderr
-    assert "attaching" in again.stderr and job_id in again.stderr
+    assert "attached to existing job" in again.stderr and job_id in again.stderr
     posts = fake.calls("POST", "/v1/jobs")
     assert len(posts) == 1, posts
     assert fake.deleted == [job_id]

@@ -311,7 +311,7 @@ def test_rerun_in_same_slurm_step_attaches(fake, env):
     proc.wait()
     again = run_runner(BACKEND, str(SAMPLER), env=env)
     assert again.returncode == 0, again.stderr
-    assert "attaching" in again.stderr
+    assert "attached to existing job" in again.stderr
     assert len(fake.calls("POST", "/api/v1/jobs")) == 1
     assert sum(_decode(again.stdout)[0].data.meas.get_counts().values()) == 1000
 

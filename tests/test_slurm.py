@@ -273,7 +273,7 @@ def test_requeue_reattaches_instead_of_resubmitting(fake, tmp_path):
         if r["method"] == "POST" and r["path"] == "/v1/jobs" and r["status"] == 204
     ]
     assert len(posts) == 1, posts
-    assert "attaching" in log, log
+    assert "attached to existing job" in log, log
     assert json.loads(out.read_text())["__type__"] == "PrimitiveResult"
 
 

@@ -131,6 +131,9 @@ class Provider(ABC):
         self.resource = resource
         self.settings = settings
         self.context = context
+        #: ``submit`` sets it when it attached to a task an earlier run of this request
+        #: created (a Slurm requeue or rerun) instead of submitting a new one
+        self.attached = False
 
     @classmethod
     def check_kind(cls, payload: Payload, runner: str) -> None:

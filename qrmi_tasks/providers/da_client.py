@@ -1,14 +1,15 @@
 """HTTP client of the IBM Direct Access API (v1): IAM bearer tokens, retries, error bodies.
 
-Retry policy (tenacity):
+Retry policy (:func:`qrmi_tasks.retry.with_retries`, the one shared by every provider):
 * 429 (concurrent-job limit) and 423 (backend reserved): retried until the caller's
   deadline, exponential back-off 1 s -> 60 s with jitter, ``Retry-After`` honoured;
 * 5xx, 408 and connection errors: retried a bounded number of times;
 * 401: the IAM token is refreshed once and the request repeated;
-* any other 4xx: fails at once with the server's ``errors[].message``;
+* any other 4xx: fails at once with the server's error text (:func:`qrmi_tasks.retry.error_text`:
+  ``errors[].message``, FastAPI's ``detail``, or the plain-text body);
 * an answer that is not the JSON object expected (HTML with 200, truncated JSON, a list)
   or larger than ``MAX_BODY``: a protocol error, retried like a transient one.
-Every wait goes through the run's cancellable sleep, so a signal is never delayed.
+Every wait goes through the run's cancellable ``pause``, so a signal is never delayed.
 ``once=True`` (the cancel path) makes one attempt on a connection of its own and raises
 :class:`~qrmi_tasks.errors.TransientError` when another attempt may help.
 """
@@ -23,11 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-import tenacity
 
-from qrmi_tasks.errors import AuthenticationError, Interrupted, ProviderError, TransientError
+from qrmi_tasks.errors import AuthenticationError, ProviderError, TransientError
 from qrmi_tasks.logsetup import SECRETS
-from qrmi_tasks.retry import TRANSIENT_STATUSES, retry_after_seconds
+from qrmi_tasks.retry import (
+    REQUEST_BACKOFF,
+    THROTTLE_BACKOFF,
+    TRANSIENT_STATUSES,
+    Retry,
+    error_text,
+    retry_after_seconds,
+    with_retries,
+)
 
 log = logging.getLogger("qrmi_tasks.direct_access")
 
@@ -79,24 +87,23 @@ class _Retry(Exception):
 
 
 def error_message(response: Answer) -> str:
-    """The server's ``errors[].message`` (or its plain-text body), one line."""
+    """The server's error text for ``response``, one line (see :func:`retry.error_text`)."""
     try:
-        body = response.json()
+        body: Any = response.json()
     except ValueError:
-        text = " ".join(response.text.split())[:300]
-        return text or response.reason or "no details"
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list):
-            messages = [
-                str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")
-            ]
-            if messages:
-                return "; ".join(messages)[:500]
-        for key in ("message", "title", "error"):
-            if body.get(key):
-                return str(body[key])[:500]
-    return str(body)[:300]
+        body = response.text  # some errors come back as plain text
+    return error_text(body, response.reason)
+
+
+def iam_reason(exc: Any) -> str:
+    """IAM's own reason for a failed token request (``errorCode: errorMessage``), from
+    ibm-cloud-sdk-core's ``ApiException``; both IBM providers use it."""
+    response = getattr(exc, "http_response", None)
+    try:
+        body: Any = response.json() if response is not None else None
+    except ValueError:
+        body = response.text if response is not None else None
+    return error_text(body, getattr(exc, "message", "") or str(exc))
 
 
 def _read(response: requests.Response, started: float) -> bytes:
@@ -142,7 +149,7 @@ class IamTokens:
             if exc.code in (400, 401, 403):
                 raise AuthenticationError(
                     f"authentication failed: IAM at {self._endpoint} rejected the API key "
-                    f"(HTTP {exc.code}); check the *_IAM_APIKEY variable"
+                    f"(HTTP {exc.code}: {iam_reason(exc)}); check the *_IAM_APIKEY variable"
                 ) from None
             raise _Retry(f"IAM answered HTTP {exc.code}", throttled=False) from None
         except requests.RequestException as exc:
@@ -173,13 +180,15 @@ class DirectAccessClient:
         endpoint: str,
         service_crn: str,
         tokens: IamTokens,
-        sleep: Callable[[float], bool],
+        pause: Callable[[float], None],
         api_version: str | None = None,
     ) -> None:
+        """``pause(seconds)`` waits between attempts; it raises Interrupted on a signal
+        (the run context's ``pause``)."""
         self.endpoint = endpoint.rstrip("/")
         self.service_crn = service_crn
         self.tokens = tokens
-        self._sleep = sleep
+        self._pause = pause
         self.api_version = api_version
         self.session = requests.Session()
 
@@ -192,10 +201,6 @@ class DirectAccessClient:
         if self.api_version:
             headers["IBM-API-Version"] = self.api_version
         return headers
-
-    def _cancellable_sleep(self, seconds: float) -> None:
-        if self._sleep(seconds):
-            raise Interrupted
 
     def request(
         self,
@@ -216,15 +221,10 @@ class DirectAccessClient:
         ``once``: one attempt on a fresh connection, TransientError if it may be repeated.
         """
         refreshed = [False]
-        transient = [0]
         session = requests.Session() if once else self.session
 
         def attempt() -> Answer:
-            try:
-                headers = self._headers()
-            except _Retry:
-                transient[0] += 1  # IAM unreachable or 5xx: bounded like any transient error
-                raise
+            headers = self._headers()  # _Retry when IAM is unreachable or answers 5xx
             started = time.monotonic()
             try:
                 response = session.request(
@@ -236,21 +236,16 @@ class DirectAccessClient:
                     stream=True,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                transient[0] += 1
                 raise _Retry(f"{type(exc).__name__} from {self.endpoint}", False) from None
-            try:
-                answer = Answer(
-                    response.status_code,
-                    _read(response, started),
-                    response.reason or "",
-                    dict(response.headers),
-                )
-            except _Retry:
-                transient[0] += 1
-                raise
+            answer = Answer(
+                response.status_code,
+                _read(response, started),
+                response.reason or "",
+                dict(response.headers),
+            )
             status = answer.status_code
             if status in ok and want_json:
-                answer.data = self._decode(method, path, answer, transient)
+                answer.data = self._decode(method, path, answer)
             if status in ok or status in accept:
                 return answer
             if status == 401 and not refreshed[0]:
@@ -262,7 +257,6 @@ class DirectAccessClient:
                 reason = "backend reserved (423)" if status == 423 else "too many jobs (429)"
                 raise _Retry(f"{reason}: {error_message(answer)}", True, retry_after)
             if status in TRANSIENT_STATUSES:
-                transient[0] += 1
                 raise _Retry(f"HTTP {status}: {error_message(answer)}", False, retry_after)
             if status in (401, 403):
                 raise AuthenticationError(
@@ -282,57 +276,38 @@ class DirectAccessClient:
             finally:
                 session.close()
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception()
-            if error.retry_after is not None:
-                return error.retry_after
-            if error.throttled:
-                return tenacity.wait_exponential_jitter(initial=1, max=60)(state)
-            return tenacity.wait_exponential_jitter(initial=0.5, max=8, jitter=0.5)(state)
+        last: list[_Retry] = []
 
-        def stop(state: tenacity.RetryCallState) -> bool:
-            error = state.outcome.exception()
-            if not error.throttled:
-                return transient[0] >= MAX_TRANSIENT_ATTEMPTS
-            return deadline is not None and time.monotonic() >= deadline
+        def classify(exc: Exception) -> Retry | None:
+            if not isinstance(exc, _Retry):
+                return None  # a final answer (4xx, authentication): no second attempt
+            last[:] = [exc]
+            return Retry(exc.reason, exc.retry_after, exc.throttled)
 
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception()
-            level = logging.INFO if error.throttled or transient[0] > 1 else logging.DEBUG
-            log.log(
-                level,
-                "%s %s: %s; retrying in %.1fs",
-                method,
-                path,
-                error.reason,
-                state.next_action.sleep if state.next_action else 0,
-            )
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Retry),
-            wait=wait,
-            stop=stop,
-            sleep=self._cancellable_sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
         try:
-            return retrying(attempt)
-        except _Retry as exc:
-            error = ProviderError if exc.protocol else TransientError
-            raise error(
-                f"Direct Access {method} {path} failed after retries: {exc.reason}"
-            ) from None
+            return with_retries(
+                attempt,
+                what=f"{method} {path} on Direct Access",
+                classify=classify,
+                pause=self._pause,
+                attempts=MAX_TRANSIENT_ATTEMPTS,
+                until=deadline,
+                backoff=REQUEST_BACKOFF,
+                throttle_backoff=THROTTLE_BACKOFF,
+            )
+        except TransientError as exc:
+            if last and last[0].protocol:  # not an outage: the runner must not wait it out
+                raise ProviderError(exc.message) from None
+            raise
 
     @staticmethod
-    def _decode(method: str, path: str, answer: Answer, transient: list[int]) -> Any:
+    def _decode(method: str, path: str, answer: Answer) -> Any:
         try:
             data = answer.json()
         except ValueError:
             data = None
         if isinstance(data, dict):
             return data
-        transient[0] += 1
         kind = "JSON but not an object" if data is not None else "not JSON"
         if data is None and answer.content.lstrip()[:1] == b"<":
             kind = "HTML, not JSON"

@@ -86,7 +86,7 @@ class DirectAccessProvider(Provider):
             s["ENDPOINT"],
             s["SERVICE_CRN"],
             IamTokens(s["IAM_ENDPOINT"], s["IAM_APIKEY"]),
-            self.context.sleep,
+            self.context.pause,
             s["API_VERSION"],
         )
         self._storage: JobStorage | None = None
@@ -160,6 +160,9 @@ class DirectAccessProvider(Provider):
                 state,
                 f" ({info['message']})" if info.get("message") else "",
             )
+        elif info.get("locked"):
+            # qrmi's Backend model: "locked by an active reservation" (POST then answers 423)
+            log.warning("backend %s is locked by a reservation; the job will wait", backend)
 
     def submit(self, payload: Payload) -> str:
         job_id = self.context.request_id
@@ -169,12 +172,13 @@ class DirectAccessProvider(Provider):
             existing = self._get_job(job_id)
             if existing is not None:
                 log.info(
-                    "job %s already exists on %s (status %s): attaching instead of "
+                    "job %s: attached to existing job on %s (status %s) instead of "
                     "submitting again",
                     job_id,
                     backend,
                     existing.get("status"),
                 )
+                self.attached = True
                 return job_id
         self.storage.upload_input(job_id, json.dumps(payload.parameters).encode())
         body = {
@@ -194,7 +198,7 @@ class DirectAccessProvider(Provider):
                 "/v1/jobs",
                 json=body,
                 ok=(200, 201, 202, 204),
-                accept=(400, 409, 413),
+                accept=(400, 409, 413, 422),
                 deadline=self._deadline,
             )
         except Interrupted:
@@ -208,9 +212,15 @@ class DirectAccessProvider(Provider):
                 return job_id
             raise
         if response.status_code == 409:
-            log.info("job %s already exists (409): attaching to it", job_id)
-        elif response.status_code in (400, 413):
-            raise PayloadError(f"Direct Access rejected the job: {error_message(response)}")
+            # our id is the request id: a 409 is this request's own earlier job
+            log.info("job %s: attached to existing job (409 on POST /v1/jobs)", job_id)
+            self.attached = True
+        elif response.status_code in (400, 413, 422):
+            # 422: the body failed the service's validation (FastAPI's {"detail": [...]})
+            raise PayloadError(
+                f"Direct Access rejected the job (HTTP {response.status_code}): "
+                f"{error_message(response)}"
+            )
         return job_id
 
     def _get_job_quietly(self, job_id: str) -> dict[str, Any] | None:

@@ -245,6 +245,7 @@ class PasqalCloudProvider(Provider):
                         batch.status,
                     )
                     self._batches[batch.id] = batch
+                    self.attached = True
                     return batch.id
         device = self._sdk[3](self.resource.name)
         if self.context.interrupted():

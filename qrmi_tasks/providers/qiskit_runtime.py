@@ -2,8 +2,8 @@
 
 Hands the job to the ``qiskit-ibm-runtime`` library (see docs/qiskit-runtime.md): IAM
 token exchange at the configured IAM endpoint, ``POST /jobs`` with the payload's
-``parameters`` unchanged on backend NAME, polling through the library's ``RuntimeJobV2``,
-the result body streamed byte for byte, cancel through ``RuntimeJobV2.cancel``. The
+``parameters`` unchanged on backend NAME, polling ``GET /jobs/{id}`` through the library's
+REST client, the result body streamed byte for byte, one-attempt cancels. The
 library's internals are used only in :mod:`qrmi_tasks.providers.qiskit_runtime_api`,
 imported on first use (importing qiskit-ibm-runtime costs over a second).
 
@@ -33,33 +33,37 @@ from qrmi_tasks.errors import (
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.payload import QISKIT, Payload
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
-from qrmi_tasks.retry import is_transient, retry_after_seconds
+from qrmi_tasks.retry import (
+    REQUEST_BACKOFF,
+    Retry,
+    error_text,
+    is_transient,
+    one_line,
+    retry_after_seconds,
+    with_retries,
+)
 
 log = logging.getLogger("qrmi_tasks.qiskit_runtime")
 T = TypeVar("T")
 
 SESSION_MODES = ("batch", "dedicated")
 TAG_PREFIX = "qrmi-"
-# RuntimeJobV2.status() values (the library maps the API's Completed/Failed to DONE/ERROR)
+# The API's job states (JobState.status: Queued, Running, Completed, Failed, Cancelled;
+# see tests/conformance/qiskit_runtime/), lower-cased.
 _STATUS = {
-    "INITIALIZING": TaskStatus.QUEUED,
-    "QUEUED": TaskStatus.QUEUED,
-    "RUNNING": TaskStatus.RUNNING,
-    "DONE": TaskStatus.COMPLETED,
-    "ERROR": TaskStatus.FAILED,
-    "CANCELLED": TaskStatus.CANCELLED,
+    "initializing": TaskStatus.QUEUED,
+    "queued": TaskStatus.QUEUED,
+    "running": TaskStatus.RUNNING,
+    "completed": TaskStatus.COMPLETED,
+    "failed": TaskStatus.FAILED,
+    "cancelled": TaskStatus.CANCELLED,
 }
-# Job list entries carry the API's own status names.
+# A job cancelled for running past its cost: a failure, as qiskit-ibm-runtime reports it.
+RAN_TOO_LONG = 1305
 _ALIVE = ("queued", "running", "completed", "initializing")
 # The library already retries 5xx (urllib3, up to 5 times); transient failures are
 # retried once more from here with cancellable waits.
 MAX_ATTEMPTS = 6
-MAX_MESSAGE = 500
-
-
-def _one_line(text: Any, limit: int = MAX_MESSAGE) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _response(exc: BaseException) -> Any:
@@ -68,37 +72,64 @@ def _response(exc: BaseException) -> Any:
     return getattr(cause, "response", None)
 
 
-def _api_message(exc: BaseException) -> str:
-    """The service's error message: ``errors[].message`` (or ``error.message``), one line."""
+def _api_error(exc: BaseException) -> str:
+    """The service's error text behind a library error (:func:`retry.error_text`)."""
     response = _response(exc)
-    if response is not None:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            errors = body.get("errors")
-            if isinstance(errors, list):
-                messages = [
-                    str(e.get("message"))
-                    for e in errors
-                    if isinstance(e, dict) and e.get("message")
-                ]
-                if messages:
-                    return _one_line("; ".join(messages))
-            error = body.get("error")
-            if isinstance(error, dict) and error.get("message"):
-                return _one_line(error["message"])
-            if body.get("message"):
-                return _one_line(body["message"])
-        elif response.text.strip():
-            return _one_line(response.text, 300)
-    return _one_line(exc, 300)
+    if response is None:
+        return one_line(exc, 300)
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    return error_text(body, str(exc))
 
 
 def _retry_after(exc: BaseException) -> float | None:
     response = _response(exc)
     return retry_after_seconds(response.headers.get("Retry-After") if response else None, 60.0)
+
+
+def _state(job: dict[str, Any]) -> dict[str, Any]:
+    """A job's ``state`` object (``status``, ``reason``, ``reason_code``, ...)."""
+    state = job.get("state")
+    return state if isinstance(state, dict) else {}
+
+
+def _api_status(job: dict[str, Any]) -> str:
+    return str(_state(job).get("status") or job.get("status") or "").lower()
+
+
+def _reason(state: dict[str, Any]) -> str:
+    """``state.reason`` with its code and suggested solution, or '' when there is none."""
+    parts = []
+    code = state.get("reason_code") or state.get("reasonCode")
+    if state.get("reason"):
+        parts.append(f"reason_code {code}: {state['reason']}" if code else str(state["reason"]))
+    elif code:
+        parts.append(f"reason_code {code}")
+    if state.get("reason_solution"):
+        parts.append(f"solution: {state['reason_solution']}")
+    return one_line("; ".join(parts))
+
+
+def _session_messages(answer: dict[str, Any]) -> list[str]:
+    """The notes a session answer carries (``messages``: strings or objects)."""
+    found = []
+    for item in answer.get("messages") or []:
+        if isinstance(item, dict):
+            text = item.get("data") or item.get("message") or item.get("text") or item
+        else:
+            text = item
+        found.append(one_line(text))
+    return found
+
+
+class _GiveUp(Exception):
+    """Carries the one-line error a failure was classified as, out of the retry loop."""
+
+    def __init__(self, error: QrmiError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class QiskitRuntimeProvider(Provider):
@@ -131,7 +162,6 @@ class QiskitRuntimeProvider(Provider):
         super().__init__(*args, **kwargs)
         self._lib: Any = None
         self._api: Any = None
-        self._jobs: dict[str, Any] = {}
         # a given session (SESSION_ID or the plugin's acquisition token) is never closed here
         self._session_id: str | None = self.settings["SESSION_ID"]
         self._own_session = False  # a session this run opened (and so closes)
@@ -163,7 +193,7 @@ class QiskitRuntimeProvider(Provider):
             except ImportError as exc:
                 raise ConfigError(
                     f"resource type '{self.resource.type.name}' cannot use the installed "
-                    f"qiskit-ibm-runtime: {_one_line(exc)}"
+                    f"qiskit-ibm-runtime: {one_line(exc)}"
                 ) from None
             s = self.settings
             self._lib = lib
@@ -201,65 +231,103 @@ class QiskitRuntimeProvider(Provider):
     ) -> T:
         """Run one library call; retry transient failures; raise one-line errors.
 
-        ``retry(status)`` says whether a transient failure with this HTTP status (-1: no
-        answer, 0: IAM unreachable) may be repeated; ``fail`` maps other statuses to the
-        error class to raise (default ProviderError).
+        The loop is :func:`qrmi_tasks.retry.with_retries` with the run's cancellable
+        ``pause``. ``retry(status)`` says whether a transient failure with this HTTP status
+        (-1: no answer, 0: IAM unreachable) may be repeated; ``fail`` maps other statuses
+        to the error class to raise (default ProviderError). A 401 (a token expired or
+        revoked early) renews the token once, within the same attempt.
         """
+        if self._lib is None:
+            _ = self.api  # imports the library (and its error classes) on first use
         lib = self._lib
-        attempt = 0
-        refreshed = False
-        while True:
+        refreshed = [False]
+
+        def attempt() -> T:
             try:
                 return action()
-            except lib.IamError as exc:
-                if exc.refused:
-                    raise AuthenticationError(
+            except lib.IBMNotAuthorizedError:
+                if refreshed[0]:
+                    raise
+                refreshed[0] = True
+                log.info("Qiskit Runtime answered 401; renewing the IAM token")
+                self.api.expire_token()
+                return action()
+
+        def classify(exc: Exception) -> Retry | None:
+            found = self._classify(what, exc, fail)
+            if found is None:
+                return None  # not the service's answer: propagate as is
+            status, reason, wait = found
+            if not retry(status):
+                raise _GiveUp(TransientError(f"Qiskit Runtime: cannot {what}: {reason}"))
+            return Retry(reason, wait)
+
+        try:
+            return with_retries(
+                attempt,
+                what=what,
+                classify=classify,
+                pause=self.context.pause,
+                attempts=MAX_ATTEMPTS,
+                backoff=REQUEST_BACKOFF,
+                level=logging.WARNING,
+            )
+        except _GiveUp as exc:
+            raise exc.error from None
+        except TransientError as exc:  # with_retries gave up: "<what>: <last reason>"
+            raise TransientError(f"Qiskit Runtime: cannot {exc.message}") from None
+
+    def _classify(
+        self, what: str, exc: Exception, fail: dict[int, type[QrmiError]] | None
+    ) -> tuple[int, str, float | None] | None:
+        """A library failure as (status, reason, Retry-After) when another attempt may
+        help; raises :class:`_GiveUp` with the one-line error otherwise; None for what
+        is no service failure (it propagates unchanged)."""
+        lib = self._lib
+        if isinstance(exc, lib.IamError):
+            if exc.refused:
+                raise _GiveUp(
+                    AuthenticationError(
                         f"authentication failed: IAM at {self.api.iam_endpoint} refused the API "
                         f"key (HTTP {exc.status}: {exc.detail}); check "
                         f"{self._variable('IAM_APIKEY')}"
-                    ) from None
-                status, reason, wait = 0, f"IAM at {self.api.iam_endpoint}: {exc.detail}", None
-            except lib.IBMNotAuthorizedError:
-                if not refreshed:  # the token expired or was revoked early: exchange again
-                    refreshed = True
-                    log.info("Qiskit Runtime answered 401; renewing the IAM token")
-                    self.api.expire_token()
-                    continue
-                raise AuthenticationError(
+                    )
+                )
+            return 0, f"IAM at {self.api.iam_endpoint}: {exc.detail}", None
+        if isinstance(exc, lib.IBMNotAuthorizedError):
+            raise _GiveUp(
+                AuthenticationError(
                     f"authentication failed: Qiskit Runtime at {self.api.endpoint} refused a "
                     f"fresh IAM token (HTTP 401) while trying to {what}; check "
                     f"{self._variable('IAM_APIKEY')} and {self._variable('SERVICE_CRN')}"
-                ) from None
-            except lib.RequestsApiError as exc:
-                status = exc.status_code
-                if status == 403:
-                    raise AuthenticationError(
-                        f"authentication failed: Qiskit Runtime refused access while trying to "
-                        f"{what} (HTTP 403: {_api_message(exc)}); check "
+                )
+            )
+        if isinstance(exc, lib.RequestsApiError):
+            status = exc.status_code
+            if status == 403:
+                raise _GiveUp(
+                    AuthenticationError(
+                        f"authentication failed: Qiskit Runtime refused access while trying "
+                        f"to {what} (HTTP 403: {_api_error(exc)}); check "
                         f"{self._variable('SERVICE_CRN')}"
-                    ) from None
-                if status != -1 and not is_transient(status):  # -1: no HTTP answer
-                    error = (fail or {}).get(status, ProviderError)
-                    raise error(
-                        f"Qiskit Runtime: cannot {what}: HTTP {status}: {_api_message(exc)}"
-                    ) from None
-                reason = f"HTTP {status}" if status > 0 else self._no_answer(exc)
-                wait = _retry_after(exc)
-            except lib.RuntimeInvalidStateError:
-                raise
-            except lib.IBMError as exc:  # RuntimeJobV2 wraps failures in IBMRuntimeError
-                raise ProviderError(f"Qiskit Runtime: cannot {what}: {_one_line(exc)}") from None
-            except json.JSONDecodeError:
-                raise ProviderError(
-                    f"Qiskit Runtime: cannot {what}: the service's answer is not JSON"
-                ) from None
-            attempt += 1
-            if attempt >= MAX_ATTEMPTS or not retry(status):
-                raise TransientError(f"Qiskit Runtime: cannot {what}: {reason}")
-            delay = wait if wait is not None else min(30.0, 0.5 * 2 ** (attempt - 1))
-            log.warning("cannot %s (%s); retrying in %.1f s", what, reason, delay)
-            if self.context.sleep(delay):
-                raise Interrupted
+                    )
+                )
+            if status != -1 and not is_transient(status):  # -1: no HTTP answer
+                error = (fail or {}).get(status, ProviderError)
+                raise _GiveUp(
+                    error(f"Qiskit Runtime: cannot {what}: HTTP {status}: {_api_error(exc)}")
+                )
+            reason = f"HTTP {status}" if status > 0 else self._no_answer(exc)
+            return status, reason, _retry_after(exc)
+        if isinstance(exc, lib.RuntimeInvalidStateError):
+            return None
+        if isinstance(exc, lib.IBMError):  # RuntimeJobV2 wraps failures in IBMRuntimeError
+            raise _GiveUp(ProviderError(f"Qiskit Runtime: cannot {what}: {one_line(exc)}"))
+        if isinstance(exc, json.JSONDecodeError):
+            raise _GiveUp(
+                ProviderError(f"Qiskit Runtime: cannot {what}: the service's answer is not JSON")
+            )
+        return None
 
     def _no_answer(self, exc: BaseException) -> str:
         """Why a request got no HTTP answer, in a few words."""
@@ -268,7 +336,7 @@ class QiskitRuntimeProvider(Provider):
         if errno or "Max retries exceeded" in text:
             detail = errno.group(0) if errno else "retries exhausted"
             return f"no answer from {self.api.endpoint} ({detail})"
-        return _one_line(text, 300)
+        return one_line(text, 300)
 
     def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Backend NAME's configuration and properties (for ``qrmi-gen --resource``)."""
@@ -285,13 +353,21 @@ class QiskitRuntimeProvider(Provider):
     def tag(self) -> str:
         return TAG_PREFIX + self.context.request_id
 
-    def _job(self, task_id: str, program_id: str | None = None) -> Any:
-        job = self._jobs.get(task_id)
-        if job is None:
-            # program_id only picks the result decoder, which is never used here
-            job = self.api.job(task_id, program_id or "sampler", self._session_id)
-            self._jobs[task_id] = job
-        return job
+    def _ours(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The jobs that carry this request's tag.
+
+        Checked here, not left to the server's ``tags`` filter: a job without our tag is
+        someone else's (or another run's), and attaching to it or cancelling it would
+        hand this user a stranger's result or kill a stranger's job.
+        """
+        ours = []
+        for job in jobs:
+            tags = job.get("tags")
+            if isinstance(tags, list) and self.tag in tags:
+                ours.append(job)
+            else:
+                log.debug("job %s does not carry tag %s; not ours", job.get("id"), self.tag)
+        return ours
 
     def _existing_job(self) -> str | None:
         """A live job this request already submitted (Slurm requeue / rerun), if any.
@@ -303,12 +379,11 @@ class QiskitRuntimeProvider(Provider):
         jobs = self._call(
             "list the jobs tagged " + self.tag, lambda: self.api.find_jobs(self.tag, backend)
         )
-        for job in jobs:
-            state = job.get("state") if isinstance(job.get("state"), dict) else {}
-            status = str(state.get("status") or job.get("status") or "").lower()
+        for job in self._ours(jobs):
+            status = _api_status(job)
             if status in _ALIVE and job.get("id"):
                 log.info(
-                    "job %s (tag %s) already exists on %s, status %s: attaching instead of "
+                    "job %s: attached to existing job (tag %s) on %s, status %s, instead of "
                     "submitting again",
                     job["id"],
                     self.tag,
@@ -322,6 +397,29 @@ class QiskitRuntimeProvider(Provider):
                 return str(job["id"])
         return None
 
+    def _open_session(self, backend: str, mode: str) -> str:
+        """Open a session of ``mode`` for this run; log what the service says about it."""
+        answer = self._call(
+            f"open a {mode} session on {backend}",
+            lambda: self.api.create_session(backend, mode, self.settings["SESSION_MAX_TTL"]),
+            retry=lambda status: status in (0, 429),
+            fail={400: ConfigError, 404: ConfigError},
+        )
+        if not isinstance(answer, dict) or not answer.get("id"):
+            raise ProviderError(
+                f"Qiskit Runtime: session creation answered without an id: {one_line(answer)}"
+            )
+        session_id = str(answer["id"])
+        # e.g. a dedicated session on an open plan runs in job mode: say so, the user
+        # asked for something else
+        for message in _session_messages(answer):
+            log.warning("session %s: %s", session_id, message)
+        granted = str(answer.get("mode") or mode).lower()
+        if granted != mode:
+            log.warning("session %s runs in %s mode, not %s", session_id, granted, mode)
+        log.info("%s session %s opened on %s", granted, session_id, backend)
+        return session_id
+
     def submit(self, payload: Payload) -> str:
         api = self.api
         backend = self.resource.name
@@ -330,18 +428,12 @@ class QiskitRuntimeProvider(Provider):
         if self.context.deterministic_id:
             existing = self._existing_job()
             if existing is not None:
-                self._job(existing, payload.program_id)
+                self.attached = True
                 return existing
         mode = (self.settings["SESSION_MODE"] or "").lower()
         if self._session_id is None and mode:
-            self._session_id = self._call(
-                f"open a {mode} session on {backend}",
-                lambda: api.create_session(backend, mode, self.settings["SESSION_MAX_TTL"]),
-                retry=lambda status: status in (0, 429),
-                fail={400: ConfigError, 404: ConfigError},
-            )
+            self._session_id = self._open_session(backend, mode)
             self._own_session = True
-            log.info("%s session %s opened on %s", mode, self._session_id, backend)
         elif self._session_id is not None and not self._own_session:
             log.info(
                 "the job goes into session %s (from %s), which this run leaves open",
@@ -358,7 +450,7 @@ class QiskitRuntimeProvider(Provider):
             backend,
             cost,
             self._session_id,
-            _one_line(json.dumps(payload.parameters), 2000),
+            one_line(json.dumps(payload.parameters), 2000),
         )
         answer = self._call(
             f"create the job on {backend}",
@@ -380,24 +472,44 @@ class QiskitRuntimeProvider(Provider):
             raise ProviderError(f"Qiskit Runtime: job creation answered without an id: {answer}")
         if answer.get("backend") and answer["backend"] != backend:
             log.info("job %s was placed on backend %s", job_id, answer["backend"])
-        self._job(job_id, payload.program_id)
         return job_id
 
     def status(self, task_id: str) -> StatusReport:
-        job = self._job(task_id)
-        state = str(self._call("get the job status", job.status)).upper()
-        status = _STATUS.get(state)
-        if status is None and state.startswith("CANCELLED"):
+        # GET /jobs/{id} directly, not RuntimeJobV2.status(): on a Failed job the library
+        # also fetches the results for its error message, and a 4xx there (a failed job
+        # may have no results) would turn a failed task into a protocol error.
+        job = self._call("get the job status", lambda: self.api.job_state(task_id))
+        if not isinstance(job, dict):
+            raise ProviderError(f"Qiskit Runtime: job {task_id}: the answer is not a job")
+        state = _state(job)
+        raw = _api_status(job)
+        status = _STATUS.get(raw)
+        if status is None and raw.startswith("cancelled"):
             status = TaskStatus.CANCELLED
         if status is None:
-            raise ProviderError(f"Qiskit Runtime: job {task_id}: unexpected status {state!r}")
+            raise ProviderError(f"Qiskit Runtime: job {task_id}: unexpected status {raw!r}")
+        code = state.get("reason_code") or state.get("reasonCode")
+        if status is TaskStatus.CANCELLED and code == RAN_TOO_LONG:
+            status = TaskStatus.FAILED
         message = None
         if status is TaskStatus.FAILED:
-            message = _one_line(
-                self._call("get the job's error message", job.error_message)
-                or "the service gave no error message"
-            )
+            message = _reason(state) or self._error_text(task_id)
+        elif status is TaskStatus.CANCELLED:
+            message = _reason(state) or None
         return StatusReport(status, message)
+
+    def _error_text(self, task_id: str) -> str:
+        """The failed job's traceback tail, for a job whose state gives no reason."""
+        try:
+            text = self._call(
+                "get the job's error text",
+                lambda: self.api.error_text(task_id),
+                retry=lambda status: False,
+            )
+        except QrmiError as exc:  # the failure is the news; a missing text is not
+            log.debug("job %s: no error text: %s", task_id, exc)
+            return "the service gave no reason"
+        return one_line(text) if text and text.strip() else "the service gave no reason"
 
     def fetch_result(self, task_id: str, into: BinaryIO) -> None:
         def download() -> int:
@@ -423,9 +535,8 @@ class QiskitRuntimeProvider(Provider):
             retry=lambda status: False,
         )
         cancelled = []
-        for job in jobs:
-            state = job.get("state") if isinstance(job.get("state"), dict) else {}
-            status = str(state.get("status") or job.get("status") or "").lower()
+        for job in self._ours(jobs):  # never cancel a job without our tag
+            status = _api_status(job)
             if job.get("id") and status in _ALIVE and status != "completed":
                 job_id = str(job["id"])
                 if self._call(

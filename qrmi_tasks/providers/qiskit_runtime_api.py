@@ -15,10 +15,11 @@ Why private API at all:
 
 So this module builds the library's own ``RuntimeClient`` (what ``QiskitRuntimeService``
 builds per instance) and calls ``RuntimeClient.program_run`` (what ``_run`` calls), which
-posts ``parameters`` unchanged. The job is then the library's public ``RuntimeJobV2``
-(status, error message, cancel). Results are streamed through the client's own
-``RetrySession`` (auth, retries and base URL included), because ``job_results`` returns
-the whole body as ``str``.
+posts ``parameters`` unchanged. The job's state is read with ``RuntimeClient.job_get``
+(``GET /jobs/{id}``), not ``RuntimeJobV2.status()``: on a failed job that also fetches
+the results for an error message and raises when they answer 4xx. Results are streamed
+through the client's own ``RetrySession`` (auth, retries and base URL included), because
+``job_results`` returns the whole body as ``str``.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ import logging
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from qrmi_tasks.providers.da_client import iam_reason
 from qrmi_tasks.quiet import quiet_import_warnings
+from qrmi_tasks.retry import one_line
 
 with quiet_import_warnings():
     import qiskit_ibm_runtime
     import requests
     import requests.adapters
     from ibm_cloud_sdk_core import ApiException, IAMTokenManager
-    from qiskit_ibm_runtime import RuntimeJobV2
     from qiskit_ibm_runtime.api.auth import CloudAuth
     from qiskit_ibm_runtime.api.client import RuntimeClient
     from qiskit_ibm_runtime.api.client_parameters import ClientParameters
@@ -55,7 +57,6 @@ __all__ = [
     "RequestsApiError",
     "RuntimeApi",
     "RuntimeInvalidStateError",
-    "RuntimeJobV2",
 ]
 
 #: versions whose internals this module was read against (lower inclusive, upper exclusive)
@@ -122,7 +123,7 @@ class _StrictCloudAuth(CloudAuth):
             token = self.tm.get_token()
         except ApiException as exc:
             self._reset()
-            raise IamError(exc.status_code, _iam_detail(exc)) from None
+            raise IamError(exc.status_code, iam_reason(exc)) from None
         except requests.RequestException as exc:
             self._reset()
             raise IamError(None, f"{type(exc).__name__}: {_first_line(exc)}") from None
@@ -145,19 +146,7 @@ class _StrictCloudAuth(CloudAuth):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] if text else type(exc).__name__
-
-
-def _iam_detail(exc: ApiException) -> str:
-    response = exc.http_response
-    try:
-        body = response.json() if response is not None else {}
-    except ValueError:
-        body = {}
-    if isinstance(body, dict) and (body.get("errorCode") or body.get("errorMessage")):
-        return f"{body.get('errorCode', '')} {body.get('errorMessage', '')}".strip()[:300]
-    return _first_line(exc.message or exc)
+    return one_line(exc, 300) or type(exc).__name__
 
 
 class _Params(ClientParameters):
@@ -234,17 +223,15 @@ class RuntimeApi:
             max_execution_time=cost,
         )
 
-    def job(self, job_id: str, program_id: str, session_id: str | None) -> RuntimeJobV2:
-        """The library's job object for ``job_id`` (no request)."""
-        return RuntimeJobV2(
-            backend=None,
-            api_client=self.client,
-            job_id=job_id,
-            program_id=program_id,
-            service=None,
-            session_id=session_id,
-            version=2,
-        )
+    def job_state(self, job_id: str) -> dict[str, Any]:
+        """``GET /jobs/{id}`` without params: ``state`` (status, reason, reason_code), tags."""
+        return self.client.job_get(job_id, exclude_params=True)
+
+    def error_text(self, job_id: str) -> str:
+        """A failed job's error text: the tail of the traceback its results body holds."""
+        text = self.client.job_results(job_id)
+        index = text.rfind("Traceback")
+        return text[index:] if index != -1 else text
 
     def backend_documents(self, backend: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The backend's configuration and properties JSON (to build a transpiler target)."""
@@ -273,16 +260,16 @@ class RuntimeApi:
             response.close()
         return size
 
-    def create_session(self, backend: str, mode: str, max_ttl: int | None = None) -> str:
-        """Open a ``batch`` or ``dedicated`` session on ``backend``; return its id.
+    def create_session(self, backend: str, mode: str, max_ttl: int | None = None) -> dict[str, Any]:
+        """Open a ``batch`` or ``dedicated`` session on ``backend``; return the answer
+        (``id``, ``mode``, and ``messages`` when the service has something to say).
 
         ``max_ttl`` (seconds) is sent as the session's ``max_ttl``; None leaves the
         service's default.
         """
-        answer = self.client.create_session(
+        return self.client.create_session(
             backend=backend, instance=self.crn, max_time=max_ttl, mode=mode
         )
-        return str(answer["id"])
 
     def close_session(self, session_id: str) -> None:
         """Stop the session from accepting jobs (its running jobs finish)."""

@@ -14,7 +14,14 @@ Fault injection (``FakeDirectAccess.config`` or ``POST /_fake/config``):
   "retry_after": 1, "times": 1}``, ``"drop": true``, ``"delay": seconds`` (see
   :mod:`fakes.server`).
 * ``fail_jobs`` (+ ``reason_code``, ``reason_message``, ``reason_solution``): jobs fail.
-* ``disable_get_job``: ``GET /v1/jobs/{id}`` answers 404 like IBM's published simulator.
+* ``disable_get_job``: ``GET /v1/jobs/{id}`` answers 405 ``{"detail": "Method Not Allowed"}``
+  like IBM's published simulator (a FastAPI app that only routes DELETE there).
+* ``reject_jobs``: the name of a conformance body (``tests/conformance/ibm/direct_access/``,
+  e.g. ``"error_validation_422"``): ``POST /v1/jobs`` answers its status and body.
+
+Answers follow ``tests/conformance/ibm/`` (checked by ``tests/test_conformance_ibm.py``):
+error bodies are ``{status_code, title, trace, correlation_id, errors: [{code, message,
+more_info}]}`` with IBM's string error codes, IAM refusals are IAM's own bodies.
 * ``revoke_tokens``: every token issued so far is rejected with 401 (token expiry).
 * ``job_seconds``, ``token_ttl``, ``api_key``; ``result_bytes``: instead of running the
   job, store a padded JSON result of that size (memory benchmarks); ``fixed_result``:
@@ -50,6 +57,7 @@ from typing import Any
 
 import requests
 
+from . import conformance
 from .ibm_iam import FakeIbmService
 from .server import Request, Response
 from .worker import run_worker
@@ -75,6 +83,7 @@ class FakeDirectAccess(FakeIbmService):
             reason_message="Error in transpilation process.",
             reason_solution="Check the circuits are ISA circuits for the backend.",
             disable_get_job=False,
+            reject_jobs=None,
         )
         self.backends = backends
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -82,18 +91,22 @@ class FakeDirectAccess(FakeIbmService):
         self.completed_at: list[float] = []  # when each job reached a final state
 
     def fault(self, request: Request, status: int) -> Response:
-        return Response(status, _error(status, "Injected", f"injected fault {status}"))
+        code = {423: "1233", 429: "1232"}.get(status, "")
+        return Response(status, _error(status, "Injected", f"injected fault {status}", code))
 
     def authorized(self, headers: Any) -> tuple[int, Any] | None:
         """None if the request may proceed, else the error answer."""
         if not self.bearer_valid(headers):
-            return 401, _error(401, "Unauthorized", "token is invalid or expired")
+            return 401, _error(401, "Invalid credentials.", "Invalid credentials.", "1201")
         if headers.get("Service-CRN") != SERVICE_CRN:
-            return 403, _error(403, "Forbidden", "Service-CRN does not name this instance")
+            return 403, _error(403, "Forbidden", "Service-CRN does not name this instance", "1200")
         return None
 
     # -- jobs -----------------------------------------------------------------------------
     def create_job(self, body: Any) -> tuple[int, Any]:
+        if self.config.get("reject_jobs"):
+            answer = conformance.fixture("direct_access/" + self.config["reject_jobs"])
+            return answer["status"], answer["body"]
         problems = []
         if not isinstance(body, dict):
             return 400, _error(400, "Bad Request", "body must be a JSON object")
@@ -112,7 +125,12 @@ class FakeDirectAccess(FakeIbmService):
             return 400, _error(400, "Bad Request", "; ".join(problems))
         with self.lock:
             if body["id"] in self.jobs:
-                return 409, _error(409, "Conflict", f"job {body['id']} already exists")
+                return 409, _error(
+                    409,
+                    "validation failed",
+                    f"Job with duplicate id already exists. Job ID: {body['id']}",
+                    "1231",
+                )
             job = {
                 "id": body["id"],
                 "backend": body["backend"],
@@ -179,11 +197,12 @@ class FakeDirectAccess(FakeIbmService):
 
     def get_job(self, job_id: str) -> tuple[int, Any]:
         if self.config["disable_get_job"]:
-            return 404, _error(404, "Not Found", "Not Found")
+            # Starlette's answer for a route that exists for other methods only
+            return 405, {"detail": "Method Not Allowed"}
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None:
-                return 404, _error(404, "Not Found", f"job {job_id} not found")
+                return 404, _not_found(job_id)
             return 200, self.public_job(job)
 
     def list_jobs(self) -> tuple[int, Any]:
@@ -194,9 +213,11 @@ class FakeDirectAccess(FakeIbmService):
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None:
-                return 404, _error(404, "Not Found", f"job {job_id} not found")
+                return 404, _not_found(job_id)
             if job["status"] in _TERMINAL:
-                return 409, _error(409, "Conflict", f"job {job_id} is already {job['status']}")
+                return 409, _error(
+                    409, "validation failed", f"Job is not cancellable. Job ID: {job_id}.", "1306"
+                )
             job["_cancel"].set()
             job.update(status="Cancelled", end_time=_now())
         return 204, None
@@ -205,9 +226,14 @@ class FakeDirectAccess(FakeIbmService):
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None:
-                return 404, _error(404, "Not Found", f"job {job_id} not found")
+                return 404, _not_found(job_id)
             if job["status"] not in _TERMINAL:
-                return 409, _error(409, "Conflict", f"job {job_id} is not terminal")
+                return 409, _error(
+                    409,
+                    "validation failed",
+                    f"Deleting a job in a non-terminal state is not possible. Job ID: {job_id}.",
+                    "1337",
+                )
             job["_deleted"] = True
             del self.jobs[job_id]
             self.deleted.append(job_id)
@@ -232,11 +258,16 @@ class FakeDirectAccess(FakeIbmService):
         if m := re.fullmatch(r"/v1/backends/([^/]+)/(configuration|properties)", path):
             if m.group(1) in self.backends and method == "GET":
                 return 200, device_document(m.group(2))
-            return 404, _error(404, "Not Found", f"backend {m.group(1)} not found")
+            return 404, _backend_not_found(m.group(1))
         if m := re.fullmatch(r"/v1/backends/([^/]+)", path):
             if m.group(1) in self.backends and method == "GET":
-                return 200, {"name": m.group(1), "status": "online", "version": "1.0.0"}
-            return 404, _error(404, "Not Found", f"backend {m.group(1)} not found")
+                return 200, {
+                    "name": m.group(1),
+                    "status": "online",
+                    "version": "1.0.0",
+                    "locked": False,
+                }
+            return 404, _backend_not_found(m.group(1))
         if path == "/v1/jobs":
             if method == "POST":
                 try:
@@ -310,19 +341,29 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _error(status: int, title: str, message: str) -> dict[str, Any]:
+def _error(status: int, title: str, message: str, code: str = "") -> dict[str, Any]:
+    """The API's error body (tests/conformance/ibm/direct_access/error_*.json)."""
     return {
         "status_code": status,
         "title": title,
-        "trace": uuid.uuid4().hex,
+        "trace": str(uuid.uuid4()),
+        "correlation_id": uuid.uuid4().hex[:20],
         "errors": [
             {
-                "code": title.lower().replace(" ", "_"),
+                "code": code,
                 "message": message,
-                "more_info": "https://example.invalid/docs",
+                "more_info": "https://cloud.ibm.com/apidocs/quantum-computing#error-handling",
             }
         ],
     }
+
+
+def _not_found(job_id: str) -> dict[str, Any]:
+    return _error(404, "validation failed", f"Job not found. Job ID: {job_id}.", "1291")
+
+
+def _backend_not_found(name: str) -> dict[str, Any]:
+    return _error(404, "validation failed", f"Backend {name} not found.", "1216")
 
 
 @contextlib.contextmanager

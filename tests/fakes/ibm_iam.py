@@ -2,7 +2,8 @@
 
 ``POST .../identity/token`` with form ``grant_type=urn:ibm:params:oauth:grant-type:apikey``
 and ``apikey`` answers a JWT access token with ``iat`` / ``exp`` (ibm-cloud-sdk-core
-decodes both); a wrong key gets IAM's 400 ``BXNIM0415E``. ``configure(revoke_tokens=True)``
+decodes both); a wrong key gets IAM's 400 ``BXNIM0415E``, a wrong grant type 400
+``BXNIM0109E``: the bodies of ``tests/conformance/ibm/iam/``. ``configure(revoke_tokens=True)``
 makes every token issued so far invalid (an expiry before its time).
 """
 
@@ -15,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import jwt
 
+from . import conformance
 from .server import FakeServer
 
 _JWT_KEY = "fake-iam-signing-key-for-tests-only-0123456789"
@@ -40,12 +42,11 @@ class FakeIbmService(FakeServer):
         """Answer an IAM token request (form-encoded ``body``)."""
         form = dict(parse_qsl(body.decode()))
         if form.get("grant_type") != GRANT_TYPE:
-            return 400, {"errorCode": "BXNIM0103E", "errorMessage": "unsupported grant type"}
+            refusal = conformance.fixture("iam/error_grant_type")
+            return refusal["status"], refusal["body"]
         if form.get("apikey") != self.config["api_key"]:
-            return 400, {
-                "errorCode": "BXNIM0415E",
-                "errorMessage": "Provided API key could not be found.",
-            }
+            refusal = conformance.fixture("iam/error_apikey_not_found")
+            return refusal["status"], refusal["body"]
         now = int(time.time())
         ttl = int(self.config["token_ttl"])
         token = jwt.encode(

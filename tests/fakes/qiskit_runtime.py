@@ -26,7 +26,15 @@ Fault injection via ``configure``: ``faults`` (see :mod:`fakes.server`),
 ``fail_jobs`` (+ ``reason``, ``reason_code``), ``job_seconds`` (submission to final
 state), ``queue_seconds`` (time spent Queued; default half of ``job_seconds``),
 ``api_key``; ``fixed_result``: serve this text as every job's result instead of running
-it.
+it; ``ignore_tag_filter`` (the job list ignores ``tags``, as a server whose filter is
+missing or broken would: the client must check the tags itself); ``failed_results_status``
+(a failed job's ``/results`` answers this status instead of its traceback);
+``session_messages`` (a list added as ``messages`` to a session creation answer) and
+``session_mode`` (the mode the service grants, whatever was asked).
+
+Answers follow ``tests/conformance/ibm/qiskit_runtime/`` (checked by
+``tests/test_conformance_ibm.py``): error bodies ``{errors: [{code, message, more_info}],
+trace}`` with string codes, jobs with ``state`` {status, reason, reason_code} and ``tags``.
 """
 
 from __future__ import annotations
@@ -55,8 +63,17 @@ def _now() -> str:
 
 
 def _errors(message: str, code: int = 0) -> dict[str, Any]:
-    """The API's error body."""
-    return {"errors": [{"message": message, "code": code}], "trace": uuid.uuid4().hex}
+    """The API's error body (tests/conformance/ibm/qiskit_runtime/error_*.json)."""
+    return {
+        "errors": [
+            {
+                "code": str(code),
+                "message": message,
+                "more_info": "https://cloud.ibm.com/apidocs/quantum-computing#error-handling",
+            }
+        ],
+        "trace": uuid.uuid4().hex,
+    }
 
 
 class FakeQiskitRuntime(FakeIbmService):
@@ -242,7 +259,7 @@ class FakeQiskitRuntime(FakeIbmService):
                 found = [
                     self._view(j, params=False)
                     for j in reversed(self.jobs.values())
-                    if all(t in j["tags"] for t in tags)
+                    if (self.config.get("ignore_tag_filter") or all(t in j["tags"] for t in tags))
                     and backend in (None, j["backend"])
                     and session in (None, j["session_id"])
                     and pending in (None, "true" if j["status"] not in _FINAL else "false")
@@ -268,14 +285,17 @@ class FakeQiskitRuntime(FakeIbmService):
                 max_ttl = int(data.get("max_ttl") or 28800)
                 self.sessions[session_id] = {
                     "id": session_id,
-                    "mode": data["mode"],
+                    "mode": self.config.get("session_mode") or data["mode"],
                     "backend_name": data["backend"],
                     "accepting_jobs": True,
                     "state": "open",
                     "max_ttl": max_ttl,
                     "active_ttl": max_ttl,
                 }
-                return 200, dict(self.sessions[session_id])
+                answer = dict(self.sessions[session_id])
+                if self.config.get("session_messages"):
+                    answer["messages"] = list(self.config["session_messages"])
+                return 200, answer
             if (m := re.fullmatch(r"/sessions/([^/]+)/close", api)) and method == "DELETE":
                 # qrmi's release() with pending jobs: "The session stops accepting new jobs and
                 # queued jobs will not run. Existing running jobs will run to completion."
@@ -319,6 +339,9 @@ class FakeQiskitRuntime(FakeIbmService):
             return 200, self._view(job, params=not exclude)
         if sub == "/results" and method == "GET":
             text = self.results.get(job["id"])
+            if job["status"] == "Failed" and self.config.get("failed_results_status"):
+                status = int(self.config["failed_results_status"])
+                return status, _errors(f"Job {job['id']} has no results.", 1292)
             if text is None or job["status"] not in _FINAL:
                 return 404, _errors("results are not available yet", 1292)
             return 200, ("text", text)
