@@ -3,7 +3,8 @@
 Usage: ``.venv/bin/python bench/bench_polling.py [--repeat N] [--lengths 1,10,60]``.
 
 Against the fake Direct Access service + moto S3 on loopback (every job returns a fixed
-result after exactly its length), for jobs of each length: the time from the fake
+result after exactly its length), for jobs of each length (plus 0-2 s, so that the end
+falls anywhere between two polls): the time from the fake
 completing the job to the result file being written (median and max of N runs), and the
 number of status requests. Then, from the same ``PollPolicy`` the runner uses, the request
 count and worst-case pick-up delay for long jobs (an hour of real polling is not run).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -46,7 +48,7 @@ def simulate(policy: PollPolicy, length: float) -> tuple[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--lengths", default="1,10,30,60")
     args = parser.parse_args()
     lengths = [float(x) for x in args.lengths.split(",")]
@@ -66,9 +68,11 @@ def main() -> None:
         fake.configure(fixed_result=out.read_text())
         print(f"{'job':>6} {'pick-up median':>15} {'max':>6} {'status requests':>16}")
         for length in lengths:
-            fake.configure(job_seconds=length)
             latencies, counts = [], []
             for _ in range(args.repeat):
+                # a little random length: the pick-up delay depends on where the end falls
+                # between two polls, and a fixed length would sample one phase only
+                fake.configure(job_seconds=length + random.uniform(0, 2))
                 before = len(fake.requests)
                 subprocess.run(
                     [*RUNNER, BACKEND, str(BELL), "-o", str(out)],

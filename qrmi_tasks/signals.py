@@ -96,7 +96,11 @@ class SignalWatch:
         if self.triggered:
             return True
         if threading.current_thread() is threading.main_thread():
-            self.wait(seconds)
+            # a wake-up meant for an earlier wait (a call that ended just as it was
+            # checked) must not cut this one short: sleep the whole time
+            until = time.monotonic() + seconds
+            while not self.triggered and (left := until - time.monotonic()) > 0:
+                self.wait(left)
         else:
             self._released.wait(max(0.0, seconds))
         return self.triggered
