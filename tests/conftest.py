@@ -68,6 +68,15 @@ def run_runner(
     )
 
 
+@pytest.fixture(scope="session")
+def s3_url():
+    """One moto S3 server (with the Direct Access fake's bucket) for the whole session."""
+    from fakes.direct_access import moto_s3
+
+    with moto_s3() as url:
+        yield url
+
+
 @pytest.fixture
 def env() -> dict[str, str]:
     """A clean environment dict a test may extend."""

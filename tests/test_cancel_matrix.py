@@ -50,12 +50,6 @@ class Provider:
 
 
 @pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    with direct_access.moto_s3() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def pulser_payload(tmp_path_factory) -> str:
     return str(write_pulser_payload(tmp_path_factory.mktemp("pulser") / "seq.json", runs=50))
 

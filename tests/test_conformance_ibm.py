@@ -25,7 +25,7 @@ from conftest import EXAMPLES, clean_env, run_runner, start_runner
 from fakes import conformance
 from fakes.direct_access import API_KEY as DA_KEY
 from fakes.direct_access import SERVICE_CRN as DA_CRN
-from fakes.direct_access import FakeDirectAccess, moto_s3
+from fakes.direct_access import FakeDirectAccess
 from fakes.direct_access import runner_env as da_env
 from fakes.qiskit_runtime import API_KEY as QRS_KEY
 from fakes.qiskit_runtime import SERVICE_CRN as QRS_CRN
@@ -252,12 +252,6 @@ def test_qiskit_runtime_fake_answers_in_the_recorded_shapes(qrs_fake):
 
 
 # -- the scenarios, through the CLI ---------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_s3() as url:
-        yield url
 
 
 def test_da_422_on_job_creation_is_exit_2_with_the_reason(da_fake, s3_url):

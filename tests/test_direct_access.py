@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from conftest import EXAMPLES, clean_env, run_runner, start_runner
-from fakes.direct_access import API_KEY, AWS_SECRET, FakeDirectAccess, moto_s3, runner_env
+from fakes.direct_access import API_KEY, AWS_SECRET, FakeDirectAccess, runner_env
 from test_cli_errors import ConnectionCounter, assert_clean_error
 
 pytestmark = pytest.mark.timeout(300)
@@ -20,12 +20,6 @@ pytestmark = pytest.mark.timeout(300)
 BACKEND = "fake_heron"
 BELL = EXAMPLES / "qiskit" / "bell_sampler.json"
 BELL_EST = EXAMPLES / "qiskit" / "bell_estimator.json"
-
-
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_s3() as url:
-        yield url
 
 
 @pytest.fixture

@@ -21,12 +21,6 @@ BELL = EXAMPLES / "qiskit" / "bell_sampler.json"
 STATUS = {"method": "GET", "match": "/v1/jobs/[^/]+"}
 
 
-@pytest.fixture(scope="module")
-def s3_url():
-    with direct_access.moto_s3() as url:
-        yield url
-
-
 @pytest.fixture
 def da(s3_url):
     fake = direct_access.FakeDirectAccess(("fake_heron",), job_seconds=0.5).start()

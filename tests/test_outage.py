@@ -14,18 +14,12 @@ import time
 
 import pytest
 from conftest import EXAMPLES, clean_env, run_runner, start_runner
-from fakes.direct_access import FakeDirectAccess, moto_s3, runner_env
+from fakes.direct_access import FakeDirectAccess, runner_env
 
 pytestmark = pytest.mark.timeout(240)
 
 BACKEND = "fake_heron"
 BELL = EXAMPLES / "qiskit" / "bell_sampler.json"
-
-
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_s3() as url:
-        yield url
 
 
 @pytest.fixture
