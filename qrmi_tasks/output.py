@@ -44,6 +44,12 @@ def same_file(first: Path, second: Path) -> bool:
         return False
 
 
+def _write_error(target: Path | None, exc: OSError) -> OutputError:
+    """Exit 4 for a failed write of the result (``target`` None: stdout)."""
+    where = "stdout" if target is None else str(target)
+    return OutputError(f"cannot write the result for {where}: {exc.strerror or exc}")
+
+
 class _GuardedStream:
     """The temporary file as providers see it: a write error is an OutputError (exit 4).
 
@@ -56,8 +62,7 @@ class _GuardedStream:
         self._target = target
 
     def _fail(self, exc: OSError) -> OutputError:
-        where = "stdout" if self._target is None else str(self._target)
-        return OutputError(f"cannot write the result for {where}: {exc.strerror or exc}")
+        return _write_error(self._target, exc)
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
@@ -125,8 +130,7 @@ class ResultSink:
             self.discard()
             if not body_done:  # the caller's own error (a network one is an OSError too)
                 raise
-            where = "stdout" if self.target is None else str(self.target)
-            raise OutputError(f"cannot write the result for {where}: {exc.strerror}") from None
+            raise _write_error(self.target, exc) from None
         except BaseException:
             self.discard()
             raise
