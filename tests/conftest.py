@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,21 @@ def run_runner(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def wait_for(predicate, what: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Poll ``predicate`` until true while runner ``proc`` runs; fail with its stderr if it
+    exits first or ``timeout`` passes (then it is killed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            _, stderr = proc.communicate()
+            raise AssertionError(f"runner exited {proc.returncode} before {what}: {stderr}")
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"timed out waiting for {what}: {proc.communicate()[1]}")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, clean_env, start_runner
+from conftest import EXAMPLES, clean_env, start_runner, wait_for
 from fakes import direct_access, pasqal_cloud, qiskit_runtime
 from fakes.s3_proxy import S3Proxy
 from fakes.server import FakeServer
@@ -106,19 +106,6 @@ def provider(request, s3_url, pulser_payload) -> Iterator[Provider]:
     fake.stop()
 
 
-def _wait(predicate, what: str, proc, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            _, stderr = proc.communicate()
-            raise AssertionError(f"runner exited {proc.returncode} before {what}: {stderr}")
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError(f"timed out waiting for {what}: {proc.communicate()[1]}")
-
-
 def _seen(fake: FakeServer, selector: dict[str, Any]) -> bool:
     import re
 
@@ -163,14 +150,14 @@ def test_sigterm_in_every_state(provider, state, tmp_path):
     proc = start_runner(p.resource, p.payload, "-o", str(out), env=p.env)
 
     if state == "poll":
-        _wait(lambda: _seen(fake, p.status), "the first status read", proc)
+        wait_for(lambda: _seen(fake, p.status), "the first status read", proc)
         time.sleep(0.5)  # between two polls now
     elif state == "submit":
-        _wait(lambda: _seen(fake, p.create), "the create request", proc)
+        wait_for(lambda: _seen(fake, p.create), "the create request", proc)
         time.sleep(0.3)
     else:
         where, sel = (p.results, p.result) if state == "download" else (fake, p.status)
-        _wait(
+        wait_for(
             lambda: any(r.get("status") in (0, 200, 429, 503) for r in _calls(where, sel)),
             f"the faulted request ({state})",
             proc,
@@ -201,7 +188,7 @@ def test_cancel_answered_503_once_is_retried_and_lands(provider, tmp_path):
     method, regex = p.cancel
     p.fake.configure(faults=[{"method": method, "match": regex, "status": 503}])
     proc = start_runner(p.resource, p.payload, env=p.env)
-    _wait(lambda: _seen(p.fake, p.status), "the first status read", proc)
+    wait_for(lambda: _seen(p.fake, p.status), "the first status read", proc)
     time.sleep(0.3)
     exited, _, stderr = _terminate(p, proc, tmp_path)
     assert proc.returncode == 143, stderr

@@ -9,10 +9,9 @@ from __future__ import annotations
 import resource
 import shutil
 import subprocess
-import time
 
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner, runner_cmd, start_runner
+from conftest import EXAMPLES, clean_env, run_runner, runner_cmd, start_runner, wait_for
 from fakes import direct_access, qiskit_runtime
 
 pytestmark = pytest.mark.timeout(180)
@@ -107,9 +106,7 @@ def test_logs_that_cannot_be_written_are_a_warning_exit_0(da, tmp_path):
     proc = start_runner(
         "fake_heron", str(BELL), "-o", str(out), "--logs", str(logs_dir / "x.log"), env=env
     )
-    deadline = time.monotonic() + 60
-    while not fake.jobs and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: bool(fake.jobs), "the job's creation", proc)
     shutil.rmtree(logs_dir)  # gone between the checks and the end of the job
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr

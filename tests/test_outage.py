@@ -13,7 +13,7 @@ import signal
 import time
 
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner, start_runner
+from conftest import EXAMPLES, clean_env, run_runner, start_runner, wait_for
 from fakes.direct_access import FakeDirectAccess, runner_env
 
 pytestmark = pytest.mark.timeout(240)
@@ -44,10 +44,7 @@ def _outage(fake: FakeDirectAccess, seconds: float) -> None:
 
 
 def _wait_for_job(fake: FakeDirectAccess, proc) -> None:
-    deadline = time.monotonic() + 60
-    while not fake.jobs:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    wait_for(lambda: bool(fake.jobs), "the job's creation", proc)
 
 
 def test_sixty_second_outage_mid_job_is_ridden_out(fake, s3_url, tmp_path):
@@ -88,10 +85,11 @@ def test_sigterm_during_an_outage_cancels_at_once(fake, s3_url):
     proc = start_runner(BACKEND, str(BELL), env=env)
     _wait_for_job(fake, proc)
     _outage(fake, 120)
-    deadline = time.monotonic() + 60
-    while not [r for r in fake.calls("GET", "/v1/jobs/[^/]+") if r["status"] == 0]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(
+        lambda: any(r["status"] == 0 for r in fake.calls("GET", "/v1/jobs/[^/]+")),
+        "a dropped status read",
+        proc,
+    )
     time.sleep(3)  # in the provider's retries or the runner's outage wait by now
     sent_wall, sent = time.time(), time.monotonic()
     proc.send_signal(signal.SIGTERM)
