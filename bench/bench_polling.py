@@ -3,11 +3,12 @@
 Usage: ``.venv/bin/python bench/bench_polling.py [--repeat N] [--lengths 1,10,60]``.
 
 Against the fake Direct Access service + moto S3 on loopback (every job returns a fixed
-result after exactly its length), for jobs of each length (plus 0-2 s, so that the end
+result after exactly its length), for jobs of each length (minus 0-2 s, so that the end
 falls anywhere between two polls): the time from the fake
 completing the job to the result file being written (median and max of N runs), and the
 number of status requests. Then, from the same ``PollPolicy`` the runner uses, the request
-count and worst-case pick-up delay for long jobs (an hour of real polling is not run).
+count and pick-up delay for long jobs and for jobs that queue first (an hour of real
+polling is not run).
 Targets: median pick-up <= 1 s for jobs up to a minute, never > 5 s; <= 45 status
 requests for a 60 s job, <= 800 for an hour-long job.
 """
@@ -27,23 +28,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from fakes.direct_access import FakeDirectAccess, moto_s3, runner_env  # noqa: E402
 
-from qrmi_tasks.providers.base import PollPolicy  # noqa: E402
+from qrmi_tasks.providers.base import PollPolicy, TaskStatus  # noqa: E402
 
 BACKEND = "fake_heron"
 BELL = ROOT / "examples" / "qiskit" / "bell_sampler.json"
 RUNNER = [sys.executable, "-m", "qrmi_tasks"]
 
 
-def simulate(policy: PollPolicy, length: float) -> tuple[int, float]:
-    """Status requests for a job of ``length`` seconds and the largest gap between polls."""
-    t, interval, polls, gap = 0.0, policy.initial, 1, 0.0
-    while t < length:
-        wait = policy.wait(interval)
+def simulate(policy: PollPolicy, length: float, queued: float = 0.0) -> tuple[int, float, float]:
+    """Polls of a job that queues ``queued`` s then runs ``length`` s, from the policy alone.
+
+    Returns the status requests, the largest gap between polls and the pick-up delay
+    (from the job's end to the poll that sees it).
+    """
+    schedule = policy.schedule()
+    t, polls, gap = 0.0, 1, 0.0
+    while t < queued + length:
+        status = TaskStatus.QUEUED if t < queued else TaskStatus.RUNNING
+        wait = schedule.next_wait(status, t)
         gap = max(gap, wait)
         t += wait
         polls += 1
-        interval = policy.next_interval(interval, t)
-    return polls, gap
+    return polls, gap, t - queued - length
 
 
 def main() -> None:
@@ -70,9 +76,10 @@ def main() -> None:
         for length in lengths:
             latencies, counts = [], []
             for _ in range(args.repeat):
-                # a little random length: the pick-up delay depends on where the end falls
-                # between two polls, and a fixed length would sample one phase only
-                fake.configure(job_seconds=length + random.uniform(0, 2))
+                # up to 2 s shorter: the pick-up delay depends on where the end falls
+                # between two polls (at most 1.6 s apart in the first minute), and a
+                # fixed length would sample one phase only
+                fake.configure(job_seconds=max(0.1, length - random.uniform(0, 2)))
                 before = len(fake.requests)
                 subprocess.run(
                     [*RUNNER, BACKEND, str(BELL), "-o", str(out)],
@@ -93,12 +100,15 @@ def main() -> None:
                 f"{max(latencies):>5.2f}s {statistics.median(counts):>16.0f}"
             )
         fake.stop()
-    print("from the policy (no service): requests and largest gap between polls")
-    for length in (60, 600, 3600, 4 * 3600):
-        runs = [simulate(policy, length) for _ in range(20)]
+    print("from the policy (no service): requests, largest gap, pick-up delay (median, max)")
+    for queued, length in ((0, 60), (0, 600), (0, 3600), (0, 4 * 3600), (3600, 10), (3600, 600)):
+        runs = [simulate(policy, length * random.uniform(0.9, 1), queued) for _ in range(200)]
+        delays = [r[2] for r in runs]
+        label = f"{length}s job" + (f" after {queued}s queued" if queued else "")
         print(
-            f"{length:>6}s job: {statistics.mean(r[0] for r in runs):>6.0f} status requests, "
-            f"largest gap {max(r[1] for r in runs):.2f} s"
+            f"{label:>26}: {statistics.mean(r[0] for r in runs):>5.0f} status requests, "
+            f"largest gap {max(r[1] for r in runs):.2f} s, pick-up "
+            f"{statistics.median(delays):.2f} s / {max(delays):.2f} s"
         )
 
 

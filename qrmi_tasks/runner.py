@@ -34,7 +34,7 @@ from qrmi_tasks.errors import (
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.payload import Payload, load_payload, validate_sequence
 from qrmi_tasks.providers import provider_class
-from qrmi_tasks.providers.base import PollPolicy, Provider, RunContext, StatusReport, TaskStatus
+from qrmi_tasks.providers.base import Provider, RunContext, StatusReport, TaskStatus
 from qrmi_tasks.retry import Backoff, Retry, with_retries
 from qrmi_tasks.signals import SignalWatch, describe
 from qrmi_tasks.slurm import requeue_in_progress
@@ -296,10 +296,9 @@ class TaskRun:
         return result
 
     def _poll(self) -> StatusReport:
-        policy: PollPolicy = self.provider.poll_policy
-        interval = policy.initial
+        schedule = self.provider.poll_policy.schedule()
         task_id = self.task_id
-        started = self._contact = time.monotonic()
+        self._contact = time.monotonic()
         while True:
             self._check_signal()
             try:
@@ -317,9 +316,8 @@ class TaskRun:
             self.last = report
             if report.status.final:
                 return report
-            if self.watch.sleep(policy.wait(interval)):
+            if self.watch.sleep(schedule.next_wait(report.status, time.monotonic())):
                 raise Interrupted
-            interval = policy.next_interval(interval, time.monotonic() - started)
 
     def _finish(self, report: StatusReport) -> int:
         for key, value in report.details.items():

@@ -61,7 +61,8 @@ class PollPolicy:
     Often while the task is young (``initial`` seconds, times ``factor`` per poll, up to
     ``cap``), so a short job's result is picked up within about a second; after
     ``late_after`` seconds the waits grow to ``late_cap``, which bounds how late any job's
-    completion is noticed while keeping requests few (about 770 for an hour-long job).
+    completion is noticed while keeping requests few (about 760 for an hour-long job).
+    The clock restarts when the task leaves the queue (:class:`PollSchedule`).
     Each wait is shortened by up to ``jitter`` (a fraction), never lengthened: array jobs
     do not poll in step, and the caps stay promises. ``bench/bench_polling.py`` prints
     the resulting latencies and request counts.
@@ -69,9 +70,9 @@ class PollPolicy:
 
     initial: float = 0.25
     factor: float = 1.35
-    cap: float = 1.6
+    cap: float = 1.5
     late_after: float = 60.0
-    late_cap: float = 5.0
+    late_cap: float = 4.85
     jitter: float = 0.05
 
     def next_interval(self, interval: float, elapsed: float) -> float:
@@ -82,6 +83,35 @@ class PollPolicy:
     def wait(self, interval: float) -> float:
         """The actual wait for ``interval``, with jitter."""
         return interval * (1 - random.uniform(0, self.jitter))
+
+    def schedule(self) -> PollSchedule:
+        """A clock for one task's polls."""
+        return PollSchedule(self)
+
+
+class PollSchedule:
+    """One task's polling clock under a :class:`PollPolicy`.
+
+    The clock starts at the first status and starts again when the task leaves the queue:
+    a job's running time, not its queue time, says how soon it may end, so a short job
+    that waited an hour in the queue is still picked up within about a second.
+    """
+
+    def __init__(self, policy: PollPolicy) -> None:
+        self.policy = policy
+        self.interval = policy.initial
+        self.since: float | None = None
+        self.status: TaskStatus | None = None
+
+    def next_wait(self, status: TaskStatus, now: float) -> float:
+        """Seconds to wait before the next poll, after a poll at ``now`` said ``status``."""
+        started_running = status is TaskStatus.RUNNING and self.status is TaskStatus.QUEUED
+        if self.since is None or started_running:
+            self.since, self.interval = now, self.policy.initial
+        else:
+            self.interval = self.policy.next_interval(self.interval, now - self.since)
+        self.status = status
+        return self.policy.wait(self.interval)
 
 
 @dataclass(frozen=True)
