@@ -117,3 +117,23 @@ def test_a_type_without_a_backend_target_says_so():
         resource_target("FRESNEL", env)
     with pytest.raises(QrmiError, match="local simulator, which needs no ISA circuits"):
         resource_target("local", {})
+
+
+def test_an_unreadable_result_file_is_an_input_error_not_a_payload_error(tmp_path):
+    from qrmi_tasks.errors import InputError, PayloadError
+    from qrmi_tasks.results import summarize
+
+    with pytest.raises(InputError, match=r"result file .* does not exist") as caught:
+        summarize(tmp_path / "none.json")
+    assert not isinstance(caught.value, PayloadError)
+    (tmp_path / "bad.json").write_text("[")
+    with pytest.raises(InputError, match="is not a runner result") as caught:
+        summarize(tmp_path / "bad.json")
+    assert not isinstance(caught.value, PayloadError)
+
+
+def test_pulser_devices_are_found_by_name_through_public_classes():
+    from generators.sequences import device_by_name
+
+    assert device_by_name("analogdevice").name == "AnalogDevice"
+    assert device_by_name("MockDevice").name == "MockDevice"
