@@ -7,7 +7,6 @@ qiskit_ibm_runtime are imported by the command that needs them, so ``--help`` is
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,10 +15,11 @@ from typing import Any
 import click
 
 from qrmi_tasks import __version__
-from qrmi_tasks.cli import report
-from qrmi_tasks.errors import QrmiError, UsageError
+from qrmi_tasks.errors import UsageError
+from qrmi_tasks.front import exit_with, run_command
 
 PROGRAM = "qrmi-gen"
+VERBOSE_HINT = f"rerun as '{PROGRAM} -v ...'"
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 HELP = """qrmi-gen - build QRMI payloads for qrmi-task-runner.
@@ -36,7 +36,8 @@ qiskit_ibm_runtime.fake_provider, offline) or --resource (a configured QPU resou
 online) they are transpiled to ISA circuits, which real QPUs require.
 
 Exit codes: 0 success; 2 bad input or configuration (one 'error:' line on stderr);
-3 the resource could not be reached.
+3 the resource could not be reached; 4 the payload could not be written; 70 internal
+error (a bug: rerun as 'qrmi-gen -v ...' for the traceback); 130 interrupted (Ctrl-C).
 """
 
 
@@ -44,8 +45,13 @@ Exit codes: 0 success; 2 bad input or configuration (one 'error:' line on stderr
 @click.version_option(
     __version__, "-V", "--version", prog_name=PROGRAM, message="%(prog)s %(version)s"
 )
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="Debug log on stderr (tracebacks included).")
+def cli(verbose: int) -> None:
     """qrmi-gen - build QRMI payloads (Qiskit primitives, Pulser sequences)."""
+    if verbose:
+        from qrmi_tasks.logsetup import setup_logging
+
+        setup_logging(verbose, program=PROGRAM, capture_warnings=False)
 
 
 # -- shared options ---------------------------------------------------------------------------
@@ -313,15 +319,6 @@ def validate(payload: str, type_name: str | None, resource: str | None, config: 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``qrmi-gen``: errors are one 'error:' line and an exit code."""
-    try:
-        with _warnings_as_lines():
-            code = cli.main(args=argv, prog_name=PROGRAM, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.exceptions.Abort:
-        code = 130
-    except (QrmiError, click.exceptions.UsageError) as exc:
-        code = report(exc, PROGRAM)
-    except KeyboardInterrupt:
-        code = 130
-    sys.exit(code if isinstance(code, int) else 0)
+    with _warnings_as_lines():
+        code = run_command(cli, PROGRAM, argv, VERBOSE_HINT)
+    exit_with(code)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from generators.core import GeneratorError, first_line
-from qrmi_tasks.errors import PayloadError
 from qrmi_tasks.payload import read_input
 
 _QPY_MAGIC = b"QISKIT"
@@ -22,10 +21,7 @@ _TERM = re.compile(
 
 def read_bytes(path: str | Path, what: str) -> bytes:
     """A file's bytes, or a one-line GeneratorError naming what the file was for."""
-    try:
-        return read_input(path, what)
-    except PayloadError as exc:
-        raise GeneratorError(exc.message) from None
+    return read_input(path, what, error=GeneratorError)
 
 
 def load_circuits(path: str | Path) -> list[Any]:

@@ -78,12 +78,13 @@ def device_by_name(name: str) -> Any:
     """A device of ``pulser.devices`` by name (``AnalogDevice``, ``DigitalAnalogDevice``...)."""
     with quiet_import_warnings():
         import pulser.devices
-        from pulser.devices._device_datacls import BaseDevice
 
+    # the public device classes (pulser's common base class is private)
+    kinds = (pulser.devices.Device, pulser.devices.VirtualDevice)
     devices = {
         attr: value
         for attr, value in vars(pulser.devices).items()
-        if isinstance(value, BaseDevice) and not attr.startswith("_")
+        if isinstance(value, kinds) and not attr.startswith("_")
     }
     for attr, value in devices.items():
         if name.lower() in (attr.lower(), str(value.name).lower()):

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import inspect
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from generators.core import GeneratorError, first_line
-from qrmi_tasks.config import Setting, resolve_resource
-from qrmi_tasks.errors import ConfigError, ProviderError
-
-DIRECT_ACCESS_TYPES = ("direct-access", "ibm-quantum-system")
-RUNTIME_TYPES = ("qiskit-runtime-service", "ibm-quantum-compute-service")
+from qrmi_tasks.errors import ConfigError
+from qrmi_tasks.payload import QISKIT
 
 
 @dataclass(frozen=True)
@@ -58,77 +54,36 @@ def resource_target(
     environ: Mapping[str, str] | None = None,
     config_path: str | os.PathLike[str] | None = None,
 ) -> NamedTarget:
-    """Fetch the live target of configured resource ``name`` (as the runner resolves it)."""
-    environ = os.environ if environ is None else environ
-    resource = resolve_resource(name, environ, config_path)
-    type_name = resource.type.name
-    if type_name in DIRECT_ACCESS_TYPES:
-        return NamedTarget(resource.name, _direct_access_target(resource))
-    if type_name in RUNTIME_TYPES:
-        return NamedTarget(resource.name, _runtime_target(resource))
-    if type_name == "local":
-        raise ConfigError(
-            f"resource '{name}' is the local simulator, which needs no ISA circuits; "
-            "leave out --resource (or use --target fake_NAME to try a transpilation)"
-        )
-    raise ConfigError(
-        f"resource '{name}' ({type_name}) does not run Qiskit primitives; "
-        "--resource needs a direct-access or qiskit-runtime-service resource"
-    )
-
-
-def _direct_access_target(resource: Any) -> Any:
-    from qrmi_tasks.providers.direct_access import DirectAccessProvider
-
-    # Only the API settings: generating a payload needs no S3 bucket nor job timeout.
-    wanted = ("ENDPOINT", "IAM_ENDPOINT", "IAM_APIKEY", "SERVICE_CRN", "API_VERSION")
-    spec = tuple(s for s in DirectAccessProvider.settings_spec if s.name in wanted)
-    return _rest_target(resource, spec, f"/v1/backends/{resource.name}", "Direct Access")
-
-
-def _runtime_target(resource: Any) -> Any:
-    # Through the runner's Qiskit Runtime provider, i.e. qiskit-ibm-runtime's own client,
-    # with the same endpoints, IAM handling and error messages as a run.
+    """Fetch the live target of configured resource ``name`` (as the runner resolves it),
+    through its provider's :meth:`~qrmi_tasks.providers.base.Provider.backend_documents`."""
     from qrmi_tasks.logsetup import SECRETS
+    from qrmi_tasks.providers import resolve
     from qrmi_tasks.providers.base import RunContext
-    from qrmi_tasks.providers.qiskit_runtime import QiskitRuntimeProvider
 
-    spec = QiskitRuntimeProvider.settings_spec
+    resource, cls = resolve(name, os.environ if environ is None else environ, config_path)
+    described = f"resource '{name}' ({resource.type.name})"
+    if cls.target_settings is None:
+        if QISKIT not in cls.payload_kinds:
+            raise ConfigError(
+                f"{described} does not run Qiskit primitives; --resource needs a "
+                "resource whose backend has a target (direct-access, qiskit-runtime-service)"
+            )
+        raise ConfigError(
+            f"{described} is the local simulator, which needs no ISA circuits; leave out "
+            "--resource (or use --target fake_NAME to try a transpilation)"
+            if not cls.remote
+            else f"{described} has no backend target to transpile for; leave out --resource"
+        )
+    spec = cls.target_spec()
+    settings = resource.settings(spec)
     SECRETS.add(resource.secret_values(spec))
-    provider = QiskitRuntimeProvider(resource, resource.settings(spec), RunContext("qrmi-gen"))
+    # no task to cancel: the provider's back-off waits are plain sleeps
+    provider = cls(resource, settings, RunContext("qrmi-gen"))
     try:
         configuration, properties = provider.backend_documents()
     finally:
         provider.close()
-    return target_from_json(configuration, properties, resource.name)
-
-
-def _rest_target(resource: Any, spec: tuple[Setting, ...], base: str, service: str) -> Any:
-    """GET ``{base}/configuration`` and ``{base}/properties``; build the Target."""
-    from qrmi_tasks.logsetup import SECRETS
-    from qrmi_tasks.providers.da_client import DirectAccessClient, IamTokens
-
-    settings = resource.settings(spec)
-    SECRETS.add(resource.secret_values(spec))
-    client = DirectAccessClient(
-        settings["ENDPOINT"],
-        settings["SERVICE_CRN"],
-        IamTokens(settings["IAM_ENDPOINT"], settings["IAM_APIKEY"]),
-        pause=_pause,
-        api_version=settings.get("API_VERSION"),
-    )
-    try:
-        configuration = client.json("GET", f"{base}/configuration")
-        properties = client.json("GET", f"{base}/properties")
-    except ProviderError as exc:
-        # the client names its own API in messages; say which service this really was
-        raise type(exc)(exc.message.replace("Direct Access", service)) from None
-    return target_from_json(configuration, properties, resource.name)
-
-
-def _pause(seconds: float) -> None:
-    """Back-off wait for the client's retries; never interrupted (no task to cancel)."""
-    time.sleep(seconds)
+    return NamedTarget(resource.name, target_from_json(configuration, properties, resource.name))
 
 
 def target_from_json(configuration: Any, properties: Any, name: str) -> Any:

@@ -22,7 +22,7 @@ def validate_file(
     * always: JSON, structure, the QRMI payload schema, and Pulser's rebuild of a sequence;
     * ``type_name``: also that resources of this type run this kind of payload;
     * ``resource_name``: exactly the runner's preparation for that configured resource
-      (its settings, payload kind, and the provider's own payload checks). No network.
+      (its settings and the rules among them, the payload kind). No network.
     """
     if resource_name is not None:
         from qrmi_tasks.runner import RunRequest, prepare

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
 from qrmi_tasks import __version__
-from qrmi_tasks.errors import EXIT_INTERNAL, EXIT_USAGE, QrmiError
+from qrmi_tasks.front import exit_with, run_command
 
 HELP = """qrmi_task_runner - Command to run a QRMI task
 
@@ -96,54 +95,6 @@ def command(
     return run(request)  # main() exits with it (os._exit when a call is abandoned)
 
 
-def report(exc: BaseException, program: str) -> int:
-    """Print a one-line error for ``exc`` and return the exit code (shared by our CLIs).
-
-    Anything that is not one of our errors is a bug or an SDK failure nobody foresaw:
-    still one line (the traceback goes to the debug log, ``-v``), exit 70.
-    """
-    from qrmi_tasks.logsetup import SECRETS
-
-    if isinstance(exc, QrmiError):
-        line, code = exc.message, exc.exit_code
-    elif isinstance(exc, click.exceptions.UsageError):
-        line = f"{' '.join(exc.format_message().split())} (see '{program} --help')"
-        code = EXIT_USAGE
-    else:
-        import logging
-
-        logging.getLogger("qrmi_tasks").debug("internal error", exc_info=exc)
-        detail = " ".join(str(exc).split())[:300]
-        line = (
-            f"internal error: {type(exc).__name__}{': ' + detail if detail else ''} "
-            f"(please report it; rerun with -v for the traceback)"
-        )
-        code = EXIT_INTERNAL
-    # provider messages may quote server text: mask credentials here too
-    click.echo(f"error: {SECRETS.redact(line)}", err=True)
-    return code
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``qrmi-task-runner`` / ``qrmi_task_runner``."""
-    program = "qrmi-task-runner"
-    try:
-        code = command.main(args=argv, prog_name=program, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.exceptions.Abort:
-        code = 130
-    except KeyboardInterrupt:
-        code = 130
-    except Exception as exc:
-        code = report(exc, program)
-    code = code if isinstance(code, int) else 0
-    from qrmi_tasks import calls
-
-    if calls.abandoned():
-        # A provider call still blocked in a worker thread (a hung read the cancel went
-        # around) must not hold the exit or print noise while the interpreter winds down.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    exit_with(run_command(command, "qrmi-task-runner", argv))

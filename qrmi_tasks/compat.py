@@ -30,13 +30,8 @@ from __future__ import annotations
 import difflib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from qrmi_tasks.errors import ConfigError
-from qrmi_tasks.providers import RESOURCE_TYPES
-
-if TYPE_CHECKING:
-    from qrmi_tasks.config import Resource, Setting
+from qrmi_tasks.config import RESOURCE_TYPES, RUNNER_SETTINGS, Resource, Setting
 
 log = logging.getLogger("qrmi_tasks.config")
 
@@ -213,22 +208,12 @@ def qrmi_variables(type_name: str) -> list[QrmiVariable]:
     return [v for v in QRMI_VARIABLES if type_name in v.types]
 
 
-def _spec(type_name: str) -> tuple[Setting, ...]:
-    from qrmi_tasks.providers import provider_class
-
-    try:
-        return provider_class(type_name).settings_spec
-    except ConfigError:  # the provider cannot load; the run reports that itself
-        return ()
-
-
-def known_suffixes(resource: Resource) -> set[str]:
-    """Every ``{NAME}_``-relative name read for the resource's type, here or by qrmi."""
-    from qrmi_tasks.config import RUNNER_SETTINGS
-
+def known_suffixes(resource: Resource, spec: tuple[Setting, ...]) -> set[str]:
+    """Every ``{NAME}_``-relative name read for the resource's type, here (its provider's
+    settings ``spec`` and the runner's) or by qrmi."""
     known = {
         resource.suffix(candidate)
-        for setting in (*_spec(resource.type.name), *RUNNER_SETTINGS)
+        for setting in (*spec, *RUNNER_SETTINGS)
         for candidate in (setting, *setting.aliases)
         if not candidate.shared
     }
@@ -246,10 +231,11 @@ def _other_type(suffix: str, own: str) -> str | None:
     return None
 
 
-def unknown_variable_warnings(resource: Resource) -> list[str]:
+def unknown_variable_warnings(resource: Resource, spec: tuple[Setting, ...]) -> list[str]:
     """One message per ``{NAME}_QRMI_*`` variable (environment or config file) read by
-    neither this runner nor qrmi for the resource's type, naming the closest known one."""
-    known = known_suffixes(resource)
+    neither this runner (the provider's settings ``spec``) nor qrmi for the resource's
+    type, naming the closest known one."""
+    known = known_suffixes(resource, spec)
     head = f"{resource.name}_"
     seen: dict[str, str] = {}  # suffix -> where it was set
     for key in resource.environ:
@@ -283,7 +269,7 @@ def unknown_variable_warnings(resource: Resource) -> list[str]:
     return messages
 
 
-def warn_unknown_variables(resource: Resource) -> None:
+def warn_unknown_variables(resource: Resource, spec: tuple[Setting, ...]) -> None:
     """Log :func:`unknown_variable_warnings` (names only: values are never shown)."""
-    for message in unknown_variable_warnings(resource):
+    for message in unknown_variable_warnings(resource, spec):
         log.warning("%s", message)

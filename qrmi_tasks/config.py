@@ -19,15 +19,54 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from qrmi_tasks.compat import warn_unknown_variables
 from qrmi_tasks.errors import ConfigError
 from qrmi_tasks.payload import CONFIG_LIMIT, decode_json, read_text_input
-from qrmi_tasks.providers import RESOURCE_TYPES, ResourceType, resource_type
 
 log = logging.getLogger("qrmi_tasks.config")
 
 LOCAL_RESOURCE = "local"
 CONFIG_ENV = "QRMI_CONFIG"
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One accepted value of ``*_QPU_TYPES``."""
+
+    name: str  # as written in QRMI_JOB_QPU_TYPES / SLURM_JOB_QPU_TYPES
+    prefix: str  # settings are read from {resource}_{prefix}{SETTING}
+    #: the type whose protocol (and so provider) it speaks: itself, or the older name
+    protocol: str = ""
+
+    @property
+    def speaks(self) -> str:
+        """The protocol's type name (``providers.provider_class`` maps it to a class)."""
+        return self.protocol or self.name
+
+
+# The newer type names (ibm-quantum-system, ibm-quantum-compute-service) speak the same
+# protocols as the old ones; only their variable prefixes differ.
+RESOURCE_TYPES: dict[str, ResourceType] = {
+    t.name: t
+    for t in (
+        ResourceType("local", "QRMI_LOCAL_"),
+        ResourceType("direct-access", "QRMI_IBM_DA_"),
+        ResourceType("ibm-quantum-system", "QRMI_IBM_QS_", protocol="direct-access"),
+        ResourceType("qiskit-runtime-service", "QRMI_IBM_QRS_"),
+        ResourceType(
+            "ibm-quantum-compute-service", "QRMI_IBM_QCS_", protocol="qiskit-runtime-service"
+        ),
+        ResourceType("pasqal-cloud", "QRMI_PASQAL_CLOUD_"),
+    )
+}
+
+
+def resource_type(name: str) -> ResourceType:
+    """Look up a resource type by the name used in ``*_QPU_TYPES``."""
+    try:
+        return RESOURCE_TYPES[name]
+    except KeyError:
+        known = ", ".join(sorted(RESOURCE_TYPES))
+        raise ConfigError(f"unknown resource type '{name}'; known types: {known}") from None
 
 
 @dataclass(frozen=True)
@@ -63,6 +102,27 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise ValueError("must be a positive integer")
     return value
+
+
+def http_url(text: str) -> str:
+    """Parse an http(s) URL setting (an endpoint)."""
+    value = text.strip()
+    if not value.lower().startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    """A parser accepting one of ``choices`` (any case); returns it in lower case."""
+    expected = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
+
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be {expected}")
+        return value
+
+    return parse
 
 
 def positive_seconds(text: str) -> float:
@@ -314,7 +374,7 @@ def resolve_resource(
         types[rname] = rtype  # the process environment overrides the file
 
     if not types and name == LOCAL_RESOURCE:
-        return Resource(name, RESOURCE_TYPES["local"], {}, environ)
+        return Resource(name, RESOURCE_TYPES[LOCAL_RESOURCE], {}, environ)
     if name not in types:
         if not types:
             raise ConfigError(
@@ -325,8 +385,4 @@ def resolve_resource(
         raise ConfigError(
             f"resource '{name}' is not configured; available: {', '.join(sorted(types))}"
         )
-    resource = Resource(name, resource_type(types[name]), file_env.get(name, {}), environ)
-    # qrmi's variable names are read as aliases; anything else spelled {name}_QRMI_* that
-    # nobody reads (a typo, another type's variable) is worth one warning line each
-    warn_unknown_variables(resource)
-    return resource
+    return Resource(name, resource_type(types[name]), file_env.get(name, {}), environ)

@@ -38,7 +38,12 @@ class ConfigError(QrmiError):
     """Resource list or per-resource settings are wrong or missing (exit 2)."""
 
 
-class PayloadError(QrmiError):
+class InputError(QrmiError):
+    """A file the user named (a result, a circuit, a sequence...) is unreadable or is not
+    what it should be (exit 2)."""
+
+
+class PayloadError(InputError):
     """The payload file is unreadable or invalid (exit 2)."""
 
 

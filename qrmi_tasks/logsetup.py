@@ -141,8 +141,13 @@ def setup_logging(
     quiet: bool = False,
     environ: Mapping[str, str] | None = None,
     program: str = "qrmi-task-runner",
+    capture_warnings: bool = True,
 ) -> None:
-    """Send logs to stderr at the srun-compatible level, with secrets masked."""
+    """Send logs to stderr at the srun-compatible level, with secrets masked.
+
+    ``capture_warnings`` routes Python warnings through logging (hidden unless debugging
+    libraries); ``qrmi-gen`` shows its own warnings as lines and passes False.
+    """
     environ = os.environ if environ is None else environ
     level, libraries_debug = level_from(verbose, quiet, environ)
     SECRETS.add(secret_env_values(environ))
@@ -156,6 +161,8 @@ def setup_logging(
     root.setLevel(level)
     for name in _CHATTY:
         logging.getLogger(name).setLevel(logging.DEBUG if libraries_debug else logging.WARNING)
+    if not capture_warnings:
+        return
     logging.captureWarnings(True)
     # Python warnings (deprecations in SDKs) are noise for batch users unless debugging.
     logging.getLogger("py.warnings").setLevel(logging.DEBUG if libraries_debug else logging.ERROR)

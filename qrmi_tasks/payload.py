@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from qrmi_tasks.errors import PayloadError, QrmiError
+from qrmi_tasks.errors import InputError, PayloadError, QrmiError
 
 QISKIT = "qiskit"
 PULSER = "pulser"
@@ -106,7 +106,7 @@ def read_input(
     path: str | Path,
     what: str,
     limit: int = PAYLOAD_LIMIT,
-    error: type[QrmiError] = PayloadError,
+    error: type[QrmiError] = InputError,
 ) -> bytes:
     """A user-given file's bytes, or a one-line ``error`` naming what it was for.
 
@@ -136,7 +136,7 @@ def read_text_input(
     path: str | Path,
     what: str,
     limit: int = PAYLOAD_LIMIT,
-    error: type[QrmiError] = PayloadError,
+    error: type[QrmiError] = InputError,
 ) -> str:
     """A user-given UTF-8 text file (a BOM is allowed), bounded as in :func:`read_input`."""
     raw = read_input(path, what, limit, error)
@@ -190,7 +190,7 @@ def decode_json(text: str, described: str, error: type[QrmiError] = PayloadError
 def load_payload(path: str | Path) -> Payload:
     """Read and validate a payload file (structure only; see :func:`validate_sequence`)."""
     path = Path(path)
-    return parse_payload(read_text_input(path, "payload"), source=str(path))
+    return parse_payload(read_text_input(path, "payload", error=PayloadError), source=str(path))
 
 
 def parse_payload(text: str, source: str = "<payload>") -> Payload:

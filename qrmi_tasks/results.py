@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qrmi_tasks.errors import PayloadError
+from qrmi_tasks.errors import InputError
 from qrmi_tasks.payload import read_input
 
 DEFAULT_TOP = 16
@@ -107,7 +107,7 @@ def _read_text(path: str | Path) -> str:
     try:
         return read_input(path, "result").decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PayloadError(f"cannot read result file {path}: {exc}") from None
+        raise InputError(f"cannot read result file {path}: {exc}") from None
 
 
 def load(path: str | Path) -> Any:
@@ -124,7 +124,7 @@ def load(path: str | Path) -> Any:
             return json.loads(text, cls=RuntimeDecoder)
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise PayloadError(f"{path} is not a runner result (invalid JSON: {exc})") from None
+        raise InputError(f"{path} is not a runner result (invalid JSON: {exc})") from None
 
 
 def summarize(path: str | Path) -> Summary:
@@ -135,10 +135,10 @@ def summarize(path: str | Path) -> Summary:
             return _summarize_counter(result["counter"])
         if isinstance(result.get("results"), list):
             return _summarize_plain(result, path)
-        raise PayloadError(f"{path} is not a runner result (no 'counter' or 'results')")
+        raise InputError(f"{path} is not a runner result (no 'counter' or 'results')")
     if hasattr(result, "__iter__") and hasattr(result, "metadata"):
         return _summarize_primitive(result)
-    raise PayloadError(f"{path} is not a runner result")
+    raise InputError(f"{path} is not a runner result")
 
 
 def _summarize_counter(counter: dict[str, Any]) -> Summary:
@@ -181,7 +181,7 @@ def _summarize_plain(result: dict[str, Any], path: str | Path) -> Summary:
     for index, pub in enumerate(result["results"]):
         data = pub.get("data") if isinstance(pub, dict) else None
         if not isinstance(data, dict):
-            raise PayloadError(f"{path}: results[{index}] has no 'data' object")
+            raise InputError(f"{path}: results[{index}] has no 'data' object")
         summary = PubSummary(index, metadata=pub.get("metadata") or {})
         if "evs" in data:
             kind = "estimator"
@@ -193,9 +193,7 @@ def _summarize_plain(result: dict[str, Any], path: str | Path) -> Summary:
                 try:
                     counts = _hex_counts(register["samples"], int(register.get("num_bits", 0)))
                 except (TypeError, ValueError):
-                    raise PayloadError(
-                        f"{path}: results[{index}].data.{name}: bad samples"
-                    ) from None
+                    raise InputError(f"{path}: results[{index}].data.{name}: bad samples") from None
                 summary.registers.append(RegisterCounts(name, sum(counts.values()), dict(counts)))
         pubs.append(summary)
     return Summary(kind, "plain-json", pubs, result.get("metadata") or {})

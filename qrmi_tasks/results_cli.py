@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
+from qrmi_tasks.front import exit_with, run_command
 from qrmi_tasks.results import DEFAULT_TOP
+
+PROGRAM = "qrmi-result"
+VERBOSE_HINT = f"rerun as '{PROGRAM} -v ...'"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="Debug log on stderr (tracebacks included).")
+def cli(verbose: int) -> None:
     """qrmi-result - look at qrmi-task-runner results."""
+    if verbose:
+        from qrmi_tasks.logsetup import setup_logging
+
+        setup_logging(verbose, program=PROGRAM)
 
 
 @cli.command()
@@ -63,13 +71,4 @@ def plot(file: str, output: str, top: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``qrmi-result``."""
-    from qrmi_tasks.cli import report
-
-    program = "qrmi-result"
-    try:
-        code = cli.main(args=argv, prog_name=program, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except Exception as exc:  # report() prints every error as one line
-        code = report(exc, program)
-    sys.exit(code if isinstance(code, int) else 0)
+    exit_with(run_command(cli, PROGRAM, argv, VERBOSE_HINT))

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from qrmi_tasks import calls, output
 from qrmi_tasks.calls import Call
-from qrmi_tasks.config import RUNNER_SETTINGS, resolve_resource
+from qrmi_tasks.config import RUNNER_SETTINGS
 from qrmi_tasks.errors import (
     EXIT_OK,
     EXIT_SIGNAL_BASE,
@@ -33,7 +33,7 @@ from qrmi_tasks.errors import (
 )
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.payload import Payload, load_payload, validate_sequence
-from qrmi_tasks.providers import provider_class
+from qrmi_tasks.providers import resolve
 from qrmi_tasks.providers.base import Provider, RunContext, StatusReport, TaskStatus
 from qrmi_tasks.retry import Backoff, Retry, with_retries
 from qrmi_tasks.signals import SignalWatch, describe
@@ -118,16 +118,15 @@ def prepare(
                 f"-o {request.output_path} and --logs {request.logs_path} are the same file; "
                 "give the logs another name"
             )
-    resource = resolve_resource(request.resource_name, environ, request.config_path)
-    cls = provider_class(resource.type.name)
+    resource, cls = resolve(request.resource_name, environ, request.config_path)
     settings = resource.settings(cls.settings_spec)
     SECRETS.add(resource.secret_values(cls.settings_spec))
+    cls.check_settings(resource, settings)
     if request.logs_path is not None and not cls.has_logs:
         log.warning("resource type %s has no task logs; --logs is ignored", resource.type.name)
     payload = load_payload(request.payload_path)
     cls.check_kind(payload, f"resource '{resource.name}' ({resource.type.name})")
     validate_sequence(payload)
-    cls.check_payload(payload, resource)
     if request.task_id:
         request_id, deterministic = request.task_id, True
     else:
@@ -224,7 +223,7 @@ class TaskRun:
             # An SDK failure nobody foresaw (or a bug) must not orphan a running
             # task silently: cancel it on a pending signal, else name it.
             if self.task_id is not None and self.watch.triggered:
-                # one line, as every error; the traceback only at -v, as in cli.report
+                # one line, as every error; the traceback only at -v, as in front.report
                 log.error("unexpected error while cancelling: %r", exc)
                 log.debug("traceback", exc_info=exc)
                 return self.interrupt()

@@ -110,13 +110,13 @@ def test_schema_agrees_with_parser_on_job_runs():
 
 
 def test_read_input_reads_at_most_limit_plus_one_byte(tmp_path):
-    from qrmi_tasks.errors import ConfigError
+    from qrmi_tasks.errors import ConfigError, InputError
     from qrmi_tasks.payload import read_input
 
     path = tmp_path / "f.json"
     path.write_bytes(b"x" * 10)
     assert read_input(path, "payload", limit=10) == b"x" * 10
-    with pytest.raises(PayloadError, match=r"payload file .* is larger than the 9 bytes limit"):
+    with pytest.raises(InputError, match=r"payload file .* is larger than the 9 bytes limit"):
         read_input(path, "payload", limit=9)
     with pytest.raises(ConfigError, match="config file"):
         read_input(path, "config", limit=9, error=ConfigError)

@@ -24,9 +24,9 @@ from fakes.qiskit_runtime import API_KEY, SERVICE_CRN, FakeQiskitRuntime, runner
 from payloads import write_pulser_payload
 
 from qrmi_tasks import compat
-from qrmi_tasks.config import Resource, Setting, resolve_resource
+from qrmi_tasks.config import Resource, Setting, resolve_resource, resource_type
 from qrmi_tasks.errors import ConfigError
-from qrmi_tasks.providers import resource_type
+from qrmi_tasks.providers import provider_class
 
 pytestmark = pytest.mark.timeout(180)
 BACKEND = "ibm_fake"
@@ -334,6 +334,12 @@ def _resource(rtype: str, environ: dict[str, str], file_env: dict[str, str] | No
     return Resource("dev", resource_type(rtype), file_env or {}, environ)
 
 
+def _warnings(resource: Resource) -> list[str]:
+    """compat's warnings for ``resource``, with its provider's settings."""
+    spec = provider_class(resource.type.name).settings_spec
+    return compat.unknown_variable_warnings(resource, spec)
+
+
 def test_aliases_are_read_in_order_and_masked():
     setting = Setting("SESSION_ID", required=False, aliases=(Setting("X_TOKEN", prefixed=False),))
     only_alias = _resource("ibm-quantum-compute-service", {"dev_X_TOKEN": "s-1"})
@@ -418,7 +424,7 @@ def test_qsapi_name_and_daapi_alias_reach_the_presigned_urls():
 )
 def test_unknown_variable_warning_names_the_closest(rtype, variable, suggestion):
     resource = _resource(rtype, {f"dev_{variable}": "v", "other_QRMI_IBM_QRS_ENDPONT": "v"})
-    (message,) = compat.unknown_variable_warnings(resource)
+    (message,) = _warnings(resource)
     assert message.startswith(f"dev_{variable} is not read for resource type {rtype}")
     assert message.endswith(f"did you mean {suggestion}?")
     if "_DA_" in variable:
@@ -428,19 +434,19 @@ def test_unknown_variable_warning_names_the_closest(rtype, variable, suggestion)
 def test_every_qrmi_name_is_known_and_config_file_typos_are_reported():
     for rtype in ("ibm-quantum-system", "ibm-quantum-compute-service", "pasqal-cloud"):
         names = {v.suffix(rtype): "v" for v in compat.qrmi_variables(rtype) if not v.shared}
-        assert names and compat.unknown_variable_warnings(_resource(rtype, {}, names)) == []
+        assert names and _warnings(_resource(rtype, {}, names)) == []
     typo = _resource("ibm-quantum-system", {}, {"QRMI_IBM_QS_S3_REGOIN": "us-east"})
-    (message,) = compat.unknown_variable_warnings(typo)
+    (message,) = _warnings(typo)
     assert "(in the config file)" in message and "dev_QRMI_IBM_QS_S3_REGION" in message
 
 
 def test_pasqal_config_root_is_reported_as_not_read():
     environ = {"PASQAL_CONFIG_ROOT": "/site/pasqal", "dev_PASQAL_CONFIG_ROOT": "/x"}
-    messages = compat.unknown_variable_warnings(_resource("pasqal-cloud", environ))
+    messages = _warnings(_resource("pasqal-cloud", environ))
     assert [m.split(" ")[0] for m in messages] == ["PASQAL_CONFIG_ROOT", "dev_PASQAL_CONFIG_ROOT"]
     assert all("does not read Pasqal config files" in m for m in messages)
     # the same variables mean nothing to other types: no message
-    assert compat.unknown_variable_warnings(_resource("ibm-quantum-system", environ)) == []
+    assert _warnings(_resource("ibm-quantum-system", environ)) == []
 
 
 def test_runner_warns_about_a_typo_before_the_missing_variable(runtime, tmp_path):

@@ -1,79 +1,40 @@
-"""Provider registry: resource type name -> provider class, imported on first use.
+"""Provider registry: resource type -> provider class, imported on first use.
 
-Only this table knows which module implements which resource type, so that
-``--help``, configuration errors and a Direct Access run never import qiskit,
-pulser or another provider's SDK.
+Only this table knows which module implements which protocol, so that ``--help``,
+configuration errors and a Direct Access run never import qiskit, pulser or another
+provider's SDK. The resource types themselves (names, variable prefixes, which older type
+a newer name speaks for) are :data:`qrmi_tasks.config.RESOURCE_TYPES`.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from qrmi_tasks.compat import warn_unknown_variables
+from qrmi_tasks.config import Resource, resolve_resource, resource_type
 from qrmi_tasks.errors import ConfigError
 
 if TYPE_CHECKING:
     from qrmi_tasks.providers.base import Provider
 
-
-@dataclass(frozen=True)
-class ResourceType:
-    """One accepted value of ``*_QPU_TYPES``."""
-
-    name: str  # as written in QRMI_JOB_QPU_TYPES / SLURM_JOB_QPU_TYPES
-    prefix: str  # settings are read from {resource}_{prefix}{SETTING}
-    target: str  # "module:Class" implementing it
-
-
-# The newer type names (ibm-quantum-system, ibm-quantum-compute-service) speak the same
-# protocols as the old ones; only their variable prefixes differ.
-RESOURCE_TYPES: dict[str, ResourceType] = {
-    t.name: t
-    for t in (
-        ResourceType("local", "QRMI_LOCAL_", "qrmi_tasks.providers.local:LocalProvider"),
-        ResourceType(
-            "direct-access",
-            "QRMI_IBM_DA_",
-            "qrmi_tasks.providers.direct_access:DirectAccessProvider",
-        ),
-        ResourceType(
-            "ibm-quantum-system",
-            "QRMI_IBM_QS_",
-            "qrmi_tasks.providers.direct_access:DirectAccessProvider",
-        ),
-        ResourceType(
-            "qiskit-runtime-service",
-            "QRMI_IBM_QRS_",
-            "qrmi_tasks.providers.qiskit_runtime:QiskitRuntimeProvider",
-        ),
-        ResourceType(
-            "ibm-quantum-compute-service",
-            "QRMI_IBM_QCS_",
-            "qrmi_tasks.providers.qiskit_runtime:QiskitRuntimeProvider",
-        ),
-        ResourceType(
-            "pasqal-cloud",
-            "QRMI_PASQAL_CLOUD_",
-            "qrmi_tasks.providers.pasqal_cloud:PasqalCloudProvider",
-        ),
-    )
+#: protocol (a resource type's ``speaks``) -> "module:Class" implementing it
+PROVIDERS: dict[str, str] = {
+    "local": "qrmi_tasks.providers.local:LocalProvider",
+    "direct-access": "qrmi_tasks.providers.direct_access:DirectAccessProvider",
+    "qiskit-runtime-service": "qrmi_tasks.providers.qiskit_runtime:QiskitRuntimeProvider",
+    "pasqal-cloud": "qrmi_tasks.providers.pasqal_cloud:PasqalCloudProvider",
 }
-
-
-def resource_type(name: str) -> ResourceType:
-    """Look up a resource type by the name used in ``*_QPU_TYPES``."""
-    try:
-        return RESOURCE_TYPES[name]
-    except KeyError:
-        known = ", ".join(sorted(RESOURCE_TYPES))
-        raise ConfigError(f"unknown resource type '{name}'; known types: {known}") from None
 
 
 def provider_class(type_name: str) -> type[Provider]:
     """Import and return the provider class for a resource type."""
-    rtype = resource_type(type_name)
-    module_name, _, class_name = rtype.target.partition(":")
+    target = PROVIDERS.get(resource_type(type_name).speaks)
+    if target is None:
+        raise ConfigError(f"resource type '{type_name}' is not available in this installation")
+    module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -86,3 +47,19 @@ def provider_class(type_name: str) -> type[Provider]:
             "installed; reinstall qrmi-tasks with its dependencies"
         ) from None
     return getattr(module, class_name)
+
+
+def resolve(
+    name: str,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> tuple[Resource, type[Provider]]:
+    """Configured resource ``name`` and its provider class, as a run uses them.
+
+    qrmi's variable names are read as aliases; anything else spelled ``{name}_QRMI_*``
+    that nobody reads (a typo, another type's variable) is worth one warning line each.
+    """
+    resource = resolve_resource(name, environ, config_path)
+    cls = provider_class(resource.type.name)
+    warn_unknown_variables(resource, cls.settings_spec)
+    return resource, cls

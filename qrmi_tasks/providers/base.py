@@ -19,7 +19,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, ClassVar
 
 from qrmi_tasks.config import Resource, Setting
@@ -156,6 +156,10 @@ class Provider(ABC):
     #: the task runs on a service: calls may block on the network (the runner makes them
     #: in worker threads) and a task can outlive this process. False for ``local``.
     remote: ClassVar[bool] = True
+    #: names of the settings :meth:`backend_documents` needs (``qrmi-gen --resource``
+    #: resolves only these; the others are None then). None: the resource type has no
+    #: backend whose target circuits are transpiled for.
+    target_settings: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, resource: Resource, settings: dict[str, Any], context: RunContext) -> None:
         self.resource = resource
@@ -176,8 +180,30 @@ class Provider(ABC):
             )
 
     @classmethod
-    def check_payload(cls, payload: Payload, resource: Resource) -> None:
-        """Reject, without network, a payload this resource can never run (raise PayloadError)."""
+    def check_settings(cls, resource: Resource, settings: dict[str, Any]) -> None:
+        """Reject, without network, settings that are wrong together (raise ConfigError).
+
+        A rule about one setting belongs to its ``Setting(parse=...)``; this is for what
+        none of them can say alone (one credential out of several, the resource name).
+        """
+
+    @classmethod
+    def target_spec(cls) -> tuple[Setting, ...]:
+        """:attr:`settings_spec` with only :attr:`target_settings` required."""
+        wanted = cls.target_settings or frozenset()
+        return tuple(
+            s if s.name in wanted else replace(s, required=False) for s in cls.settings_spec
+        )
+
+    def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The backend's configuration and properties JSON documents (qiskit's
+        BackendConfiguration and BackendProperties), from which ``qrmi-gen --resource``
+        builds a transpiler target; qrmi's ``QuantumResource.target()`` answers the same.
+
+        Only for types with :attr:`target_settings`; the instance may have been built
+        with only those settings resolved.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no backend target")
 
     @abstractmethod
     def submit(self, payload: Payload) -> str:

@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any, BinaryIO, ClassVar
 
-from qrmi_tasks.config import Setting, positive_int
+from qrmi_tasks.config import Setting, http_url, one_of, positive_int
 from qrmi_tasks.errors import (
     AuthenticationError,
     ConfigError,
@@ -58,8 +58,8 @@ class DirectAccessProvider(Provider):
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT})
     settings_spec: ClassVar[tuple[Setting, ...]] = (
-        Setting("ENDPOINT"),
-        Setting("IAM_ENDPOINT"),
+        Setting("ENDPOINT", parse=http_url),
+        Setting("IAM_ENDPOINT", parse=http_url),
         Setting("IAM_APIKEY", secret=True),
         Setting("SERVICE_CRN"),
         Setting("AWS_ACCESS_KEY_ID", secret=True),
@@ -73,14 +73,24 @@ class DirectAccessProvider(Provider):
             "S3_ENDPOINT_FOR_QSAPI", required=False, aliases=(Setting("S3_ENDPOINT_FOR_DAAPI"),)
         ),
         Setting("API_VERSION", required=False),
-        Setting("LOG_LEVEL", required=False, default="warning"),
+        Setting(
+            "LOG_LEVEL",
+            required=False,
+            default="warning",
+            parse=one_of("critical", "error", "warning", "info", "debug"),
+        ),
     )
     has_logs: ClassVar[bool] = True
     can_reattach: ClassVar[bool] = True
+    # generating a payload needs no S3 bucket nor job timeout
+    target_settings: ClassVar[frozenset[str] | None] = frozenset(
+        {"ENDPOINT", "IAM_ENDPOINT", "IAM_APIKEY", "SERVICE_CRN", "API_VERSION"}
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         s = self.settings
+        # None only on an instance made for backend_documents (see target_settings)
         self.timeout_secs: int = s["QRMI_JOB_TIMEOUT_SECONDS"]
         self.client = DirectAccessClient(
             s["ENDPOINT"],
@@ -91,7 +101,7 @@ class DirectAccessProvider(Provider):
         )
         self._storage: JobStorage | None = None
         self._list_only = False  # the server lacks GET /v1/jobs/{id}
-        self._deadline = time.monotonic() + self.timeout_secs
+        self._deadline = time.monotonic() + (self.timeout_secs or 0)
 
     @property
     def storage(self) -> JobStorage:
@@ -107,14 +117,12 @@ class DirectAccessProvider(Provider):
             )
         return self._storage
 
-    @classmethod
-    def check_payload(cls, payload: Payload, resource: Any) -> None:
-        level = (resource.raw(Setting("LOG_LEVEL")) or "warning").lower()
-        if level not in ("critical", "error", "warning", "info", "debug"):
-            raise PayloadError(
-                f"{resource.variable(Setting('LOG_LEVEL'))} must be one of "
-                "critical, error, warning, info, debug"
-            )
+    def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """``GET /v1/backends/{name}/configuration`` and ``.../properties``."""
+        base = f"/v1/backends/{self.resource.name}"
+        return self.client.json("GET", f"{base}/configuration"), self.client.json(
+            "GET", f"{base}/properties"
+        )
 
     # -- job lookup ---------------------------------------------------------------------
     def _get_job(self, job_id: str) -> dict[str, Any] | None:
@@ -185,7 +193,7 @@ class DirectAccessProvider(Provider):
             "id": job_id,
             "backend": backend,
             "program_id": payload.program_id,
-            "log_level": (self.settings["LOG_LEVEL"] or "warning").lower(),
+            "log_level": self.settings["LOG_LEVEL"],
             "timeout_secs": self.timeout_secs,
             "storage": self.storage.presigned(job_id, self.timeout_secs),
         }

@@ -113,13 +113,14 @@ class PasqalCloudProvider(Provider):
         self._reported: TaskStatus = TaskStatus.QUEUED  # last status handed to the runner
 
     @classmethod
-    def check_payload(cls, payload: Payload, resource: Resource) -> None:
+    def check_settings(cls, resource: Resource, settings: dict[str, Any]) -> None:
+        """The resource name is a device type, and one credential is set."""
         if resource.name not in DEVICE_TYPES:
             raise ConfigError(
                 f"'{resource.name}' is not a Pasqal Cloud device type; the resource name must "
                 f"be one of: {', '.join(DEVICE_TYPES)}"
             )
-        if pasqal_auth.credential_kind(resource.settings(cls.settings_spec)) is None:
+        if pasqal_auth.credential_kind(settings) is None:
             prefix = f"{resource.name}_{resource.type.prefix}"
             # qrmi would also look in ~/.pasqal/config; say that we do not, if one is there
             home_file = Path.home() / ".pasqal" / "config"

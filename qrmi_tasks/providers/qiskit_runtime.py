@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from qrmi_tasks.compat import ACQUISITION_TOKEN, JOB_TIMEOUT
-from qrmi_tasks.config import Resource, Setting, positive_int
+from qrmi_tasks.config import Setting, http_url, one_of, positive_int
 from qrmi_tasks.errors import (
     AuthenticationError,
     ConfigError,
@@ -137,8 +137,8 @@ class QiskitRuntimeProvider(Provider):
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT})
     settings_spec: ClassVar[tuple[Setting, ...]] = (
-        Setting("ENDPOINT"),
-        Setting("IAM_ENDPOINT"),
+        Setting("ENDPOINT", parse=http_url),
+        Setting("IAM_ENDPOINT", parse=http_url),
         Setting("IAM_APIKEY", secret=True),
         Setting("SERVICE_CRN"),
         # qrmi reads {NAME}_QRMI_JOB_TIMEOUT_SECONDS when TIMEOUT_SECONDS is unset
@@ -148,7 +148,7 @@ class QiskitRuntimeProvider(Provider):
             parse=positive_int,
             aliases=(Setting(JOB_TIMEOUT, prefixed=False),),
         ),
-        Setting("SESSION_MODE", required=False),
+        Setting("SESSION_MODE", required=False, parse=one_of(*SESSION_MODES)),
         Setting("SESSION_MAX_TTL", required=False, parse=positive_int),
         # The session to run in: SESSION_ID, else the token the spank_qrmi plugin handed the
         # job (its acquire() opened that session), as qrmi's ::new reads them
@@ -157,6 +157,9 @@ class QiskitRuntimeProvider(Provider):
         ),
     )
     can_reattach: ClassVar[bool] = True
+    target_settings: ClassVar[frozenset[str] | None] = frozenset(
+        {"ENDPOINT", "IAM_ENDPOINT", "IAM_APIKEY", "SERVICE_CRN"}
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -165,21 +168,6 @@ class QiskitRuntimeProvider(Provider):
         # a given session (SESSION_ID or the plugin's acquisition token) is never closed here
         self._session_id: str | None = self.settings["SESSION_ID"]
         self._own_session = False  # a session this run opened (and so closes)
-
-    @classmethod
-    def check_payload(cls, payload: Payload, resource: Resource) -> None:
-        for name in ("ENDPOINT", "IAM_ENDPOINT"):
-            value = (resource.raw(Setting(name)) or "").strip()
-            if value and not value.startswith(("http://", "https://")):
-                raise ConfigError(
-                    f"{resource.variable(Setting(name))} must be an http(s) URL (got {value!r})"
-                )
-        mode = (resource.raw(Setting("SESSION_MODE")) or "").strip().lower()
-        if mode and mode not in SESSION_MODES:
-            raise ConfigError(
-                f"{resource.variable(Setting('SESSION_MODE'))} must be batch or dedicated "
-                f"(got {mode!r})"
-            )
 
     # -- library access -----------------------------------------------------------------
     @property
@@ -338,8 +326,9 @@ class QiskitRuntimeProvider(Provider):
             return f"no answer from {self.api.endpoint} ({detail})"
         return one_line(text, 300)
 
-    def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Backend NAME's configuration and properties (for ``qrmi-gen --resource``)."""
+    def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Backend NAME's configuration and properties, through qiskit-ibm-runtime's client
+        with the same endpoints, IAM handling and error messages as a run."""
         api = self.api
         self._call("get an IAM token", api.check_credentials)
         return self._call(
@@ -430,7 +419,7 @@ class QiskitRuntimeProvider(Provider):
             if existing is not None:
                 self.attached = True
                 return existing
-        mode = (self.settings["SESSION_MODE"] or "").lower()
+        mode = self.settings["SESSION_MODE"] or ""
         if self._session_id is None and mode:
             self._session_id = self._open_session(backend, mode)
             self._own_session = True
