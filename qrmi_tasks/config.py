@@ -141,15 +141,26 @@ def positive_seconds(text: str) -> float:
 DEFAULT_OUTAGE_GRACE = 900.0
 #: Settings the runner itself reads for every resource type: per resource
 #: ``{NAME}_QRMI_...``, else process-wide ``QRMI_...``.
-RUNNER_SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "QRMI_OUTAGE_GRACE_SECONDS",
+#: While a task waits or runs with no news, the runner says so at the default log level
+#: this often (a batch log that is silent for hours looks like a hang).
+DEFAULT_HEARTBEAT = 300.0
+
+
+def _runner_setting(name: str, default: float) -> Setting:
+    """A runner setting: ``{name}_NAME`` for one resource, else ``NAME`` for all."""
+    return Setting(
+        name,
         required=False,
         prefixed=False,
         parse=positive_seconds,
-        default=DEFAULT_OUTAGE_GRACE,
-        aliases=(Setting("QRMI_OUTAGE_GRACE_SECONDS", prefixed=False, shared=True),),
-    ),
+        default=default,
+        aliases=(Setting(name, prefixed=False, shared=True),),
+    )
+
+
+RUNNER_SETTINGS: tuple[Setting, ...] = (
+    _runner_setting("QRMI_OUTAGE_GRACE_SECONDS", DEFAULT_OUTAGE_GRACE),
+    _runner_setting("QRMI_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT),
 )
 
 

@@ -148,31 +148,26 @@ def prepare(
 
 
 class TaskRun:
-    """Drives one provider task; owns the cancel-once rule and every failure's outcome.
+    """Drives one run: input checks, the provider task, and every failure's outcome.
 
-    For a remote provider every call runs in a worker thread (:mod:`qrmi_tasks.calls`)
-    while the main thread watches for signals, so a cancel never waits for a blocked read.
+    Owns the cancel-once rule. For a remote provider every call runs in a worker thread
+    (:mod:`qrmi_tasks.calls`) while the main thread watches for signals, so a cancel
+    never waits for a blocked read.
     """
 
-    def __init__(
-        self,
-        provider: Provider,
-        payload: Payload,
-        request: RunRequest,
-        watch: SignalWatch,
-        environ: Mapping[str, str],
-    ) -> None:
+    provider: Provider
+    payload: Payload
+
+    def __init__(self, request: RunRequest, watch: SignalWatch, environ: Mapping[str, str]) -> None:
         self.environ = environ
-        self.provider = provider
-        self.payload = payload
         self.request = request
         self.watch = watch
         self.task_id: str | None = None
         self.last: StatusReport | None = None
         self.cancel_sent = False
-        self.outage_grace: float = provider.resource.settings(RUNNER_SETTINGS)[
-            "QRMI_OUTAGE_GRACE_SECONDS"
-        ]
+        self.outage_grace = 0.0
+        self.heartbeat = 0.0
+        self.prepared = False  # provider and payload are set
         self._contact = time.monotonic()  # when the provider last answered
 
     # -- calls ----------------------------------------------------------------------------
@@ -203,56 +198,87 @@ class TaskRun:
     def execute(self) -> int:
         """Run the task; return the exit code or raise QrmiError for one-line failures."""
         try:
-            return self._run()
-        except (ProviderError, OutputError) as exc:
-            if self.task_id is not None and self.watch.triggered:
-                log.error("%s", exc)
-                return self.interrupt()
-            if isinstance(exc, OutputError) and self.task_id is not None:
-                kept = "; it was kept on the provider" if self.provider.remote else ""
-                log.error("task %s completed but its result was not written%s", self.task_id, kept)
-            elif self.task_id is not None and self.provider.remote:
-                log.error(
-                    "lost contact with the provider; task %s may still be running there",
-                    self.task_id,
-                )
-            raise
-        except QrmiError:
-            raise
-        except Exception as exc:
-            # An SDK failure nobody foresaw (or a bug) must not orphan a running
-            # task silently: cancel it on a pending signal, else name it.
-            if self.task_id is not None and self.watch.triggered:
-                # one line, as every error; the traceback only at -v, as in front.report
-                log.error("unexpected error while cancelling: %r", exc)
-                log.debug("traceback", exc_info=exc)
-                return self.interrupt()
-            if self.task_id is not None and self.provider.remote:
-                log.error("task %s may still be running on the provider", self.task_id)
-            raise
+            return self._execute()
+        finally:
+            if self.prepared:
+                self._close()
 
-    def _run(self) -> int:
+    def _execute(self) -> int:
         try:
-            self._check_signal()
-            log.info(
-                "submitting %s to %s (%s)",
-                self.payload.describe(),
-                self.provider.resource.name,
-                self.provider.resource.type.name,
-            )
-            self.task_id = self._call("submit the task", lambda: self.provider.submit(self.payload))
-            if self.provider.attached:
-                log.info("task %s: attached to existing job", self.task_id)
-            else:
-                log.info("task %s: submitted", self.task_id)
-            report = self._poll()
-            return self._finish(report)
+            self._prepare()
+            return self._run()
         except Interrupted as exc:
             pending = None
             if self.task_id is None:
                 self.task_id = exc.task_id  # submit was interrupted after the task may exist
                 pending = exc.pending
             return self.interrupt(pending)
+        except TaskFailed:
+            raise  # the task is over: nothing to cancel or name
+        except Exception as exc:
+            if self.task_id is not None and self.watch.triggered:
+                # a failure while a signal waits: the task must still be cancelled
+                if isinstance(exc, QrmiError):
+                    log.error("%s", exc)
+                else:  # one line, as every error; the traceback only at -v
+                    log.error("unexpected error while cancelling: %r", exc)
+                    log.debug("traceback", exc_info=exc)
+                return self.interrupt()
+            self._name_task(exc)
+            raise
+
+    def _name_task(self, exc: Exception) -> None:
+        """A failure ends the run: say what became of a task that exists."""
+        if self.task_id is None:
+            return
+        if isinstance(exc, OutputError):
+            kept = "; it was kept on the provider" if self.provider.remote else ""
+            log.error("task %s completed but its result was not written%s", self.task_id, kept)
+        elif not self.provider.remote:
+            return
+        elif isinstance(exc, ProviderError):
+            log.error(
+                "lost contact with the provider; task %s may still be running there", self.task_id
+            )
+        elif not isinstance(exc, QrmiError):
+            # an SDK failure nobody foresaw (or a bug) must not orphan a task silently
+            log.error("task %s may still be running on the provider", self.task_id)
+
+    def _prepare(self) -> None:
+        # in a worker thread too: reading a FIFO or rebuilding a Pulser sequence must not
+        # hold a signal back
+        self.provider, self.payload = calls.call(
+            self.watch,
+            "read and check the input",
+            lambda: prepare(self.request, self.environ, self.watch),
+            None,
+        )
+        self.prepared = True
+        runner_settings = self.provider.resource.settings(RUNNER_SETTINGS)
+        self.outage_grace = runner_settings["QRMI_OUTAGE_GRACE_SECONDS"]
+        self.heartbeat = runner_settings["QRMI_HEARTBEAT_SECONDS"]
+
+    def _close(self) -> None:
+        try:
+            self.provider.close()
+        except Exception as exc:  # closing must not mask the outcome
+            log.debug("closing the provider failed: %r", exc)
+
+    def _run(self) -> int:
+        self._check_signal()
+        log.info(
+            "submitting %s to %s (%s)",
+            self.payload.describe(),
+            self.provider.resource.name,
+            self.provider.resource.type.name,
+        )
+        self.task_id = self._call("submit the task", lambda: self.provider.submit(self.payload))
+        if self.provider.attached:
+            log.info("task %s: attached to existing job", self.task_id)
+        else:
+            log.info("task %s: submitted", self.task_id)
+        report = self._poll()
+        return self._finish(report)
 
     def _pause(self, seconds: float) -> None:
         if self.watch.sleep(seconds):
@@ -297,7 +323,7 @@ class TaskRun:
     def _poll(self) -> StatusReport:
         schedule = self.provider.poll_policy.schedule()
         task_id = self.task_id
-        self._contact = time.monotonic()
+        self._contact = submitted = said = time.monotonic()
         while True:
             self._check_signal()
             try:
@@ -310,12 +336,22 @@ class TaskRun:
                     "grace period)"
                 ) from None
             log.debug("task %s: status %s", task_id, report.status.value)
+            now = time.monotonic()
             if self.last is None or report.status != self.last.status:
                 log.info("task %s: %s", task_id, report.status.value)
+                said = now
+            elif now - said >= self.heartbeat:
+                log.info(
+                    "task %s: still %s (%s since submission)",
+                    task_id,
+                    report.status.value,
+                    _duration(now - submitted),
+                )
+                said = now
             self.last = report
             if report.status.final:
                 return report
-            if self.watch.sleep(schedule.next_wait(report.status, time.monotonic())):
+            if self.watch.sleep(schedule.next_wait(report.status, now)):
                 raise Interrupted
 
     def _finish(self, report: StatusReport) -> int:
@@ -512,6 +548,16 @@ class TaskRun:
         return None
 
 
+def _duration(seconds: float) -> str:
+    """``seconds`` as people read a wait: 45 s, 12 min, 3 h 05 min."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def _submitted_id(pending: Call[str], name: str) -> str | None:
     """The id a settled submit returned (or named in its Interrupted), else None."""
     try:
@@ -530,23 +576,4 @@ def run(request: RunRequest, environ: Mapping[str, str] | None = None) -> int:
     """
     environ = os.environ if environ is None else environ
     with SignalWatch(request.cancel_on_sigcont) as watch:
-        try:
-            # in a worker thread too: reading a FIFO or rebuilding a Pulser sequence
-            # must not hold a signal back
-            provider, payload = calls.call(
-                watch, "read and check the input", lambda: prepare(request, environ, watch), None
-            )
-        except Interrupted:
-            watch.wait_for_terminating((watch.first_at or time.monotonic()) + _SIGTERM_GRACE)
-            log.warning(
-                "received %s before the task was submitted; nothing to cancel",
-                describe(watch.exit_signal),
-            )
-            return EXIT_SIGNAL_BASE + watch.exit_signal
-        try:
-            return TaskRun(provider, payload, request, watch, environ).execute()
-        finally:
-            try:
-                provider.close()
-            except Exception as exc:  # closing must not mask the outcome
-                log.debug("closing the provider failed: %r", exc)
+        return TaskRun(request, watch, environ).execute()
