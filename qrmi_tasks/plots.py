@@ -21,7 +21,6 @@ def plot_summary(summary: Summary, top: int = DEFAULT_TOP) -> Any:
     """A matplotlib Figure for ``summary``: one histogram per pub, register and binding
     (sampler, Pulser), or one error-bar panel per pub (estimator)."""
     import matplotlib.pyplot as plt
-    from qiskit.visualization.utils import matplotlib_close_if_inline
 
     if summary.kind == "estimator":
         panels: list[tuple[PubSummary, RegisterCounts | None]] = [
@@ -45,8 +44,25 @@ def plot_summary(summary: Summary, top: int = DEFAULT_TOP) -> Any:
     if total > len(panels):
         fig.suptitle(f"first {len(panels)} of {total} histograms")
     fig.tight_layout()
-    matplotlib_close_if_inline(fig)  # shown once: as the returned value, not by the backend
+    if _inline():  # shown once: as the returned value, not again by the backend
+        plt.close(fig)
     return fig
+
+
+# Names of Jupyter's inline backend: matplotlib >= 3.9 reports the short one, and Qiskit's
+# own matplotlib_close_if_inline misses it (the figure then shows twice).
+_INLINE = {
+    "inline",
+    "module://matplotlib_inline.backend_inline",
+    "module://ipykernel.pylab.backend_inline",
+    "nbagg",
+}
+
+
+def _inline() -> bool:
+    import matplotlib
+
+    return matplotlib.get_backend().lower() in _INLINE
 
 
 def _histogram(
