@@ -126,3 +126,8 @@ class Payload:
 
     def __repr__(self) -> str:
         return f"<Payload {self.describe()}>"
+
+    def _repr_html_(self) -> str:
+        from qrmi_tasks.display import payload_html
+
+        return payload_html(self.kind, self.document, self.backend)

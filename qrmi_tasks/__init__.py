@@ -1,3 +1,39 @@
-"""qrmi-tasks: run quantum workloads on QPU resources from HPC batch jobs."""
+"""qrmi-tasks: run quantum workloads on QPU resources from HPC batch jobs.
+
+From Python: ``qrmi_tasks.run(payload, resource="local")`` returns a Qiskit
+``PrimitiveResult`` (or a Pulser counter); ``qrmi_tasks.submit(...)`` returns a
+:class:`~qrmi_tasks.api.Task` handle; ``qrmi_tasks.load(path)`` reads a result file.
+They are imported on first use, so ``import qrmi_tasks`` (and the CLIs' start) stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qrmi_tasks.api import Task, TaskCancelled, run, submit
+    from qrmi_tasks.results import load
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "run": "qrmi_tasks.api",
+    "submit": "qrmi_tasks.api",
+    "Task": "qrmi_tasks.api",
+    "TaskCancelled": "qrmi_tasks.api",
+    "load": "qrmi_tasks.results",
+}
+
+__all__ = ["Task", "TaskCancelled", "__version__", "load", "run", "submit"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qrmi_tasks' has no attribute '{name}'")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -142,6 +142,10 @@ class ResultSink:
             if self.target is None:
                 with temp.open("rb") as source:
                     shutil.copyfileobj(source, sys.stdout.buffer, 1 << 20)
+                    if source.tell() and not _ends_with_newline(source):
+                        # stdout may share a file with the logs (sbatch without -o):
+                        # the next log line must not be glued to the result
+                        sys.stdout.buffer.write(b"\n")
                     sys.stdout.buffer.flush()
                 temp.unlink()
                 return
@@ -165,6 +169,11 @@ class ResultSink:
         if temp is not None:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+
+def _ends_with_newline(source: BinaryIO) -> bool:
+    source.seek(-1, os.SEEK_END)
+    return source.read(1) == b"\n"
 
 
 def _umask() -> int:

@@ -3,14 +3,18 @@ values for estimators.
 
 Handles the three result forms the runner writes: a PrimitiveResult encoded with
 qiskit-ibm-runtime's RuntimeEncoder, IBM's plain-JSON primitive result
-(``support_qiskit: false``), and Pasqal's ``{"counter": {...}}``. Each file is read and
-parsed once.
+(``support_qiskit: false``), and Pasqal's ``{"counter": {...}}``. :func:`load` turns
+each into the ecosystem's object (a Qiskit ``PrimitiveResult``, a Pulser counter), also
+when the result sits among log lines in a ``slurm-N.out``. Summaries keep every pub and
+every parameter binding apart.
+
+Light to import (``qrmi-result --help``): qiskit is imported by :func:`load`.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +27,13 @@ DEFAULT_TOP = 16
 
 @dataclass
 class RegisterCounts:
-    """Counts of one classical register of one pub (or of a Pulser run)."""
+    """Counts of one classical register for one parameter binding of one pub (or of a
+    Pulser run). ``binding`` is the binding's index in the pub's shape (``()``: none)."""
 
     name: str
     shots: int
     counts: dict[str, int]
+    binding: tuple[int, ...] = ()
 
     def top(self, k: int) -> list[tuple[str, int, float]]:
         """The ``k`` most frequent bitstrings with count and probability."""
@@ -44,6 +50,10 @@ class PubSummary:
     evs: Any = None
     stds: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the pub's shape (parameter bindings x observables)
+    shape: tuple[int, ...] = ()
+    #: per expectation value, the observable's label when the payload is known
+    labels: Any = None
 
 
 @dataclass
@@ -64,6 +74,7 @@ class Summary:
                 entry["registers"] = [
                     {
                         "name": r.name,
+                        **({"binding": list(r.binding)} if pub.shape else {}),
                         "shots": r.shots,
                         "distinct": len(r.counts),
                         "top": [
@@ -73,9 +84,13 @@ class Summary:
                     }
                     for r in pub.registers
                 ]
+            if pub.shape:
+                entry["shape"] = list(pub.shape)
             if pub.evs is not None:
                 entry["evs"] = _plain(pub.evs)
                 entry["stds"] = _plain(pub.stds)
+                if pub.labels is not None:
+                    entry["observables"] = _plain(pub.labels)
             if pub.metadata:
                 entry["metadata"] = _plain(pub.metadata)
             pubs.append(entry)
@@ -110,177 +125,259 @@ def _read_text(path: str | Path) -> str:
         raise InputError(f"cannot read result file {path}: {exc}") from None
 
 
-def load(path: str | Path) -> Any:
-    """Decode a runner output: a ``PrimitiveResult`` (RuntimeEncoder form) or a plain dict.
+# A result document starts a line: the runner writes it whole, and the log lines around
+# it in a shared slurm-N.out end with a newline (the result too, since it ends with one).
+_LINE_START_BRACE = re.compile(r"(?m)^\{")
 
-    Pasqal results come back as ``{"counter": {...}}``; plain-JSON primitive results as
-    the dict IBM's result schemas describe.
+
+def _is_result(document: Any) -> bool:
+    return isinstance(document, dict) and (
+        "__type__" in document
+        or isinstance(document.get("results"), list)
+        or isinstance(document.get("counter"), dict)
+    )
+
+
+def extract(text: str, source: str | Path = "<result>") -> tuple[str, Any]:
+    """The result JSON in ``text`` (its text and the parsed document).
+
+    ``text`` is a result file or a ``slurm-N.out`` holding log lines around the result
+    (stdout and stderr share it under ``sbatch`` without ``-o``). The first JSON object
+    that starts a line and looks like a result wins.
     """
-    text = _read_text(path)
     try:
-        if text.lstrip().startswith('{"__type__"'):
-            from qiskit_ibm_runtime import RuntimeDecoder
-
-            return json.loads(text, cls=RuntimeDecoder)
-        return json.loads(text)
+        return text, json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise InputError(f"{path} is not a runner result (invalid JSON: {exc})") from None
+        whole_error = exc
+    decoder = json.JSONDecoder()
+    for match in _LINE_START_BRACE.finditer(text):
+        try:
+            document, end = decoder.raw_decode(text, match.start())
+        except (ValueError, RecursionError):
+            continue
+        if _is_result(document):
+            return text[match.start() : end], document
+    raise InputError(
+        f"{source} is not a runner result (invalid JSON: {whole_error}; no result found "
+        "among its lines either)"
+    )
 
 
-def summarize(path: str | Path) -> Summary:
-    """Load ``path`` and summarize it, whatever its form."""
-    result = load(path)
-    if isinstance(result, dict):
-        if isinstance(result.get("counter"), dict):
-            return _summarize_counter(result["counter"])
-        if isinstance(result.get("results"), list):
-            return _summarize_plain(result, path)
-        raise InputError(f"{path} is not a runner result (no 'counter' or 'results')")
-    if hasattr(result, "__iter__") and hasattr(result, "metadata"):
-        return _summarize_primitive(result)
-    raise InputError(f"{path} is not a runner result")
+def load(path: str | Path, payload: Any = None) -> Any:
+    """Read a runner output as the ecosystem's object.
+
+    Qiskit results (both the RuntimeEncoder and the plain-JSON form) come back as a
+    ``PrimitiveResult`` (:class:`~qrmi_tasks.result_objects.QrmiResult`: sampler pubs
+    hold ``BitArray`` registers, estimator pubs ``evs``/``stds``); Pasqal results as a
+    :class:`~qrmi_tasks.result_objects.PulserCounts` counter. ``path`` may also be a
+    ``slurm-N.out`` with log lines around the result. ``payload`` (a path, dict or
+    payload object) names the estimator's observables in summaries and plots.
+    """
+    text, document = extract(_read_text(path), path)
+    return from_document(text, document, str(path), payload)
 
 
-def _summarize_counter(counter: dict[str, Any]) -> Summary:
-    counts = {str(k): int(v) for k, v in counter.items()}
-    register = RegisterCounts("counter", sum(counts.values()), counts)
-    return Summary("pulser", "pasqal", [PubSummary(0, registers=[register])])
+def from_document(text: str, document: Any, source: str, payload: Any = None) -> Any:
+    """The object for one parsed result document (``text`` is its JSON text)."""
+    if not _is_result(document):
+        raise InputError(f"{source} is not a runner result (no 'counter' or 'results')")
+    from qrmi_tasks import result_objects
+
+    if "__type__" in document:
+        from qiskit_ibm_runtime import RuntimeDecoder
+
+        try:
+            decoded = json.loads(text, cls=RuntimeDecoder)
+        except Exception as exc:  # the SDK raises whatever its decoders meet
+            raise InputError(f"{source}: cannot decode the Qiskit result: {exc}") from None
+        if not (hasattr(decoded, "__iter__") and hasattr(decoded, "metadata")):
+            raise InputError(f"{source} is not a runner result")
+        result = result_objects.from_decoded(decoded)
+    elif isinstance(document.get("counter"), dict):
+        try:
+            return result_objects.PulserCounts(
+                {str(k): int(v) for k, v in document["counter"].items()}
+            )
+        except (TypeError, ValueError):
+            raise InputError(f"{source}: the counter holds non-integer counts") from None
+    else:
+        result = result_objects.from_plain(document, source)
+    if payload is not None:
+        result.observables = observable_labels(payload)
+    return result
+
+
+# -- observables ---------------------------------------------------------------------------
+def _payload_document(payload: Any) -> dict[str, Any]:
+    if isinstance(payload, dict):
+        return payload
+    document = getattr(payload, "document", None)
+    if isinstance(document, dict):
+        return document
+    from qrmi_tasks.payload import load_payload
+
+    return load_payload(payload).document
+
+
+def observable_label(observable: Any) -> Any:
+    """A readable label (nested lists for arrays) of a payload's observable(s)."""
+    if isinstance(observable, str):
+        return observable
+    if isinstance(observable, dict):
+        terms = [p if _is_one(c) else f"{_number(c)}·{p}" for p, c in observable.items()]
+        return " + ".join(terms) or "0"
+    if isinstance(observable, list):
+        return [observable_label(o) for o in observable]
+    return str(observable)
+
+
+def _is_one(value: Any) -> bool:
+    return isinstance(value, int | float) and float(value) == 1.0
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
+
+
+def observable_labels(payload: Any) -> list[Any] | None:
+    """Per pub, the observables' labels as nested lists (None: not an estimator payload)."""
+    document = _payload_document(payload)
+    if document.get("program_id") != "estimator":
+        return None
+    labels = []
+    for pub in document["parameters"]["pubs"]:
+        labels.append(observable_label(pub[1]) if isinstance(pub, list) and len(pub) > 1 else None)
+    return labels
+
+
+def _labels_for(labels: Any, shape: tuple[int, ...]) -> Any:
+    """The labels broadcast to the evs' shape, as the pub's broadcasting rules do."""
+    import numpy as np
+
+    if labels is None:
+        return None
+    array = np.empty(np.shape(labels) if isinstance(labels, list) else (), dtype=object)
+    if isinstance(labels, list):
+        for index in np.ndindex(array.shape):
+            item: Any = labels
+            for i in index:
+                item = item[i]
+            array[index] = item
+    else:
+        array[()] = labels
+    try:
+        return np.broadcast_to(array, shape)
+    except ValueError:  # a payload that does not match this result
+        return None
+
+
+# -- summaries -----------------------------------------------------------------------------
+def summarize(source: Any, payload: Any = None) -> Summary:
+    """Summarize a result file (path) or an object :func:`load` returned."""
+    result = load(source, payload) if isinstance(source, str | Path) else source
+    from qrmi_tasks.result_objects import PulserCounts
+
+    if isinstance(result, PulserCounts):
+        counts = dict(result)
+        register = RegisterCounts("counter", sum(counts.values()), counts)
+        return Summary("pulser", "pasqal", [PubSummary(0, registers=[register])])
+    return _summarize_primitive(result)
 
 
 def _summarize_primitive(result: Any) -> Summary:
+    import numpy as np
     from qiskit.primitives.containers import BitArray
 
+    observables = getattr(result, "observables", None) or []
     pubs, kind = [], "sampler"
     for index, pub in enumerate(result):
-        summary = PubSummary(index, metadata=dict(pub.metadata))
+        shape = tuple(pub.data.shape)
+        summary = PubSummary(index, metadata=dict(pub.metadata), shape=shape)
         for name, value in pub.data.items():
             if isinstance(value, BitArray):
-                counts = value.get_counts()
-                summary.registers.append(RegisterCounts(name, sum(counts.values()), counts))
+                # one entry per binding: merging a sweep's bindings would mix different
+                # circuits' outcomes and multiply the shot count
+                for binding in np.ndindex(value.shape):
+                    part = value[binding] if binding else value
+                    counts = part.get_counts()
+                    summary.registers.append(
+                        RegisterCounts(name, part.num_shots, counts, tuple(binding))
+                    )
         if "evs" in pub.data:
             kind = "estimator"
             summary.evs, summary.stds = pub.data.evs, pub.data.stds
+            if index < len(observables):
+                summary.labels = _labels_for(observables[index], np.shape(summary.evs))
         pubs.append(summary)
-    return Summary(kind, "qiskit", pubs, dict(result.metadata))
+    return Summary(kind, getattr(result, "form", "qiskit"), pubs, dict(result.metadata))
 
 
-def _hex_counts(samples: Any, num_bits: int) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    stack = [samples]
-    while stack:  # samples may be nested by the pub's shape
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        else:
-            counts[format(int(str(item), 16), f"0{num_bits}b")] += 1
-    return counts
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _summarize_plain(result: dict[str, Any], path: str | Path) -> Summary:
-    pubs, kind = [], "sampler"
-    for index, pub in enumerate(result["results"]):
-        data = pub.get("data") if isinstance(pub, dict) else None
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: results[{index}] has no 'data' object")
-        summary = PubSummary(index, metadata=pub.get("metadata") or {})
-        if "evs" in data:
-            kind = "estimator"
-            summary.evs, summary.stds = data["evs"], data.get("stds")
-        else:
-            for name, register in data.items():
-                if not isinstance(register, dict) or "samples" not in register:
-                    continue
-                try:
-                    counts = _hex_counts(register["samples"], int(register.get("num_bits", 0)))
-                except (TypeError, ValueError):
-                    raise InputError(f"{path}: results[{index}].data.{name}: bad samples") from None
-                summary.registers.append(RegisterCounts(name, sum(counts.values()), dict(counts)))
-        pubs.append(summary)
-    return Summary(kind, "plain-json", pubs, result.get("metadata") or {})
+def binding_text(binding: tuple[int, ...]) -> str:
+    """``binding [0, 1]`` style name of a parameter binding (empty if the pub has none)."""
+    return f"binding [{', '.join(map(str, binding))}]" if binding else ""
 
 
 def format_text(summary: Summary, top: int = DEFAULT_TOP) -> str:
     """Human-readable summary (``qrmi-result summary``)."""
+    if summary.kind == "pulser":
+        return _format_pulser(summary, top)
     import numpy as np
 
-    lines = [f"{summary.kind} result ({summary.form} form), {len(summary.pubs)} pub(s)"]
+    lines = [f"{summary.kind} result ({summary.form} form), {_plural(len(summary.pubs), 'pub')}"]
     for pub in summary.pubs:
-        if summary.kind != "pulser":
-            lines.append(f"pub {pub.index}:")
+        shape = f" (shape {list(pub.shape)})" if pub.shape else ""
+        lines.append(f"pub {pub.index}{shape}:")
         for register in pub.registers:
-            shown = register.top(top)
-            lines.append(
-                f"  register {register.name}: {register.shots} shots, "
-                f"{len(register.counts)} distinct outcome(s)"
-                + (f", top {len(shown)}" if len(shown) < len(register.counts) else "")
-            )
-            width = max((len(b) for b, _, _ in shown), default=0)
-            for bits, count, probability in shown:
-                lines.append(f"    {bits:>{width}}  {count:>8}  {probability:8.4f}")
+            where = f", {binding_text(register.binding)}" if register.binding else ""
+            lines.append(f"  register {register.name}{where}: " + _counts_head(register, top))
+            lines.extend(_count_lines(register, top))
         if pub.evs is not None:
             evs = np.atleast_1d(np.asarray(pub.evs, dtype=float))
             stds = np.atleast_1d(
                 np.asarray(pub.stds if pub.stds is not None else np.nan, dtype=float)
             )
             stds = np.broadcast_to(stds, evs.shape)
+            labels = None if pub.labels is None else np.broadcast_to(pub.labels, evs.shape)
             lines.append(f"  expectation values (shape {list(evs.shape)}):")
             for idx in np.ndindex(evs.shape):
                 label = ",".join(map(str, idx))
-                lines.append(f"    [{label}]  {evs[idx]: .6f} ± {stds[idx]:.6f}")
-    for key in ("execution", "usage", "version"):
-        if key in summary.metadata:
-            lines.append(f"{key}: {json.dumps(_plain(summary.metadata[key]))}")
+                name = f"  {labels[idx]}" if labels is not None else ""
+                lines.append(f"    [{label}]{name}  {evs[idx]: .6f} ± {stds[idx]:.6f}")
+    lines.extend(_metadata_lines(summary))
     return "\n".join(lines)
 
 
-def plot(summary: Summary, output: str | Path, top: int = DEFAULT_TOP) -> None:
-    """Write a PNG: a counts histogram (sampler, Pulser) or expectation values with errors."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    panels = (
-        [(p, r) for p in summary.pubs for r in p.registers]
-        if summary.kind != "estimator"
-        else [(p, None) for p in summary.pubs]
+def _counts_head(register: RegisterCounts, top: int, shots: str = "shots") -> str:
+    shown = min(top, len(register.counts))
+    return f"{register.shots} {shots}, {len(register.counts)} distinct outcome(s)" + (
+        f", top {shown}" if shown < len(register.counts) else ""
     )
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
-    for ax, (pub, register) in zip(axes[:, 0], panels, strict=True):
-        if register is not None:
-            shown = register.top(top)
-            labels = [b for b, _, _ in shown]
-            ax.bar(range(len(shown)), [p for _, _, p in shown], color="#3b6fb6")
-            ax.set_xticks(
-                range(len(shown)),
-                labels,
-                rotation=60 if len(labels) > 8 else 0,
-                fontsize=8 if len(labels) > 8 else 10,
-                family="monospace",
-            )
-            ax.set_xlabel("measured bitstring")
-            ax.set_ylabel("probability")
-            extra = (
-                f" (top {len(shown)} of {len(register.counts)})"
-                if len(shown) < len(register.counts)
-                else ""
-            )
-            title = f"{register.name}: {register.shots} shots{extra}"
-            ax.set_title(title if summary.kind == "pulser" else f"pub {pub.index}, {title}")
-        else:
-            evs = np.ravel(np.asarray(pub.evs, dtype=float))
-            stds = np.ravel(
-                np.broadcast_to(
-                    np.asarray(pub.stds if pub.stds is not None else 0.0, dtype=float),
-                    np.shape(pub.evs),
-                )
-            )
-            ax.errorbar(range(len(evs)), evs, yerr=stds, fmt="o", capsize=4, color="#b63b3b")
-            ax.axhline(0, color="grey", linewidth=0.5)
-            ax.set_xlabel("observable / parameter index")
-            ax.set_ylabel("expectation value")
-            ax.set_title(f"pub {pub.index}: {len(evs)} expectation value(s)")
-    fig.tight_layout()
-    fig.savefig(output, format="png", dpi=100)
-    plt.close(fig)
+
+
+def _count_lines(register: RegisterCounts, top: int) -> list[str]:
+    shown = register.top(top)
+    width = max((len(b) for b, _, _ in shown), default=0)
+    return [f"    {bits:>{width}}  {count:>8}  {p:8.4f}" for bits, count, p in shown]
+
+
+def _format_pulser(summary: Summary, top: int) -> str:
+    register = summary.pubs[0].registers[0]
+    lines = [
+        f"Pulser sequence result ({summary.form} form): " + _counts_head(register, top, "runs"),
+        "  bitstring (one digit per atom)  count  probability:",
+        *_count_lines(register, top),
+    ]
+    lines.extend(_metadata_lines(summary))
+    return "\n".join(lines)
+
+
+def _metadata_lines(summary: Summary) -> list[str]:
+    return [
+        f"{key}: {json.dumps(_plain(summary.metadata[key]))}"
+        for key in ("execution", "usage", "version")
+        if key in summary.metadata
+    ]

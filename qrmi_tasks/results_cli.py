@@ -6,17 +6,30 @@ import json
 
 import click
 
+from qrmi_tasks import __version__
 from qrmi_tasks.front import exit_with, run_command
 from qrmi_tasks.results import DEFAULT_TOP
 
 PROGRAM = "qrmi-result"
 VERBOSE_HINT = f"rerun as '{PROGRAM} -v ...'"
 
+_PAYLOAD_OPTION = click.option(
+    "--payload",
+    metavar="FILE",
+    help="The payload the result came from: names the estimator's observables.",
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "-V", "--version", prog_name=PROGRAM, message="%(prog)s %(version)s"
+)
 @click.option("-v", "--verbose", count=True, help="Debug log on stderr (tracebacks included).")
 def cli(verbose: int) -> None:
-    """qrmi-result - look at qrmi-task-runner results."""
+    """qrmi-result - look at qrmi-task-runner results.
+
+    FILE is a result file, or a slurm-N.out in which the result sits among log lines.
+    """
     if verbose:
         from qrmi_tasks.logsetup import setup_logging
 
@@ -34,11 +47,12 @@ def cli(verbose: int) -> None:
     help="Show the K most frequent bitstrings.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
-def summary(file: str, top: int, as_json: bool) -> None:
+@_PAYLOAD_OPTION
+def summary(file: str, top: int, as_json: bool, payload: str | None) -> None:
     """Summarize a result FILE: counts (sampler, Pulser) or expectation values (estimator)."""
     from qrmi_tasks.results import format_text, summarize
 
-    result = summarize(file)
+    result = summarize(file, payload)
     if as_json:
         click.echo(json.dumps(result.to_dict(top), indent=2))
     else:
@@ -47,7 +61,13 @@ def summary(file: str, top: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("file", metavar="FILE")
-@click.option("-o", "--output", required=True, metavar="PNG", help="Image file to write.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="IMAGE",
+    help="Image file to write; the format follows its extension (.png, .pdf, .svg...).",
+)
 @click.option(
     "--top",
     "-k",
@@ -56,17 +76,44 @@ def summary(file: str, top: int, as_json: bool) -> None:
     type=click.IntRange(1),
     help="Plot the K most frequent bitstrings.",
 )
-def plot(file: str, output: str, top: int) -> None:
-    """Plot a result FILE as a histogram or expectation values with error bars."""
+@_PAYLOAD_OPTION
+def plot(file: str, output: str, top: int, payload: str | None) -> None:
+    """Plot a result FILE: histograms per pub and binding, or evs ± std per observable."""
+    import io
     from pathlib import Path
 
-    from qrmi_tasks.output import check_target
-    from qrmi_tasks.results import plot as draw
+    import matplotlib
+
+    from qrmi_tasks.errors import UsageError
+    from qrmi_tasks.output import ResultSink, check_target
     from qrmi_tasks.results import summarize
 
-    check_target(Path(output))
-    draw(summarize(file), output, top)
-    click.echo(f"wrote {output}", err=True)
+    target = Path(output)
+    check_target(target)
+    # this process only writes a file: no GUI backend, whatever the session's DISPLAY
+    matplotlib.use("Agg")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    image_format = target.suffix.lower().lstrip(".") or "png"
+    if image_format not in formats:
+        raise UsageError(
+            f"cannot tell the image format from {output}: use one of the extensions "
+            + ", ".join(f".{f}" for f in sorted(formats))
+        )
+    import matplotlib.pyplot as plt
+
+    from qrmi_tasks.plots import plot_summary
+
+    figure = plot_summary(summarize(file, payload), top)
+    image = io.BytesIO()
+    figure.savefig(image, format=image_format, dpi=100)
+    plt.close(figure)
+    sink = ResultSink(target)  # complete or untouched, like the runner's results
+    with sink.open() as stream:
+        stream.write(image.getvalue())
+    sink.publish()
+    click.echo(f"wrote {output} ({image_format})", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -74,6 +74,8 @@ class RunRequest:
     config_path: Path | None = None
     task_id: str | None = None
     cancel_on_sigcont: bool = True
+    #: an already parsed payload (the Python API); ``payload_path`` then only names it
+    payload: Payload | None = None
 
 
 # What tells concurrent runs apart and stays the same when Slurm requeues the job: the
@@ -124,7 +126,7 @@ def prepare(
     cls.check_settings(resource, settings)
     if request.logs_path is not None and not cls.has_logs:
         log.warning("resource type %s has no task logs; --logs is ignored", resource.type.name)
-    payload = load_payload(request.payload_path)
+    payload = request.payload or load_payload(request.payload_path)
     cls.check_kind(payload, f"resource '{resource.name}' ({resource.type.name})")
     validate_sequence(payload)
     if request.task_id:
@@ -569,11 +571,24 @@ def _submitted_id(pending: Call[str], name: str) -> str | None:
         return None
 
 
-def run(request: RunRequest, environ: Mapping[str, str] | None = None) -> int:
+def run(
+    request: RunRequest,
+    environ: Mapping[str, str] | None = None,
+    watch: SignalWatch | None = None,
+    on_start: Callable[[TaskRun], None] | None = None,
+) -> int:
     """Run one task end to end and return the process exit code.
 
-    Raises :class:`QrmiError` subclasses for errors the CLI prints as one line.
+    Raises :class:`QrmiError` subclasses for errors the CLI prints as one line. The
+    Python API (:mod:`qrmi_tasks.api`) passes its own ``watch`` (no handlers in a
+    thread, handlers restored in a notebook) and ``on_start``, which gets the
+    :class:`TaskRun` before the input is read so it can report the task's status.
     """
     environ = os.environ if environ is None else environ
-    with SignalWatch(request.cancel_on_sigcont) as watch:
-        return TaskRun(request, watch, environ).execute()
+    if watch is None:
+        watch = SignalWatch(request.cancel_on_sigcont)
+    with watch:
+        task = TaskRun(request, watch, environ)
+        if on_start is not None:
+            on_start(task)
+        return task.execute()

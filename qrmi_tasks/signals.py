@@ -23,10 +23,24 @@ _TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class SignalWatch:
-    """Install handlers on enter; :meth:`sleep` and :meth:`wait` wake early on a signal."""
+    """Install handlers on enter; :meth:`sleep` and :meth:`wait` wake early on a signal.
 
-    def __init__(self, cancel_on_sigcont: bool = True) -> None:
+    ``handlers=False`` installs nothing (a run in a thread other than the main one, where
+    Python refuses handlers): only :meth:`trigger` stops it. ``keep_after_cancel=False``
+    restores the previous handlers on exit even after a signal, for a run inside a
+    process that lives on (a notebook kernel owns SIGINT); the CLI keeps them (below).
+    """
+
+    def __init__(
+        self,
+        cancel_on_sigcont: bool = True,
+        *,
+        handlers: bool = True,
+        keep_after_cancel: bool = True,
+    ) -> None:
         self.cancel_on_sigcont = cancel_on_sigcont
+        self.handlers = handlers
+        self.keep_after_cancel = keep_after_cancel
         self.received: list[int] = []
         #: ``time.monotonic()`` of the first watched signal (the cancel budget starts there)
         self.first_at: float | None = None
@@ -46,6 +60,11 @@ class SignalWatch:
             self.first_at = time.monotonic()
         self.received.append(signum)
         self._released.set()
+
+    def trigger(self, signum: int) -> None:
+        """Act as if ``signum`` had arrived (a programmatic cancel), from any thread."""
+        self._handle(signum, None)
+        self.wake()
 
     @property
     def triggered(self) -> bool:
@@ -68,16 +87,19 @@ class SignalWatch:
         self._reader, self._writer = socket.socketpair()
         self._reader.setblocking(False)
         self._writer.setblocking(False)
+        if not self.handlers:
+            return self
         self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
         for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.set_wakeup_fd(self._previous_fd)
+        if self.handlers:
+            signal.set_wakeup_fd(self._previous_fd)
         # After a cancel, keep recording: scancel's SIGTERM follows its SIGCONT by ~10 ms
         # and must not kill the process with the default action while it exits.
-        if not self.triggered:
+        if not self.triggered or not self.keep_after_cancel:
             for signum, handler in self._previous.items():
                 signal.signal(signum, handler)  # type: ignore[arg-type]
         self._reader.close()
@@ -113,8 +135,11 @@ class SignalWatch:
 
     def wake(self) -> None:
         """Wake the main thread's :meth:`wait` (called by worker threads when done)."""
+        writer = getattr(self, "_writer", None)  # None before __enter__
+        if writer is None:
+            return
         with contextlib.suppress(OSError, ValueError):
-            self._writer.send(b"\0")
+            writer.send(b"\0")
 
     def wait_for_terminating(self, until: float) -> None:
         """After a SIGCONT-only cancel, wait (to monotonic ``until``) for scancel's SIGTERM."""

@@ -9,8 +9,10 @@ import sys
 import pytest
 from conftest import EXAMPLES, clean_env, run_runner
 from payloads import write_pulser_payload
+from qiskit.primitives import PrimitiveResult
+from qiskit.primitives.containers import BitArray
 
-from qrmi_tasks.results import load, summarize
+from qrmi_tasks.results import format_text, load, summarize
 
 
 def qrmi_result(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,13 +68,19 @@ def test_plain_sampler_summary_matches_encoded_form(outputs):
 
 def test_estimator_summary(outputs):
     result = load(outputs["estimator"])
-    assert type(result).__name__ == "PrimitiveResult"
+    assert isinstance(result, PrimitiveResult) and result[0].data.evs.shape == (3,)
     data = json.loads(qrmi_result("summary", "--json", str(outputs["estimator"])).stdout)
     evs = data["pubs"][0]["evs"]
     assert data["kind"] == "estimator" and len(evs) == 3
     assert abs(evs[0] - 1) < 0.1 and abs(evs[2]) < 0.1  # ZZ, ..., ZI on a Bell state
     text = qrmi_result("summary", str(outputs["estimator"])).stdout
     assert "expectation values (shape [3])" in text and "±" in text
+
+
+def test_pulser_summary_uses_pulser_words(outputs):
+    text = qrmi_result("summary", str(outputs["pulser"])).stdout
+    assert text.startswith("Pulser sequence result") and "120 runs" in text
+    assert "pub" not in text and "register" not in text
 
 
 def test_pulser_summary(outputs):
@@ -128,3 +136,125 @@ def test_bad_result_file(tmp_path, content, fragment):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
+
+
+def test_plain_form_loads_as_primitive_result(outputs):
+    """Both forms of one sampler result decode to the same kind of Qiskit object."""
+    encoded, plain = load(outputs["sampler"]), load(outputs["plain"])
+    assert isinstance(plain, PrimitiveResult) and plain.form == "plain-json"
+    for result in (encoded, plain):
+        meas = result[0].data.meas
+        assert isinstance(meas, BitArray) and meas.num_bits == 2 and meas.num_shots == 1000
+    assert type(plain[0]).__name__ == "SamplerPubResult"
+
+
+def test_plain_sweep_and_estimator_rebuilt(tmp_path):
+    """IBM's plain JSON (support_qiskit: false): samples nested by the pub's shape become
+    a BitArray of that shape; evs/stds become a PubResult's arrays."""
+    sampler = {
+        "results": [
+            {
+                "data": {
+                    "c": {"samples": [["0x1", "0x1", "0x0"], ["0x2", "0x3", "0x3"]], "num_bits": 2}
+                },
+                "metadata": {},
+            }
+        ],
+        "metadata": {"version": 2},
+    }
+    (tmp_path / "s.json").write_text(json.dumps(sampler))
+    result = load(tmp_path / "s.json")
+    bits = result[0].data.c
+    assert bits.shape == (2,) and bits.num_shots == 3
+    assert bits[0].get_counts() == {"01": 2, "00": 1} and bits[1].get_counts() == {"10": 1, "11": 2}
+    summary = summarize(result)
+    assert [(r.binding, r.shots) for r in summary.pubs[0].registers] == [((0,), 3), ((1,), 3)]
+    text = format_text(summary)
+    assert "register c, binding [1]: 3 shots" in text and "6 shots" not in text
+    estimator = {
+        "results": [{"data": {"evs": [0.5, -0.25], "stds": [0.01, 0.02]}, "metadata": {}}],
+        "metadata": {},
+    }
+    (tmp_path / "e.json").write_text(json.dumps(estimator))
+    data = load(tmp_path / "e.json")[0].data
+    assert data.evs.tolist() == [0.5, -0.25] and data.stds.tolist() == [0.01, 0.02]
+
+
+def test_plain_results_match_ibm_schemas(outputs):
+    import jsonschema
+    from conftest import ibm_schema
+
+    jsonschema.validate(json.loads(outputs["plain"].read_text()), ibm_schema("sampler_result_v2"))
+
+
+def test_result_among_log_lines(outputs, tmp_path):
+    """A slurm-N.out: log lines, the result (ending with a newline), more log lines; and the
+    old glued form, where the next log line followed the JSON on its line."""
+    result = outputs["sampler"].read_text().rstrip("\n")
+    log = "2025-01-01T00:00:00.000Z qrmi-task-runner INFO task local-1: completed\n"
+    for name, text in {
+        "slurm-1.out": log + result + "\n" + log,
+        "slurm-2.out": log + result + log,
+    }.items():
+        (tmp_path / name).write_text(text)
+        proc = qrmi_result("summary", str(tmp_path / name))
+        assert proc.returncode == 0, proc.stderr
+        assert "register meas: 1000 shots" in proc.stdout
+
+
+def test_stdout_result_ends_with_newline():
+    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.endswith("}\n")
+    json.loads(proc.stdout)
+
+
+def test_version_and_top_default():
+    from qrmi_tasks import __version__
+    from qrmi_tasks.results import DEFAULT_TOP
+
+    assert qrmi_result("--version").stdout.strip() == f"qrmi-result {__version__}"
+    assert f"default: {DEFAULT_TOP}" in qrmi_result("summary", "--help").stdout
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    assert f"(`--top K`, default {DEFAULT_TOP})" in readme
+
+
+def test_plot_format_from_extension(outputs, tmp_path):
+    pdf = tmp_path / "counts.pdf"
+    proc = qrmi_result("plot", str(outputs["sampler"]), "-o", str(pdf))
+    assert proc.returncode == 0, proc.stderr
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    proc = qrmi_result("plot", str(outputs["sampler"]), "-o", str(tmp_path / "x.nope"))
+    assert proc.returncode == 2 and "cannot tell the image format" in proc.stderr
+    assert not (tmp_path / "x.nope").exists()
+
+
+def test_plots_are_figures_per_binding_and_label_observables(outputs, tmp_path):
+    from matplotlib.figure import Figure
+
+    sweep = {
+        "results": [
+            {"data": {"meas": {"samples": [["0x1"], ["0x0"]], "num_bits": 1}}, "metadata": {}}
+        ],
+        "metadata": {},
+    }
+    (tmp_path / "sweep.json").write_text(json.dumps(sweep))
+    figure = load(tmp_path / "sweep.json").plot()
+    assert isinstance(figure, Figure) and len(figure.axes) == 2
+    assert [ax.get_title() for ax in figure.axes] == [
+        "pub 0, register meas, binding [0]: 1 shots",
+        "pub 0, register meas, binding [1]: 1 shots",
+    ]
+    payload = EXAMPLES / "qiskit" / "bell_estimator.json"
+    figure = load(outputs["estimator"], payload=payload).plot()
+    labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert labels == ["ZZ [0]", "XX [1]", "ZI [2]"]
+    text = qrmi_result("summary", "--payload", str(payload), str(outputs["estimator"])).stdout
+    assert "[0]  ZZ" in text
+
+
+def test_html_views(outputs):
+    html = load(outputs["sampler"])._repr_html_()
+    assert "register <code>meas</code>: 1000 shots" in html and "<code>00</code>" in html
+    html = load(outputs["estimator"])._repr_html_()
+    assert "expectation value ± std" in html and "±" in html

@@ -1,0 +1,312 @@
+"""Run payloads from Python (notebooks, scripts) with the runner's whole lifecycle.
+
+::
+
+    import qrmi_tasks
+
+    result = qrmi_tasks.run(payload, resource="local")   # a Qiskit PrimitiveResult
+    result[0].data.meas.get_counts()
+
+    task = qrmi_tasks.submit(payload, resource="ibm_torino")   # returns at once
+    task.status()   # "preparing", "submitting", "queued", "running", "completed"...
+    task.result()   # waits; task.cancel() cancels the remote task
+
+Same configuration, checks and providers as ``qrmi-task-runner`` (it is the same code:
+:func:`qrmi_tasks.runner.run`). :func:`run` in the main thread cancels the task on
+Ctrl-C (a notebook's "interrupt kernel") and on SIGTERM/SIGHUP (Slurm's scancel), then
+raises ``KeyboardInterrupt`` (SIGINT) or ``SystemExit(128+N)``; the previous signal
+handlers are restored afterwards, so the kernel keeps its own. :func:`submit` runs the
+task in a background thread, which installs no signal handler: cancel it with
+:meth:`Task.cancel` (unfinished tasks are cancelled when the interpreter exits).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import copy
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from qrmi_tasks.errors import EXIT_SIGNAL_BASE, QrmiError, TaskFailed, UsageError
+from qrmi_tasks.logsetup import LOGGER_NAME, SECRETS, secret_env_values
+from qrmi_tasks.payload import Payload, check_document, load_payload
+from qrmi_tasks.runner import CANCEL_BUDGET, CLEANUP_BUDGET, RunRequest, TaskRun
+from qrmi_tasks.signals import SignalWatch, cancel_on_sigcont_default, describe
+
+_live: weakref.WeakSet[Task] = weakref.WeakSet()
+_log_handler: logging.Handler | None = None
+# How long cancel() waits for the runner's cancel path (budgets counted from the trigger).
+_CANCEL_WAIT = CANCEL_BUDGET + CLEANUP_BUDGET + 2.0
+
+
+class TaskCancelled(TaskFailed):
+    """The task was cancelled from Python (:meth:`Task.cancel`) or by a signal."""
+
+
+def _payload(payload: Any, support_qiskit: bool | None) -> tuple[Payload | None, Path]:
+    """The parsed payload (None: let the runner read the file) and the name it goes by."""
+    if isinstance(payload, str | os.PathLike):
+        path = Path(payload)
+        if support_qiskit is None:
+            return None, path  # read and checked by the runner, as from the CLI
+        parsed = load_payload(path)
+        document, source = copy.deepcopy(parsed.document), str(path)
+    elif isinstance(payload, Payload):
+        document, source = copy.deepcopy(payload.document), payload.source
+    elif isinstance(payload, Mapping):
+        document, source = copy.deepcopy(dict(payload)), "<payload dict>"
+    elif isinstance(getattr(payload, "document", None), Mapping):  # generators' payloads
+        document, source = copy.deepcopy(dict(payload.document)), f"<{type(payload).__name__}>"
+    else:
+        raise UsageError(
+            f"cannot run a {type(payload).__name__}: give a payload file path, a payload "
+            "dict, or a payload from generators (sampler_payload, estimator_payload...)"
+        )
+    if support_qiskit is not None:
+        if "parameters" not in document:
+            raise UsageError("support_qiskit applies to Qiskit primitive payloads only")
+        document["parameters"]["support_qiskit"] = bool(support_qiskit)
+    return check_document(document, source), Path(source)
+
+
+def _setup_logging(level: int | str | None) -> None:
+    """Our log lines to stderr at ``level``, secrets masked (None: leave logging alone)."""
+    global _log_handler
+    if level is None:
+        return
+    logger = logging.getLogger(LOGGER_NAME)
+    if _log_handler is None:
+        _log_handler = logging.StreamHandler(sys.stderr)
+        _log_handler.setFormatter(logging.Formatter("qrmi-tasks %(levelname)s %(message)s"))
+        _log_handler.addFilter(SECRETS)
+        logger.addHandler(_log_handler)
+        logger.propagate = False  # unmasked copies must not reach the application's handlers
+    logger.setLevel(level)
+
+
+class Task:
+    """One task run through the runner: :meth:`status`, :meth:`result`, :meth:`cancel`."""
+
+    def __init__(
+        self,
+        payload: Any,
+        resource: str,
+        *,
+        config: str | os.PathLike[str] | None,
+        output: str | os.PathLike[str] | None,
+        task_id: str | None,
+        support_qiskit: bool | None,
+        environ: Mapping[str, str] | None,
+        log_level: int | str | None,
+        handlers: bool,
+    ) -> None:
+        self.environ = os.environ if environ is None else environ
+        _setup_logging(log_level)
+        SECRETS.add(secret_env_values(self.environ))
+        parsed, path = _payload(payload, support_qiskit)
+        self._scratch = None if output is not None else Path(tempfile.mkdtemp(prefix="qrmi-"))
+        self.output = Path(output) if output is not None else self._scratch / "result.json"
+        self._labels_from = parsed.document if parsed is not None else path
+        self.request = RunRequest(
+            resource_name=resource,
+            payload_path=path,
+            output_path=self.output,
+            config_path=Path(config) if config is not None else None,
+            task_id=task_id,
+            cancel_on_sigcont=cancel_on_sigcont_default(self.environ),
+            payload=parsed,
+        )
+        self._watch = SignalWatch(
+            self.request.cancel_on_sigcont, handlers=handlers, keep_after_cancel=False
+        )
+        self._run: TaskRun | None = None
+        self._done = threading.Event()
+        self._code: int | None = None
+        self._error: BaseException | None = None
+        self._result: Any = None
+        _live.add(self)
+
+    # -- running ----------------------------------------------------------------------------
+    def _execute(self) -> None:
+        from qrmi_tasks import runner
+        from qrmi_tasks.results import load
+
+        try:
+            self._code = runner.run(self.request, self.environ, self._watch, self._started)
+            if self._code == 0:
+                self._result = load(self.output, self._labels_from)
+        except BaseException as exc:  # handed to whoever asks for the result
+            self._error = exc
+        finally:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+            self._done.set()
+
+    def _started(self, task_run: TaskRun) -> None:
+        self._run = task_run
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._execute, name="qrmi: task", daemon=True)
+        thread.start()
+
+    # -- the handle -------------------------------------------------------------------------
+    @property
+    def task_id(self) -> str | None:
+        """The provider's id of the task (None until it is submitted)."""
+        return None if self._run is None else self._run.task_id
+
+    def done(self) -> bool:
+        """Whether the run has ended (result, failure or cancel)."""
+        return self._done.is_set()
+
+    def status(self) -> str:
+        """``preparing``, ``submitting``, ``submitted``, the provider's ``queued`` /
+        ``running``, then ``completed``, ``failed``, ``cancelled`` or ``error``."""
+        if self._done.is_set():
+            if self._code == 0 and self._error is None:
+                return "completed"
+            if self._code is not None and self._code >= EXIT_SIGNAL_BASE:
+                return "cancelled"
+            if isinstance(self._error, TaskFailed) and self._run and self._run.last:
+                return self._run.last.status.value
+            return "error"
+        run = self._run
+        if run is None or not run.prepared:
+            return "preparing"
+        if run.task_id is None:
+            return "submitting"
+        return "submitted" if run.last is None else run.last.status.value
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the task and return its result (a ``PrimitiveResult`` or a Pulser
+        counter). Raises the run's error (``TaskFailed``, ``ProviderError``...),
+        :class:`TaskCancelled` after a cancel, or ``TimeoutError`` after ``timeout``
+        seconds (the task keeps running). Interrupting this wait does not cancel."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"task not finished after {timeout} s (status {self.status()})")
+        if self._error is not None:
+            raise self._error
+        if self._code != 0:
+            signum = (self._code or 0) - EXIT_SIGNAL_BASE
+            raise TaskCancelled(
+                f"task {self.task_id or '(not submitted)'} cancelled ({describe(signum)})"
+            )
+        return self._result
+
+    def cancel(self, wait: bool = True) -> bool:
+        """Cancel the task as a signal would (once); with ``wait``, return whether the run
+        has ended (within the runner's cancel and cleanup budgets)."""
+        if not self._done.is_set():
+            self._watch.trigger(signal.SIGINT)
+        return self._done.wait(_CANCEL_WAIT) if wait else self._done.is_set()
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        task = f" {escape(self.task_id)}" if self.task_id else ""
+        return (
+            f"<div><b>qrmi-tasks task</b>{task} on <code>{escape(self.request.resource_name)}"
+            f"</code>: {escape(self.status())}</div>"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Task {self.task_id or '-'} on {self.request.resource_name}: {self.status()}>"
+
+
+def run(
+    payload: Any,
+    resource: str = "local",
+    *,
+    config: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    task_id: str | None = None,
+    support_qiskit: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+    log_level: int | str | None = "INFO",
+) -> Any:
+    """Run one payload on ``resource`` and return its result.
+
+    ``payload``: a payload file path, a payload dict, or a payload object from
+    :mod:`generators`. ``resource``: a name as for ``qrmi-task-runner`` (``local``, or
+    one of ``SLURM_JOB_QPU_RESOURCES`` / ``config``). ``output``: also keep the result
+    file there (written atomically). ``support_qiskit`` overrides the payload's.
+    ``log_level``: our progress lines on stderr (None: leave logging to the application).
+
+    Returns a Qiskit ``PrimitiveResult`` (sampler or estimator, whichever JSON form the
+    provider wrote) or a :class:`~qrmi_tasks.result_objects.PulserCounts` counter.
+    Errors are raised as :class:`~qrmi_tasks.errors.QrmiError` subclasses, each with the
+    CLI's one-line message and exit code. Ctrl-C cancels the task, then raises
+    ``KeyboardInterrupt``.
+    """
+    in_main = threading.current_thread() is threading.main_thread()
+    task = Task(
+        payload,
+        resource,
+        config=config,
+        output=output,
+        task_id=task_id,
+        support_qiskit=support_qiskit,
+        environ=environ,
+        log_level=log_level,
+        handlers=in_main,
+    )
+    task._execute()
+    code = task._code
+    if code is not None and code > EXIT_SIGNAL_BASE and in_main:
+        if code - EXIT_SIGNAL_BASE == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(code)
+    return task.result()
+
+
+def submit(
+    payload: Any,
+    resource: str = "local",
+    *,
+    config: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    task_id: str | None = None,
+    support_qiskit: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+    log_level: int | str | None = "INFO",
+) -> Task:
+    """Start :func:`run` in a background thread and return its :class:`Task` at once.
+
+    A payload that cannot be read or parsed is refused at once; every other outcome
+    (an unknown resource, a failed task...) is raised by :meth:`Task.result`.
+    """
+    task = Task(
+        payload,
+        resource,
+        config=config,
+        output=output,
+        task_id=task_id,
+        support_qiskit=support_qiskit,
+        environ=environ,
+        log_level=log_level,
+        handlers=False,
+    )
+    task._start_thread()
+    return task
+
+
+@atexit.register
+def _cancel_unfinished() -> None:
+    """A submitted task must not keep running on a QPU after the interpreter is gone."""
+    for task in list(_live):
+        if not task.done():
+            with contextlib.suppress(Exception):  # exiting: nothing more to do
+                task.cancel()
+
+
+__all__ = ["QrmiError", "Task", "TaskCancelled", "run", "submit"]

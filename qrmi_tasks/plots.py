@@ -1,0 +1,115 @@
+"""Figures of result summaries: counts histograms and expectation values with error bars.
+
+Plays well with notebooks: nothing here calls ``matplotlib.use()`` or ``plt.show()``; a
+figure is built with pyplot (as Qiskit's own ``plot_distribution`` does), closed from
+pyplot again when the inline backend would otherwise show it twice, and returned, so
+the user's other figures and their inline display are untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qrmi_tasks.results import DEFAULT_TOP, PubSummary, RegisterCounts, Summary, binding_text
+
+# Beyond this many histograms (a long sweep) a figure is unreadable: the first ones are
+# drawn and the title says how many were left out.
+MAX_PANELS = 16
+
+
+def plot_summary(summary: Summary, top: int = DEFAULT_TOP) -> Any:
+    """A matplotlib Figure for ``summary``: one histogram per pub, register and binding
+    (sampler, Pulser), or one error-bar panel per pub (estimator)."""
+    import matplotlib.pyplot as plt
+
+    if summary.kind == "estimator":
+        panels: list[tuple[PubSummary, RegisterCounts | None]] = [
+            (pub, None) for pub in summary.pubs if pub.evs is not None
+        ]
+    else:
+        panels = [(pub, r) for pub in summary.pubs for r in pub.registers]
+    total = len(panels)
+    panels = panels[:MAX_PANELS]
+    if not panels:
+        raise ValueError("the result holds nothing to plot")
+    fig = plt.figure(figsize=(8, 3.4 * len(panels)))
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (pub, register) in zip(axes, panels, strict=True):
+        # qiskit's plotting helpers draw the grid on pyplot's current axes
+        plt.sca(ax)
+        if register is None:
+            _expectation_values(ax, pub)
+        else:
+            _histogram(ax, summary, pub, register, top)
+    if total > len(panels):
+        fig.suptitle(f"first {len(panels)} of {total} histograms")
+    fig.tight_layout()
+    if _inline():  # shown once: as the returned value, not again by the backend
+        plt.close(fig)
+    return fig
+
+
+# Names of Jupyter's inline backend: matplotlib >= 3.9 reports the short one, and Qiskit's
+# own matplotlib_close_if_inline misses it (the figure then shows twice).
+_INLINE = {
+    "inline",
+    "module://matplotlib_inline.backend_inline",
+    "module://ipykernel.pylab.backend_inline",
+    "nbagg",
+}
+
+
+def _inline() -> bool:
+    import matplotlib
+
+    return matplotlib.get_backend().lower() in _INLINE
+
+
+def _histogram(
+    ax: Any, summary: Summary, pub: PubSummary, register: RegisterCounts, top: int
+) -> None:
+    from qiskit.visualization import plot_distribution
+
+    shots = register.shots or 1
+    distribution = {bits: n / shots for bits, n in register.counts.items()}
+    keep = top if len(distribution) > top else None
+    plot_distribution(
+        distribution,
+        ax=ax,
+        number_to_keep=keep,
+        sort="value_desc" if keep else "asc",
+        bar_labels=len(distribution) <= 8,
+    )
+    ax.set_ylabel("probability")
+    if summary.kind == "pulser":
+        ax.set_xlabel("bitstring (one digit per atom)")
+        ax.set_title(f"Pulser sequence: {register.shots} runs")
+        return
+    parts = (f"pub {pub.index}", f"register {register.name}", binding_text(register.binding))
+    where = ", ".join(part for part in parts if part)
+    ax.set_xlabel("measured bitstring")
+    ax.set_title(f"{where}: {register.shots} shots")
+
+
+def _expectation_values(ax: Any, pub: PubSummary) -> None:
+    import numpy as np
+
+    evs = np.asarray(pub.evs, dtype=float)
+    shape = evs.shape
+    stds = np.broadcast_to(
+        np.asarray(pub.stds if pub.stds is not None else 0.0, dtype=float), shape
+    )
+    indices = list(np.ndindex(shape)) or [()]
+    labels = []
+    for index in indices:
+        name = str(pub.labels[index]) if pub.labels is not None else ""
+        where = f"[{','.join(map(str, index))}]" if index else ""
+        labels.append(" ".join(part for part in (name, where) if part) or "value")
+    x = np.arange(len(indices))
+    ax.errorbar(x, evs.ravel(), yerr=stds.ravel(), fmt="o", capsize=4, color="#b63b3b", zorder=3)
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set_xticks(x, labels, rotation=60 if len(labels) > 6 else 0, family="monospace")
+    ax.set_xlabel("observable" if pub.labels is not None else "expectation value index")
+    ax.set_ylabel("expectation value")
+    ax.grid(axis="y", linestyle="--", zorder=0)
+    ax.set_title(f"pub {pub.index}: {len(indices)} expectation value(s) ± std")
