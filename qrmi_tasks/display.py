@@ -10,7 +10,7 @@ import re
 from html import escape
 from typing import Any
 
-from qrmi_tasks.results import Summary, binding_text
+from qrmi_tasks.summary import Summary, binding_text
 
 # Counts shown per register in a notebook (``qrmi-result summary -k`` shows more).
 HTML_TOP = 8
@@ -139,7 +139,7 @@ def payload_html(kind: str, document: dict[str, Any], backend: str | None = None
         bindings = _shape(values)[:-1] if values else []
         row = [str(index), str(qubits or "?")]
         if estimator:
-            from qrmi_tasks.results import observable_label
+            from qrmi_tasks.summary import observable_label
 
             row.append(f"<code>{escape(str(observable_label(observables)))}</code>")
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qrmi_tasks.results import DEFAULT_TOP, PubSummary, RegisterCounts, Summary, binding_text
+from qrmi_tasks.summary import DEFAULT_TOP, PubSummary, RegisterCounts, Summary, binding_text
 
 # Beyond this many histograms (a long sweep) a figure is unreadable: the first ones are
 # drawn and the title says how many were left out.

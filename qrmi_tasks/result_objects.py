@@ -21,7 +21,7 @@ from qiskit.primitives.containers import (
 )
 
 from qrmi_tasks.errors import InputError
-from qrmi_tasks.results import DEFAULT_TOP
+from qrmi_tasks.summary import DEFAULT_TOP
 
 
 class QrmiResult(PrimitiveResult):
@@ -46,7 +46,7 @@ class QrmiResult(PrimitiveResult):
 
     def summary(self):  # -> qrmi_tasks.results.Summary
         """The summary ``qrmi-result summary`` prints (pubs and bindings kept apart)."""
-        from qrmi_tasks.results import summarize
+        from qrmi_tasks.summary import summarize_object as summarize
 
         return summarize(self)
 
@@ -71,7 +71,7 @@ class PulserCounts(Counter):
         return sum(self.values())
 
     def summary(self):
-        from qrmi_tasks.results import summarize
+        from qrmi_tasks.summary import summarize_object as summarize
 
         return summarize(self)
 

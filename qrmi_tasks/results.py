@@ -15,107 +15,36 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qrmi_tasks.errors import InputError
 from qrmi_tasks.payload import read_input
+from qrmi_tasks.summary import (
+    DEFAULT_TOP,
+    PubSummary,
+    RegisterCounts,
+    Summary,
+    binding_text,
+    format_text,
+    observable_label,
+    summarize_object,
+)
 
-DEFAULT_TOP = 16
-
-
-@dataclass
-class RegisterCounts:
-    """Counts of one classical register for one parameter binding of one pub (or of a
-    Pulser run). ``binding`` is the binding's index in the pub's shape (``()``: none)."""
-
-    name: str
-    shots: int
-    counts: dict[str, int]
-    binding: tuple[int, ...] = ()
-
-    def top(self, k: int) -> list[tuple[str, int, float]]:
-        """The ``k`` most frequent bitstrings with count and probability."""
-        ranked = sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))[:k]
-        return [(bits, n, n / self.shots if self.shots else 0.0) for bits, n in ranked]
-
-
-@dataclass
-class PubSummary:
-    """What one pub produced: register counts (sampler) or expectation values (estimator)."""
-
-    index: int
-    registers: list[RegisterCounts] = field(default_factory=list)
-    evs: Any = None
-    stds: Any = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    #: the pub's shape (parameter bindings x observables)
-    shape: tuple[int, ...] = ()
-    #: per expectation value, the observable's label when the payload is known
-    labels: Any = None
-
-
-@dataclass
-class Summary:
-    """A whole result file, summarized."""
-
-    kind: str  # "sampler", "estimator" or "pulser"
-    form: str  # "qiskit" (RuntimeEncoder), "plain-json" or "pasqal"
-    pubs: list[PubSummary]
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self, top: int = DEFAULT_TOP) -> dict[str, Any]:
-        """JSON-ready form (``qrmi-result summary --json``)."""
-        pubs = []
-        for pub in self.pubs:
-            entry: dict[str, Any] = {"index": pub.index}
-            if pub.registers:
-                entry["registers"] = [
-                    {
-                        "name": r.name,
-                        **({"binding": list(r.binding)} if pub.shape else {}),
-                        "shots": r.shots,
-                        "distinct": len(r.counts),
-                        "top": [
-                            {"bitstring": b, "count": n, "probability": round(p, 6)}
-                            for b, n, p in r.top(top)
-                        ],
-                    }
-                    for r in pub.registers
-                ]
-            if pub.shape:
-                entry["shape"] = list(pub.shape)
-            if pub.evs is not None:
-                entry["evs"] = _plain(pub.evs)
-                entry["stds"] = _plain(pub.stds)
-                if pub.labels is not None:
-                    entry["observables"] = _plain(pub.labels)
-            if pub.metadata:
-                entry["metadata"] = _plain(pub.metadata)
-            pubs.append(entry)
-        return {
-            "kind": self.kind,
-            "form": self.form,
-            "pubs": pubs,
-            "metadata": _plain(self.metadata),
-        }
-
-
-def _plain(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
+__all__ = [
+    "DEFAULT_TOP",
+    "PubSummary",
+    "RegisterCounts",
+    "Summary",
+    "binding_text",
+    "extract",
+    "format_text",
+    "from_document",
+    "load",
+    "observable_label",
+    "observable_labels",
+    "summarize",
+]
 
 
 def _read_text(path: str | Path) -> str:
@@ -219,26 +148,6 @@ def _payload_document(payload: Any) -> dict[str, Any]:
     return load_payload(payload).document
 
 
-def observable_label(observable: Any) -> Any:
-    """A readable label (nested lists for arrays) of a payload's observable(s)."""
-    if isinstance(observable, str):
-        return observable
-    if isinstance(observable, dict):
-        terms = [p if _is_one(c) else f"{_number(c)}·{p}" for p, c in observable.items()]
-        return " + ".join(terms) or "0"
-    if isinstance(observable, list):
-        return [observable_label(o) for o in observable]
-    return str(observable)
-
-
-def _is_one(value: Any) -> bool:
-    return isinstance(value, int | float) and float(value) == 1.0
-
-
-def _number(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, int | float) else str(value)
-
-
 def observable_labels(payload: Any) -> list[Any] | None:
     """Per pub, the observables' labels as nested lists (None: not an estimator payload)."""
     document = _payload_document(payload)
@@ -250,134 +159,7 @@ def observable_labels(payload: Any) -> list[Any] | None:
     return labels
 
 
-def _labels_for(labels: Any, shape: tuple[int, ...]) -> Any:
-    """The labels broadcast to the evs' shape, as the pub's broadcasting rules do."""
-    import numpy as np
-
-    if labels is None:
-        return None
-    array = np.empty(np.shape(labels) if isinstance(labels, list) else (), dtype=object)
-    if isinstance(labels, list):
-        for index in np.ndindex(array.shape):
-            item: Any = labels
-            for i in index:
-                item = item[i]
-            array[index] = item
-    else:
-        array[()] = labels
-    try:
-        return np.broadcast_to(array, shape)
-    except ValueError:  # a payload that does not match this result
-        return None
-
-
-# -- summaries -----------------------------------------------------------------------------
 def summarize(source: Any, payload: Any = None) -> Summary:
     """Summarize a result file (path) or an object :func:`load` returned."""
     result = load(source, payload) if isinstance(source, str | Path) else source
-    from qrmi_tasks.result_objects import PulserCounts
-
-    if isinstance(result, PulserCounts):
-        counts = dict(result)
-        register = RegisterCounts("counter", sum(counts.values()), counts)
-        return Summary("pulser", "pasqal", [PubSummary(0, registers=[register])])
-    return _summarize_primitive(result)
-
-
-def _summarize_primitive(result: Any) -> Summary:
-    import numpy as np
-    from qiskit.primitives.containers import BitArray
-
-    observables = getattr(result, "observables", None) or []
-    pubs, kind = [], "sampler"
-    for index, pub in enumerate(result):
-        shape = tuple(pub.data.shape)
-        summary = PubSummary(index, metadata=dict(pub.metadata), shape=shape)
-        for name, value in pub.data.items():
-            if isinstance(value, BitArray):
-                # one entry per binding: merging a sweep's bindings would mix different
-                # circuits' outcomes and multiply the shot count
-                for binding in np.ndindex(value.shape):
-                    part = value[binding] if binding else value
-                    counts = part.get_counts()
-                    summary.registers.append(
-                        RegisterCounts(name, part.num_shots, counts, tuple(binding))
-                    )
-        if "evs" in pub.data:
-            kind = "estimator"
-            summary.evs, summary.stds = pub.data.evs, pub.data.stds
-            if index < len(observables):
-                summary.labels = _labels_for(observables[index], np.shape(summary.evs))
-        pubs.append(summary)
-    return Summary(kind, getattr(result, "form", "qiskit"), pubs, dict(result.metadata))
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def binding_text(binding: tuple[int, ...]) -> str:
-    """``binding [0, 1]`` style name of a parameter binding (empty if the pub has none)."""
-    return f"binding [{', '.join(map(str, binding))}]" if binding else ""
-
-
-def format_text(summary: Summary, top: int = DEFAULT_TOP) -> str:
-    """Human-readable summary (``qrmi-result summary``)."""
-    if summary.kind == "pulser":
-        return _format_pulser(summary, top)
-    import numpy as np
-
-    lines = [f"{summary.kind} result ({summary.form} form), {_plural(len(summary.pubs), 'pub')}"]
-    for pub in summary.pubs:
-        shape = f" (shape {list(pub.shape)})" if pub.shape else ""
-        lines.append(f"pub {pub.index}{shape}:")
-        for register in pub.registers:
-            where = f", {binding_text(register.binding)}" if register.binding else ""
-            lines.append(f"  register {register.name}{where}: " + _counts_head(register, top))
-            lines.extend(_count_lines(register, top))
-        if pub.evs is not None:
-            evs = np.atleast_1d(np.asarray(pub.evs, dtype=float))
-            stds = np.atleast_1d(
-                np.asarray(pub.stds if pub.stds is not None else np.nan, dtype=float)
-            )
-            stds = np.broadcast_to(stds, evs.shape)
-            labels = None if pub.labels is None else np.broadcast_to(pub.labels, evs.shape)
-            lines.append(f"  expectation values (shape {list(evs.shape)}):")
-            for idx in np.ndindex(evs.shape):
-                label = ",".join(map(str, idx))
-                name = f"  {labels[idx]}" if labels is not None else ""
-                lines.append(f"    [{label}]{name}  {evs[idx]: .6f} ± {stds[idx]:.6f}")
-    lines.extend(_metadata_lines(summary))
-    return "\n".join(lines)
-
-
-def _counts_head(register: RegisterCounts, top: int, shots: str = "shots") -> str:
-    shown = min(top, len(register.counts))
-    return f"{register.shots} {shots}, {len(register.counts)} distinct outcome(s)" + (
-        f", top {shown}" if shown < len(register.counts) else ""
-    )
-
-
-def _count_lines(register: RegisterCounts, top: int) -> list[str]:
-    shown = register.top(top)
-    width = max((len(b) for b, _, _ in shown), default=0)
-    return [f"    {bits:>{width}}  {count:>8}  {p:8.4f}" for bits, count, p in shown]
-
-
-def _format_pulser(summary: Summary, top: int) -> str:
-    register = summary.pubs[0].registers[0]
-    lines = [
-        f"Pulser sequence result ({summary.form} form): " + _counts_head(register, top, "runs"),
-        "  bitstring (one digit per atom)  count  probability:",
-        *_count_lines(register, top),
-    ]
-    lines.extend(_metadata_lines(summary))
-    return "\n".join(lines)
-
-
-def _metadata_lines(summary: Summary) -> list[str]:
-    return [
-        f"{key}: {json.dumps(_plain(summary.metadata[key]))}"
-        for key in ("execution", "usage", "version")
-        if key in summary.metadata
-    ]
+    return summarize_object(result)

@@ -8,7 +8,7 @@ import click
 
 from qrmi_tasks import __version__
 from qrmi_tasks.front import exit_with, run_command
-from qrmi_tasks.results import DEFAULT_TOP
+from qrmi_tasks.summary import DEFAULT_TOP
 
 PROGRAM = "qrmi-result"
 VERBOSE_HINT = f"rerun as '{PROGRAM} -v ...'"

@@ -211,7 +211,7 @@ class TaskRun:
             return self._run()
         except Interrupted as exc:
             pending = None
-            if self.task_id is None:
+            if self.task_id is None and self.prepared:
                 self.task_id = exc.task_id  # submit was interrupted after the task may exist
                 pending = exc.pending
             return self.interrupt(pending)
