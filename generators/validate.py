@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from qrmi_tasks.payload import Payload, load_payload, validate_sequence
+from qrmi_tasks.payload import CheckedPayload, load_payload, validate_sequence
 from qrmi_tasks.providers import provider_class
 
 
@@ -16,7 +16,7 @@ def validate_file(
     resource_name: str | None = None,
     config_path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Payload:
+) -> CheckedPayload:
     """Validate payload file ``path`` as the runner would; return it or raise QrmiError.
 
     * always: JSON, structure, the QRMI payload schema, and Pulser's rebuild of a sequence;

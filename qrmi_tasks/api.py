@@ -39,7 +39,7 @@ from typing import Any
 
 from qrmi_tasks.errors import EXIT_SIGNAL_BASE, QrmiError, TaskFailed, UsageError
 from qrmi_tasks.logsetup import LOGGER_NAME, SECRETS, secret_env_values
-from qrmi_tasks.payload import Payload, check_document, load_payload
+from qrmi_tasks.payload import CheckedPayload, check_document, load_payload
 from qrmi_tasks.runner import CANCEL_BUDGET, CLEANUP_BUDGET, RunRequest, TaskRun
 from qrmi_tasks.signals import SignalWatch, cancel_on_sigcont_default, describe
 
@@ -53,7 +53,7 @@ class TaskCancelled(TaskFailed):
     """The task was cancelled from Python (:meth:`Task.cancel`) or by a signal."""
 
 
-def _payload(payload: Any, support_qiskit: bool | None) -> tuple[Payload | None, Path]:
+def _payload(payload: Any, support_qiskit: bool | None) -> tuple[CheckedPayload | None, Path]:
     """The parsed payload (None: let the runner read the file) and the name it goes by."""
     if isinstance(payload, str | os.PathLike):
         path = Path(payload)
@@ -61,7 +61,7 @@ def _payload(payload: Any, support_qiskit: bool | None) -> tuple[Payload | None,
             return None, path  # read and checked by the runner, as from the CLI
         parsed = load_payload(path)
         document, source = copy.deepcopy(parsed.document), str(path)
-    elif isinstance(payload, Payload):
+    elif isinstance(payload, CheckedPayload):
         document, source = copy.deepcopy(payload.document), payload.source
     elif isinstance(payload, Mapping):
         document, source = copy.deepcopy(dict(payload)), "<payload dict>"

@@ -45,8 +45,12 @@ _QASM_INCLUDE = re.compile(r"\binclude(?:\s|//[^\n]*(?:\n|\Z)|/\*[\s\S]*?\*/)*([
 
 
 @dataclass(frozen=True)
-class Payload:
-    """A validated payload document."""
+class CheckedPayload:
+    """A payload document that passed the runner's checks, with where it came from.
+
+    (What ``generators`` builds for users is :class:`generators.Payload`; the runner turns
+    every payload, whatever its origin, into this.)
+    """
 
     kind: Literal["qiskit", "pulser"]
     document: dict[str, Any]
@@ -187,18 +191,18 @@ def decode_json(text: str, described: str, error: type[QrmiError] = PayloadError
         ) from None
 
 
-def load_payload(path: str | Path) -> Payload:
+def load_payload(path: str | Path) -> CheckedPayload:
     """Read and validate a payload file (structure only; see :func:`validate_sequence`)."""
     path = Path(path)
     return parse_payload(read_text_input(path, "payload", error=PayloadError), source=str(path))
 
 
-def parse_payload(text: str, source: str = "<payload>") -> Payload:
+def parse_payload(text: str, source: str = "<payload>") -> CheckedPayload:
     """Parse and validate payload text."""
     return check_document(decode_json(text, source), source)
 
 
-def check_document(document: Any, source: str = "<payload>") -> Payload:
+def check_document(document: Any, source: str = "<payload>") -> CheckedPayload:
     """Validate an already-decoded payload document."""
     if not isinstance(document, dict):
         raise PayloadError(
@@ -206,10 +210,10 @@ def check_document(document: Any, source: str = "<payload>") -> Payload:
             f"'sequence' and 'job_runs', not {_type_name(document)}"
         )
     if "program_id" in document:
-        payload = Payload(QISKIT, document, source)
+        payload = CheckedPayload(QISKIT, document, source)
         _check_primitive(document, source)
     elif "sequence" in document:
-        payload = Payload(PULSER, document, source)
+        payload = CheckedPayload(PULSER, document, source)
         _check_pulser(document, source)
     else:
         keys = ", ".join(sorted(map(repr, document))) or "none"
@@ -441,7 +445,7 @@ def rebuild_sequence(text: str) -> Any:
         raise PayloadError(f"not a valid Pulser sequence: {_short(detail)}") from None
 
 
-def validate_sequence(payload: Payload) -> None:
+def validate_sequence(payload: CheckedPayload) -> None:
     """Rebuild a Pulser payload's sequence with Pulser: the deep check before submitting.
 
     Imports pulser (about a second), so the runner calls it only for Pulser payloads.

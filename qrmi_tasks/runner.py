@@ -32,7 +32,7 @@ from qrmi_tasks.errors import (
     UsageError,
 )
 from qrmi_tasks.logsetup import SECRETS
-from qrmi_tasks.payload import Payload, load_payload, validate_sequence
+from qrmi_tasks.payload import CheckedPayload, load_payload, validate_sequence
 from qrmi_tasks.providers import resolve
 from qrmi_tasks.providers.base import Provider, RunContext, StatusReport, TaskStatus
 from qrmi_tasks.retry import Backoff, Retry, with_retries
@@ -75,7 +75,7 @@ class RunRequest:
     task_id: str | None = None
     cancel_on_sigcont: bool = True
     #: an already parsed payload (the Python API); ``payload_path`` then only names it
-    payload: Payload | None = None
+    payload: CheckedPayload | None = None
 
 
 # What tells concurrent runs apart and stays the same when Slurm requeues the job: the
@@ -92,7 +92,9 @@ _SLURM_ID_VARIABLES = (
 )
 
 
-def request_id_for(name: str, payload: Payload, environ: Mapping[str, str]) -> tuple[str, bool]:
+def request_id_for(
+    name: str, payload: CheckedPayload, environ: Mapping[str, str]
+) -> tuple[str, bool]:
     """A request id that survives a Slurm requeue of the same task, step and payload.
 
     A UUID5 of the Slurm variables above, the resource and the payload digest; random
@@ -107,7 +109,7 @@ def request_id_for(name: str, payload: Payload, environ: Mapping[str, str]) -> t
 
 def prepare(
     request: RunRequest, environ: Mapping[str, str], watch: SignalWatch | None = None
-) -> tuple[Provider, Payload]:
+) -> tuple[Provider, CheckedPayload]:
     """Every check that needs no network, then the provider instance."""
     if request.output_path is not None:
         output.check_target(request.output_path)
@@ -158,7 +160,7 @@ class TaskRun:
     """
 
     provider: Provider
-    payload: Payload
+    payload: CheckedPayload
 
     def __init__(self, request: RunRequest, watch: SignalWatch, environ: Mapping[str, str]) -> None:
         self.environ = environ

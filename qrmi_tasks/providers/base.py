@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from qrmi_tasks.config import Resource, Setting
 from qrmi_tasks.errors import Interrupted, PayloadError
-from qrmi_tasks.payload import Payload
+from qrmi_tasks.payload import CheckedPayload
 
 
 class TaskStatus(enum.Enum):
@@ -170,7 +170,7 @@ class Provider(ABC):
         self.attached = False
 
     @classmethod
-    def check_kind(cls, payload: Payload, runner: str) -> None:
+    def check_kind(cls, payload: CheckedPayload, runner: str) -> None:
         """Reject a payload kind this resource type cannot run (``runner`` names it)."""
         if payload.kind not in cls.payload_kinds:
             accepted = " or ".join(sorted(cls.payload_kinds))
@@ -206,7 +206,7 @@ class Provider(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no backend target")
 
     @abstractmethod
-    def submit(self, payload: Payload) -> str:
+    def submit(self, payload: CheckedPayload) -> str:
         """Start the task and return its id (reattaching to an existing one is allowed)."""
 
     @abstractmethod

@@ -24,7 +24,7 @@ from qrmi_tasks.errors import (
     ProviderError,
     TransientError,
 )
-from qrmi_tasks.payload import QISKIT, Payload
+from qrmi_tasks.payload import QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
 from qrmi_tasks.providers.da_client import DirectAccessClient, IamTokens, error_message
 from qrmi_tasks.providers.da_storage import JobStorage, logs_key, results_key
@@ -172,7 +172,7 @@ class DirectAccessProvider(Provider):
             # qrmi's Backend model: "locked by an active reservation" (POST then answers 423)
             log.warning("backend %s is locked by a reservation; the job will wait", backend)
 
-    def submit(self, payload: Payload) -> str:
+    def submit(self, payload: CheckedPayload) -> str:
         job_id = self.context.request_id
         backend = self.resource.name
         self._check_backend(backend)

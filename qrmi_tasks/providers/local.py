@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from qrmi_tasks.config import Setting
 from qrmi_tasks.errors import ProviderError
-from qrmi_tasks.payload import PULSER, QISKIT, Payload
+from qrmi_tasks.payload import PULSER, QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
 from qrmi_tasks.signals import describe
 
@@ -49,7 +49,7 @@ class LocalProvider(Provider):
         self._child: subprocess.Popen[bytes] | None = None
         self._stopped_by_us = False
 
-    def submit(self, payload: Payload) -> str:
+    def submit(self, payload: CheckedPayload) -> str:
         self._workdir = Path(tempfile.mkdtemp(prefix="qrmi-local-"))
         (self._workdir / "payload.json").write_text(json.dumps(payload.document))
         command = [sys.executable, "-m", "qrmi_tasks.providers.local_worker", str(self._workdir)]

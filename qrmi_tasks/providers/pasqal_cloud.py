@@ -39,7 +39,7 @@ from qrmi_tasks.errors import (
     QrmiError,
     TransientError,
 )
-from qrmi_tasks.payload import PULSER, Payload
+from qrmi_tasks.payload import PULSER, CheckedPayload
 from qrmi_tasks.providers import pasqal_auth
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
 from qrmi_tasks.retry import error_text, is_transient
@@ -234,7 +234,7 @@ class PasqalCloudProvider(Provider):
         )
         return self._ours(list(page.results))
 
-    def submit(self, payload: Payload) -> str:
+    def submit(self, payload: CheckedPayload) -> str:
         client = self.client()
         if self.context.deterministic_id:
             for batch in self._our_batches():

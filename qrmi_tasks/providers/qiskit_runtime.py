@@ -31,7 +31,7 @@ from qrmi_tasks.errors import (
     TransientError,
 )
 from qrmi_tasks.logsetup import SECRETS
-from qrmi_tasks.payload import QISKIT, Payload
+from qrmi_tasks.payload import QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
 from qrmi_tasks.retry import (
     REQUEST_BACKOFF,
@@ -409,7 +409,7 @@ class QiskitRuntimeProvider(Provider):
         log.info("%s session %s opened on %s", granted, session_id, backend)
         return session_id
 
-    def submit(self, payload: Payload) -> str:
+    def submit(self, payload: CheckedPayload) -> str:
         api = self.api
         backend = self.resource.name
         # One token exchange up front: a wrong key is a clear error before anything else.
