@@ -59,6 +59,12 @@ def _output_options(primitive: bool) -> Callable[[Callable[..., Any]], Callable[
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         if primitive:
             func = click.option(
+                "--support-qiskit",
+                is_flag=True,
+                help="Results in qiskit-ibm-runtime's encoded form (support_qiskit: true) "
+                "instead of IBM's plain JSON; qrmi-result and qrmi_tasks.load read both.",
+            )(func)
+            func = click.option(
                 "--params-only",
                 is_flag=True,
                 help="Write only the primitive's 'parameters' object (the input IBM's "
@@ -143,24 +149,45 @@ def _target(target: str | None, resource: str | None, config: str | None) -> Any
     return None
 
 
-def _circuits(paths: tuple[str, ...], param_values: str | None) -> list[Any]:
-    """Pub-likes for every circuit in ``paths`` (with the parameter values, if any)."""
-    from generators.core import GeneratorError
+def _circuits(paths: tuple[str, ...], param_values: str | None) -> list[tuple[Any, Any]]:
+    """Every circuit in ``paths`` with its parameter values (None: it has no parameters).
+
+    Says on stderr in which order a circuit's parameters take the values: Qiskit sorts
+    them by name, not by where they appear in the file.
+    """
+    from generators.core import GeneratorError, first_line
     from generators.inputs import load_circuits, parse_param_values
 
     circuits = [c for path in paths for c in load_circuits(path)]
     values = parse_param_values(param_values) if param_values is not None else None
     if values is not None and not any(c.num_parameters for c in circuits):
         raise GeneratorError("--param-values given but no circuit has parameters")
-    pubs = []
+    pubs: list[tuple[Any, Any]] = []
     for circuit in circuits:
-        if circuit.num_parameters and values is None:
-            names = ", ".join(p.name for p in circuit.parameters)
+        if not circuit.num_parameters:
+            pubs.append((circuit, None))
+            continue
+        names = ", ".join(p.name for p in circuit.parameters)
+        if values is None:
             raise GeneratorError(
                 f"circuit '{circuit.name}' has parameters ({names}); give their values "
                 "with --param-values"
             )
-        pubs.append((circuit, values) if circuit.num_parameters else circuit)
+        from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+        try:
+            bindings = SamplerPub.coerce((circuit, values)).parameter_values
+        except (TypeError, ValueError) as exc:
+            raise GeneratorError(
+                f"--param-values do not fit circuit '{circuit.name}' (parameters {names}): "
+                f"{first_line(exc)}"
+            ) from None
+        shape = "x".join(map(str, bindings.shape)) or "1"
+        click.echo(
+            f"circuit '{circuit.name}': values bound in the order {names} ({shape} binding(s))",
+            err=True,
+        )
+        pubs.append((circuit, bindings))
     return pubs
 
 
@@ -187,14 +214,19 @@ def sampler(
     param_values: str | None,
     output: str | None,
     params_only: bool,
+    support_qiskit: bool,
 ) -> None:
     """SamplerV2 payload: one pub per circuit (OpenQASM 2/3 or QPY files)."""
     from generators.primitives import sampler_payload
 
-    pubs = _circuits(circuits, param_values)
+    pubs = [c if v is None else (c, v) for c, v in _circuits(circuits, param_values)]
     named = _target(target, resource, config)
     payload = sampler_payload(
-        pubs, shots=shots, target=named, optimization_level=optimization_level
+        pubs,
+        shots=shots,
+        target=named,
+        optimization_level=optimization_level,
+        support_qiskit=support_qiskit,
     )
     _write(payload, output, params_only)
 
@@ -227,22 +259,34 @@ def estimator(
     param_values: str | None,
     output: str | None,
     params_only: bool,
+    support_qiskit: bool,
 ) -> None:
     """EstimatorV2 payload: one pub per circuit, each with every --observable."""
     from generators.inputs import parse_observable
     from generators.primitives import estimator_payload
 
     parsed = [parse_observable(text) for text in observables]
-    pubs = _circuits(circuits, param_values)
+    pubs = []
+    for circuit, bindings in _circuits(circuits, param_values):
+        if bindings is None:
+            pubs.append((circuit, parsed))
+            continue
+        # every observable for every binding: the observables get one axis of their own
+        # in front of the bindings' (evs shape: observables x bindings)
+        nested: list[Any] = list(parsed)
+        for _ in bindings.shape:
+            nested = [[o] for o in nested]
+        pubs.append((circuit, nested, bindings))
     named = _target(target, resource, config)
     payload = estimator_payload(
         pubs,
-        parsed,
+        None,
         precision=precision,
         default_shots=default_shots,
         resilience_level=resilience_level,
         target=named,
         optimization_level=optimization_level,
+        support_qiskit=support_qiskit,
     )
     _write(payload, output, params_only)
 

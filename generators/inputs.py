@@ -24,8 +24,26 @@ def read_bytes(path: str | Path, what: str) -> bytes:
     return read_input(path, what, error=GeneratorError)
 
 
+# the name qiskit gives a circuit nobody named ("circuit-41"): useless in messages
+_DEFAULT_NAME = re.compile(r"circuit-\d+")
+
+
 def load_circuits(path: str | Path) -> list[Any]:
-    """Circuits in an OpenQASM 2 or 3 file (told apart by the header) or a QPY file."""
+    """Circuits in an OpenQASM 2 or 3 file (told apart by the header) or a QPY file.
+
+    Circuits without a name of their own are named after the file (``bell``, or
+    ``ansatz[1]`` for the second circuit of a QPY file), so messages name what the user
+    gave.
+    """
+    circuits = _load_circuits(path)
+    stem = Path(path).stem
+    for index, circuit in enumerate(circuits):
+        if _DEFAULT_NAME.fullmatch(circuit.name or "circuit-0"):
+            circuit.name = stem if len(circuits) == 1 else f"{stem}[{index}]"
+    return circuits
+
+
+def _load_circuits(path: str | Path) -> list[Any]:
     data = read_bytes(path, "circuit")
     if data.startswith(_QPY_MAGIC):
         import io

@@ -179,6 +179,7 @@ def sampler_payload(
     target: Any = None,
     optimization_level: int = 1,
     options: Mapping[str, Any] | None = None,
+    support_qiskit: bool = False,
 ) -> Payload:
     """A SamplerV2 payload.
 
@@ -198,7 +199,8 @@ def sampler_payload(
         pub = SamplerPub(circuit, pub.parameter_values, pub.shots, validate=False)
         pub_shots = None if pub.shots is None else int(pub.shots)
         entries.append(_entry([dumps_qasm3(circuit)], _values(pub), pub_shots))
-    parameters: dict[str, Any] = {"pubs": entries, "version": 2, "support_qiskit": False}
+    parameters: dict[str, Any] = {"pubs": entries, "version": 2}
+    parameters["support_qiskit"] = support_qiskit
     if shots is not None:
         parameters["shots"] = shots
     parameters["options"] = _options(options)
@@ -215,6 +217,7 @@ def estimator_payload(
     target: Any = None,
     optimization_level: int = 1,
     options: Mapping[str, Any] | None = None,
+    support_qiskit: bool = False,
 ) -> Payload:
     """An EstimatorV2 payload.
 
@@ -222,6 +225,7 @@ def estimator_payload(
     ``EstimatorPub``s (or a list of them), or circuits with ``observables`` given
     separately (``"ZZ"``, a ``SparsePauliOp``, a list of them). With a ``target``,
     circuits are transpiled to ISA and the observables get the circuit's layout applied.
+    ``support_qiskit`` as for :func:`sampler_payload`.
     """
     from qiskit.primitives.containers.estimator_pub import EstimatorPub
 
@@ -245,7 +249,8 @@ def estimator_payload(
         pub_precision = None if pub.precision is None else float(pub.precision)
         head = [dumps_qasm3(circuit), observables_list]
         entries.append(_entry(head, _values(pub), pub_precision))
-    parameters: dict[str, Any] = {"pubs": entries, "version": 2, "support_qiskit": False}
+    parameters: dict[str, Any] = {"pubs": entries, "version": 2}
+    parameters["support_qiskit"] = support_qiskit
     if precision is not None:
         parameters["precision"] = float(precision)
     if resilience_level is not None:

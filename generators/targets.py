@@ -39,11 +39,21 @@ def fake_target(name: str) -> NamedTarget:
     classes = _fake_backend_classes()
     cls = classes.get(name.lower())
     if cls is None:
+        import difflib
+
         known = sorted(k for k in classes if k.startswith("fake_"))
-        shown = ", ".join(known[:12])
+        # "ibm_torino" is what users type: its fake is fake_torino
+        wanted = name.lower().removeprefix("ibm_").removeprefix("fake_")
+        bare = [k.removeprefix("fake_") for k in known]
+        close = ["fake_" + k for k in difflib.get_close_matches(wanted, bare, 3, 0.75)]
+        hint = (
+            f"did you mean {' or '.join(close)}?"
+            if close
+            else f"e.g. {', '.join(known[:12])} ({len(known)} in all)"
+        )
         raise GeneratorError(
-            f"unknown fake backend '{name}'; use one of qiskit_ibm_runtime.fake_provider's "
-            f"backends, e.g. {shown} ({len(known)} in all)"
+            f"unknown fake backend '{name}' (--target takes qiskit_ibm_runtime.fake_provider's "
+            f"offline backends; --resource a configured QPU); {hint}"
         )
     backend = cls()
     return NamedTarget(backend.name, backend.target)
