@@ -6,7 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from qrmi_tasks.payload import CheckedPayload, load_payload, validate_sequence
+from qrmi_tasks.errors import PayloadError
+from qrmi_tasks.payload import QISKIT, CheckedPayload, load_payload, validate_sequence
 from qrmi_tasks.providers import provider_class
 
 
@@ -22,7 +23,10 @@ def validate_file(
     * always: JSON, structure, the QRMI payload schema, and Pulser's rebuild of a sequence;
     * ``type_name``: also that resources of this type run this kind of payload;
     * ``resource_name``: exactly the runner's preparation for that configured resource
-      (its settings and the rules among them, the payload kind). No network.
+      (its settings and the rules among them, the payload kind); then, for a Qiskit
+      payload on a resource whose backend has a target (direct-access,
+      qiskit-runtime-service), that every circuit fits it: qubit count and ISA. That
+      fetches the backend's documents (network); nothing is submitted.
     """
     if resource_name is not None:
         from qrmi_tasks.runner import RunRequest, prepare
@@ -33,9 +37,30 @@ def validate_file(
         )
         provider, payload = prepare(request, environ)
         provider.close()
+        if payload.kind == QISKIT and type(provider).target_settings is not None:
+            _check_target(payload, resource_name, environ, config_path)
         return payload
     payload = load_payload(path)
     if type_name is not None:
         provider_class(type_name).check_kind(payload, f"a {type_name} resource")
     validate_sequence(payload)
     return payload
+
+
+def _check_target(
+    payload: CheckedPayload,
+    resource_name: str,
+    environ: Mapping[str, str],
+    config_path: str | os.PathLike[str] | None,
+) -> None:
+    from generators.isa import check_isa
+    from generators.targets import resource_target
+
+    named = resource_target(resource_name, environ, config_path)
+    problems = check_isa(payload, named.target, resource_name)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise PayloadError(
+            f"{payload.source} cannot run on {resource_name}: {problems[0]}{more}; "
+            f"generate it with 'qrmi-gen ... --resource {resource_name}' (transpiles to ISA)"
+        )
