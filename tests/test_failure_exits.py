@@ -11,8 +11,8 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner, runner_cmd, start_runner, wait_for
 from fakes import direct_access, qiskit_runtime
+from helpers import EXAMPLES, clean_env, run_runner, runner_cmd, start_runner, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -13,8 +13,8 @@ import signal
 import time
 
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner, start_runner, wait_for
 from fakes.direct_access import FakeDirectAccess, runner_env
+from helpers import EXAMPLES, clean_env, run_runner, start_runner, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 

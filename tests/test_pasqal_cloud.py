@@ -7,10 +7,9 @@ import signal
 import time
 
 import pytest
-from conftest import clean_env, run_runner, start_runner
 from fakes.pasqal_cloud import PROJECT_ID, FakePasqalCloud, conformance, runner_env
+from helpers import assert_clean_error, clean_env, run_runner, start_runner
 from payloads import write_pulser_payload
-from test_cli_errors import assert_clean_error
 
 pytestmark = pytest.mark.timeout(300)
 DEVICE = "EMU_FREE"
@@ -247,7 +246,7 @@ def test_device_names_match_the_sdk():
 
 
 def test_qiskit_payload_for_pasqal_is_rejected(fake, env):
-    from conftest import EXAMPLES
+    from helpers import EXAMPLES
 
     line = assert_clean_error(
         run_runner(DEVICE, str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)

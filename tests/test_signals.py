@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import clean_env, runner_cmd
+from helpers import clean_env, runner_cmd
 from payloads import write_long_estimator
 
 pytestmark = pytest.mark.timeout(180)

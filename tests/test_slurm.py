@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT, clean_env
+from helpers import EXAMPLES, ROOT, clean_env
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 
