@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import pytest
-from helpers import ConnectionCounter, clean_env
+from helpers import ConnectionCounter, ScriptedCli, clean_env
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +33,43 @@ def listener():
     counter = ConnectionCounter()
     yield counter
     counter.close()
+
+
+@pytest.fixture
+def scripted(monkeypatch, capsys):
+    """The runner's CLI, in this process, on a ``scripted`` resource (tests/scripted.py).
+
+    Yields a :class:`ScriptedCli`: ``.script`` is what the provider answers, ``.run(*args)``
+    runs ``qrmi-task-runner ARGS`` and returns its exit code and output. Registers the
+    resource type for this test only and restores what the runner changes in a process
+    (signal handlers, root log handlers).
+    """
+    import signal
+
+    import scripted as module
+
+    from qrmi_tasks import providers
+
+    monkeypatch.setitem(
+        providers.RESOURCE_TYPES,
+        module.TYPE,
+        providers.ResourceType(module.TYPE, module.PREFIX, module.TARGET),
+    )
+    for name in list(os.environ):
+        if name not in clean_env():
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("QRMI_JOB_QPU_RESOURCES", module.RESOURCE)
+    monkeypatch.setenv("QRMI_JOB_QPU_TYPES", module.TYPE)
+    script = module.Script()
+    monkeypatch.setattr(module, "current", script)
+    handlers = {s: signal.getsignal(s) for s in module.interrupt_signals()}
+    root = logging.getLogger()
+    root_state = (list(root.handlers), root.level)
+    try:
+        yield ScriptedCli(script, capsys)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        root.handlers[:] = root_state[0]
+        root.setLevel(root_state[1])
+        logging.captureWarnings(False)

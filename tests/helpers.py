@@ -15,7 +15,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +134,42 @@ class ConnectionCounter:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@dataclass
+class Outcome:
+    """What an in-process run of the CLI produced."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def errors(self) -> list[str]:
+        """The ``error:`` lines (the CLI prints exactly one for a failure)."""
+        return [line for line in self.stderr.splitlines() if line.startswith("error:")]
+
+
+@dataclass
+class ScriptedCli:
+    """The ``scripted`` fixture: the runner's CLI called in this process."""
+
+    script: Any
+    capsys: Any
+
+    def run(self, *args: str) -> Outcome:
+        """``qrmi-task-runner ARGS`` in this process, as ``cli.main`` runs it (minus exit).
+
+        Runs the same click command and the same error report as ``main``; only the
+        process exit is left out (an abandoned call's ``os._exit`` would end pytest).
+        """
+        from qrmi_tasks.cli import command, report
+
+        self.capsys.readouterr()
+        try:
+            code = command.main(
+                args=list(args), prog_name="qrmi-task-runner", standalone_mode=False
+            )
+        except Exception as exc:
+            code = report(exc, "qrmi-task-runner")
+        captured = self.capsys.readouterr()
+        return Outcome(code if isinstance(code, int) else 0, captured.out, captured.err)

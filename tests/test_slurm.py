@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from helpers import EXAMPLES, ROOT, clean_env
 
-pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
+# one cluster: its tests must not run concurrently (make test runs pytest-xdist workers)
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300), pytest.mark.xdist_group("slurm")]
 
 RUNNER = str(Path(sys.executable).parent / "qrmi-task-runner")
 BELL = EXAMPLES / "qiskit" / "bell_sampler.json"
