@@ -73,3 +73,9 @@ def scripted(monkeypatch, capsys):
         root.handlers[:] = root_state[0]
         root.setLevel(root_state[1])
         logging.captureWarnings(False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the tests marked ``long`` first: under pytest-xdist they then run while the
+    other workers go through the short ones, instead of finishing the session alone."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)

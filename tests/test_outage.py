@@ -48,6 +48,7 @@ def _wait_for_job(fake: FakeDirectAccess, proc) -> None:
     wait_for(lambda: bool(fake.jobs), "the job's creation", proc)
 
 
+@pytest.mark.long
 def test_sixty_second_outage_mid_job_is_ridden_out(fake, s3_url, tmp_path):
     env = clean_env(**runner_env(BACKEND, fake.url, s3_url))
     out = tmp_path / "out.json"

@@ -255,9 +255,11 @@ def test_qiskit_payload_for_pasqal_is_rejected(fake, env):
 
 
 def test_create_retried_after_lost_answer_leaves_one_batch(fake, env, payloads, tmp_path):
-    # the first POST creates a batch but its answer is lost: the SDK posts again
+    # the first POST creates a batch but its answer is lost: the SDK posts again; the
+    # first batch still runs when the runner checks for duplicates (job_seconds)
     fake.configure(
-        faults=[{"method": "POST", "path": "/core/api/v1/batches", "status": 502, "after": True}]
+        job_seconds=3,
+        faults=[{"method": "POST", "path": "/core/api/v1/batches", "status": 502, "after": True}],
     )
     out = tmp_path / "out.json"
     proc = run_runner(DEVICE, str(payloads["object"]), "-o", str(out), env=env, timeout=200)

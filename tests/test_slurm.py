@@ -21,7 +21,12 @@ import pytest
 from helpers import EXAMPLES, ROOT, clean_env
 
 # one cluster: its tests must not run concurrently (make test runs pytest-xdist workers)
-pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300), pytest.mark.xdist_group("slurm")]
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.timeout(300),
+    pytest.mark.xdist_group("slurm"),
+    pytest.mark.long,  # minutes together: start them first
+]
 
 RUNNER = str(Path(sys.executable).parent / "qrmi-task-runner")
 BELL = EXAMPLES / "qiskit" / "bell_sampler.json"
