@@ -136,11 +136,9 @@ def test_cancel_refused_is_logged_not_retried(scripted, tmp_path):
 
 def test_signal_while_submit_hangs_cancels_what_it_created(scripted, tmp_path):
     released = threading.Event()
-    scripted.script.submit = [hang(released, "task-late")]
+    # the signal comes while submit is blocked (its answer never comes in time)
+    scripted.script.submit = [signal_self(signal.SIGTERM, hang(released, "task-late"))]
     scripted.script.cancel_submission = [["task-9"]]
-
-    # the signal comes while submit is blocked: sent from another thread
-    threading.Timer(0.3, signal_self(signal.SIGTERM)).start()
     try:
         done, out = _run(scripted, tmp_path)
     finally:
@@ -149,6 +147,7 @@ def test_signal_while_submit_hangs_cancels_what_it_created(scripted, tmp_path):
     assert "while the submission was in flight; cancelling whatever it created" in done.stderr
     assert scripted.script.count("cancel_submission") == 1
     assert ("cleanup", "task-9") in scripted.script.calls
+    assert "the submission was still unanswered at exit" in done.stderr
     assert not out.exists()
 
 
