@@ -55,9 +55,9 @@ def scripted(monkeypatch, capsys):
         module.TYPE,
         providers.ResourceType(module.TYPE, module.PREFIX, module.TARGET),
     )
-    for name in list(os.environ):
-        if name not in clean_env():
-            monkeypatch.delenv(name)
+    keep = clean_env()  # no Slurm or QRMI variable of the developer's leaks in
+    for name in [name for name in os.environ if name not in keep]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("QRMI_JOB_QPU_RESOURCES", module.RESOURCE)
     monkeypatch.setenv("QRMI_JOB_QPU_TYPES", module.TYPE)
     script = module.Script()
