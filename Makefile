@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+PYTEST_WORKERS ?= auto
 
 .PHONY: setup demo test lint bench clean
 
@@ -24,8 +25,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## The whole test suite (lint included). As root it also starts a single-node Slurm
-## cluster for tests/test_slurm.py (then a cluster that cannot start fails those tests).
+## The whole test suite (lint included), on every core (pytest-xdist; PYTEST_WORKERS=N to
+## choose), with a coverage summary of qrmi_tasks and generators (runner subprocesses
+## included). As root it also starts a single-node Slurm cluster for tests/test_slurm.py
+## (then a cluster that cannot start fails those tests).
 test: lint
 	@if [ "$$(id -u)" = 0 ] && [ "$${QRMI_SKIP_SLURM:-0}" != 1 ]; then \
 	  export QRMI_EXPECT_SLURM=1; \
@@ -33,7 +36,7 @@ test: lint
 	else \
 	  echo "not root (or QRMI_SKIP_SLURM=1): the Slurm tests will be skipped"; \
 	fi; \
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --cov --cov-report=term
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

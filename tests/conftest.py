@@ -1,92 +1,20 @@
-"""Shared test helpers: run the real CLI as a subprocess with a controlled environment."""
+"""Fixtures shared by the test modules (helper functions live in helpers.py)."""
 
 from __future__ import annotations
 
-import json
+import logging
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-# IBM's primitive schemas are not ours to copy into the repository: they are read from the
-# workspace's shared folder, or from QRMI_IBM_SCHEMAS.
-SCHEMAS = Path(os.environ.get("QRMI_IBM_SCHEMAS") or ROOT.parent / "shared" / "schemas")
-
-# Variables that would leak the developer's (or Slurm's) configuration into a test.
-_SCRUB_PREFIXES = ("SLURM_", "QRMI_", "SRUN_")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The current environment without Slurm/QRMI variables, plus ``extra``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(_SCRUB_PREFIXES) and "_QRMI_" not in k
-    }
-    env.update(extra)
-    return env
-
-
-def ibm_schema(name: str) -> dict:
-    """IBM's schema ``name`` (e.g. ``sampler_v2``); skips the test, saying why, if absent."""
-    path = SCHEMAS / f"{name}_schema.json"
-    if not path.exists():
-        pytest.skip(f"IBM's schema {path.name} is not in {SCHEMAS} (set QRMI_IBM_SCHEMAS)")
-    return json.loads(path.read_text())
-
-
-def runner_cmd(*args: str) -> list[str]:
-    """Command line of the installed runner (same interpreter as the tests)."""
-    return [sys.executable, "-m", "qrmi_tasks", *args]
-
-
-def start_runner(*args: str, env: dict[str, str], capture: bool = True) -> subprocess.Popen[str]:
-    """Start ``qrmi-task-runner ARGS`` in the background (for signal and reattach tests).
-
-    With ``capture`` its stdout/stderr are pipes (read them with ``communicate``),
-    otherwise they are discarded.
-    """
-    stream = subprocess.PIPE if capture else subprocess.DEVNULL
-    return subprocess.Popen(runner_cmd(*args), env=env, stdout=stream, stderr=stream, text=True)
-
-
-def run_runner(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``qrmi-task-runner ARGS`` to completion and capture stdout/stderr."""
-    return subprocess.run(
-        runner_cmd(*args),
-        env=clean_env() if env is None else env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
-
-
-def wait_for(predicate, what: str, proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    """Poll ``predicate`` until true while runner ``proc`` runs; fail with its stderr if it
-    exits first or ``timeout`` passes (then it is killed)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc.poll() is not None:
-            _, stderr = proc.communicate()
-            raise AssertionError(f"runner exited {proc.returncode} before {what}: {stderr}")
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError(f"timed out waiting for {what}: {proc.communicate()[1]}")
+from helpers import ConnectionCounter, ScriptedCli, clean_env
 
 
 @pytest.fixture(scope="session")
 def s3_url():
-    """One moto S3 server (with the Direct Access fake's bucket) for the whole session."""
+    """One moto S3 server (with the Direct Access fake's bucket) per test process.
+
+    Under pytest-xdist each worker starts its own, on a free port.
+    """
     from fakes.direct_access import moto_s3
 
     with moto_s3() as url:
@@ -97,3 +25,57 @@ def s3_url():
 def env() -> dict[str, str]:
     """A clean environment dict a test may extend."""
     return clean_env()
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener counting connection attempts (a test asserts it stays at zero)."""
+    counter = ConnectionCounter()
+    yield counter
+    counter.close()
+
+
+@pytest.fixture
+def scripted(monkeypatch, capsys):
+    """The runner's CLI, in this process, on a ``scripted`` resource (tests/scripted.py).
+
+    Yields a :class:`ScriptedCli`: ``.script`` is what the provider answers, ``.run(*args)``
+    runs ``qrmi-task-runner ARGS`` and returns its exit code and output. Registers the
+    resource type for this test only and restores what the runner changes in a process
+    (signal handlers, root log handlers).
+    """
+    import signal
+
+    import scripted as module
+
+    from qrmi_tasks import providers
+
+    monkeypatch.setitem(
+        providers.RESOURCE_TYPES,
+        module.TYPE,
+        providers.ResourceType(module.TYPE, module.PREFIX, module.TARGET),
+    )
+    keep = clean_env()  # no Slurm or QRMI variable of the developer's leaks in
+    for name in [name for name in os.environ if name not in keep]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("QRMI_JOB_QPU_RESOURCES", module.RESOURCE)
+    monkeypatch.setenv("QRMI_JOB_QPU_TYPES", module.TYPE)
+    script = module.Script()
+    monkeypatch.setattr(module, "current", script)
+    handlers = {s: signal.getsignal(s) for s in module.interrupt_signals()}
+    root = logging.getLogger()
+    root_state = (list(root.handlers), root.level)
+    try:
+        yield ScriptedCli(script, capsys)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        root.handlers[:] = root_state[0]
+        root.setLevel(root_state[1])
+        logging.captureWarnings(False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the tests marked ``long`` first: under pytest-xdist they then run while the
+    other workers go through the short ones, instead of finishing the session alone."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)

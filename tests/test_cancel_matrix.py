@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, clean_env, start_runner, wait_for
 from fakes import direct_access, pasqal_cloud, qiskit_runtime
 from fakes.s3_proxy import S3Proxy
 from fakes.server import FakeServer
+from helpers import EXAMPLES, clean_env, start_runner, wait_for
 from payloads import write_pulser_payload
 
 pytestmark = pytest.mark.timeout(120)

@@ -4,60 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner
+from helpers import EXAMPLES, assert_clean_error, clean_env, run_runner
 
 BELL = str(EXAMPLES / "qiskit" / "bell_sampler.json")
-
-
-class ConnectionCounter:
-    """A TCP listener on 127.0.0.1 that counts connection attempts (proves 'no network')."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.count = 0
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.count += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.fixture
-def listener():
-    counter = ConnectionCounter()
-    yield counter
-    counter.close()
-
-
-def assert_clean_error(proc, *fragments: str, code: int = 2) -> str:
-    """Exactly one stderr line, ``error: ...``, the expected exit code, no traceback."""
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == code, proc.stderr
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert proc.stdout == ""
-    return lines[0]
 
 
 def write(tmp_path: Path, text: str, name: str = "payload.json") -> str:

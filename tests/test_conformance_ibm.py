@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import EXAMPLES, clean_env, run_runner, start_runner
 from fakes import conformance
 from fakes.direct_access import API_KEY as DA_KEY
 from fakes.direct_access import SERVICE_CRN as DA_CRN
@@ -31,7 +30,7 @@ from fakes.qiskit_runtime import API_KEY as QRS_KEY
 from fakes.qiskit_runtime import SERVICE_CRN as QRS_CRN
 from fakes.qiskit_runtime import FakeQiskitRuntime
 from fakes.qiskit_runtime import runner_env as qrs_env
-from test_cli_errors import assert_clean_error
+from helpers import EXAMPLES, assert_clean_error, clean_env, run_runner, start_runner
 
 from qrmi_tasks.providers import direct_access as da_provider
 from qrmi_tasks.providers import qiskit_runtime as qrs_provider

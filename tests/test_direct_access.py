@@ -11,9 +11,15 @@ import time
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner, start_runner
 from fakes.direct_access import API_KEY, AWS_SECRET, FakeDirectAccess, runner_env
-from test_cli_errors import ConnectionCounter, assert_clean_error
+from helpers import (
+    EXAMPLES,
+    ConnectionCounter,
+    assert_clean_error,
+    clean_env,
+    run_runner,
+    start_runner,
+)
 
 pytestmark = pytest.mark.timeout(300)
 

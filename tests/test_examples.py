@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner
+from helpers import EXAMPLES, clean_env, run_runner
 
 pytestmark = pytest.mark.timeout(300)
 

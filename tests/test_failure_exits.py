@@ -1,18 +1,19 @@
 """Every foreseeable failure has its documented exit code (none is exit 70).
 
-Protocol errors from Direct Access, a result that cannot be written (file size limit),
-logs that cannot be written, and output paths that collide — through the real CLI.
+Protocol errors from Direct Access, a result that cannot be written (file size limit)
+and output paths that collide — through the real CLI. The runner's outcome for each
+kind of failure (logs that cannot be written included) is checked in process in
+test_runner_lifecycle.py.
 """
 
 from __future__ import annotations
 
 import resource
-import shutil
 import subprocess
 
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner, runner_cmd, start_runner, wait_for
 from fakes import direct_access, qiskit_runtime
+from helpers import EXAMPLES, clean_env, run_runner, runner_cmd
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -95,24 +96,6 @@ def test_result_over_the_file_size_limit_is_exit_4_and_keeps_the_task(tmp_path):
     assert "may still be running" not in proc.stderr
     assert out.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]  # no temp file
-
-
-def test_logs_that_cannot_be_written_are_a_warning_exit_0(da, tmp_path):
-    fake, env = da
-    fake.configure(job_seconds=2.0)
-    logs_dir = tmp_path / "logs"
-    logs_dir.mkdir()
-    out = tmp_path / "out.json"
-    proc = start_runner(
-        "fake_heron", str(BELL), "-o", str(out), "--logs", str(logs_dir / "x.log"), env=env
-    )
-    wait_for(lambda: bool(fake.jobs), "the job's creation", proc)
-    shutil.rmtree(logs_dir)  # gone between the checks and the end of the job
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 0, stderr
-    assert "could not save logs" in stderr
-    assert out.stat().st_size > 0
-    assert len(fake.deleted) == 1  # cleanup as normal
 
 
 def test_output_and_logs_on_the_same_file_is_exit_2_before_submitting(da, tmp_path):

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, clean_env, ibm_schema, run_runner
-from test_cli_errors import assert_clean_error
+from helpers import EXAMPLES, assert_clean_error, clean_env, ibm_schema, run_runner
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner
+from helpers import EXAMPLES, clean_env, run_runner
 from payloads import write_pulser_payload
 
 pytestmark = pytest.mark.timeout(300)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner
+from helpers import EXAMPLES, clean_env, run_runner
 
 from qrmi_tasks.logsetup import _CHATTY, SecretFilter, level_from, setup_logging
 

@@ -7,10 +7,9 @@ import signal
 import time
 
 import pytest
-from conftest import clean_env, run_runner, start_runner
 from fakes.pasqal_cloud import PROJECT_ID, FakePasqalCloud, conformance, runner_env
+from helpers import assert_clean_error, clean_env, run_runner, start_runner
 from payloads import write_pulser_payload
-from test_cli_errors import assert_clean_error
 
 pytestmark = pytest.mark.timeout(300)
 DEVICE = "EMU_FREE"
@@ -247,7 +246,7 @@ def test_device_names_match_the_sdk():
 
 
 def test_qiskit_payload_for_pasqal_is_rejected(fake, env):
-    from conftest import EXAMPLES
+    from helpers import EXAMPLES
 
     line = assert_clean_error(
         run_runner(DEVICE, str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
@@ -256,9 +255,11 @@ def test_qiskit_payload_for_pasqal_is_rejected(fake, env):
 
 
 def test_create_retried_after_lost_answer_leaves_one_batch(fake, env, payloads, tmp_path):
-    # the first POST creates a batch but its answer is lost: the SDK posts again
+    # the first POST creates a batch but its answer is lost: the SDK posts again; the
+    # first batch still runs when the runner checks for duplicates (job_seconds)
     fake.configure(
-        faults=[{"method": "POST", "path": "/core/api/v1/batches", "status": 502, "after": True}]
+        job_seconds=3,
+        faults=[{"method": "POST", "path": "/core/api/v1/batches", "status": 502, "after": True}],
     )
     out = tmp_path / "out.json"
     proc = run_runner(DEVICE, str(payloads["object"]), "-o", str(out), env=env, timeout=200)

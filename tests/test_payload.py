@@ -6,7 +6,7 @@ import json
 
 import jsonschema
 import pytest
-from conftest import EXAMPLES, ibm_schema
+from helpers import EXAMPLES, ibm_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from payloads import pulser_sequence_json

@@ -12,9 +12,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner, start_runner
 from fakes.qiskit_runtime import API_KEY, SERVICE_CRN, FakeQiskitRuntime, runner_env
-from test_cli_errors import assert_clean_error
+from helpers import EXAMPLES, assert_clean_error, clean_env, run_runner, start_runner
 
 pytestmark = pytest.mark.timeout(120)
 BACKEND = "ibm_fake"

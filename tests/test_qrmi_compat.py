@@ -17,10 +17,10 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import EXAMPLES, ROOT, clean_env, run_runner
 from fakes import direct_access as da_fake
 from fakes import pasqal_cloud as pasqal_fake
 from fakes.qiskit_runtime import API_KEY, SERVICE_CRN, FakeQiskitRuntime, runner_env
+from helpers import EXAMPLES, ROOT, clean_env, run_runner
 from payloads import write_pulser_payload
 
 from qrmi_tasks import compat

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 
 from qrmi_tasks.payload import load_payload
 from qrmi_tasks.runner import request_id_for

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXAMPLES, clean_env, run_runner
+from helpers import EXAMPLES, clean_env, run_runner
 from payloads import write_pulser_payload
 from qiskit.primitives import PrimitiveResult
 from qiskit.primitives.containers import BitArray

@@ -18,9 +18,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, ROOT, clean_env
+from helpers import EXAMPLES, ROOT, clean_env
 
-pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
+# one cluster: its tests must not run concurrently (make test runs pytest-xdist workers)
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.timeout(300),
+    pytest.mark.xdist_group("slurm"),
+    pytest.mark.long,  # minutes together: start them first
+]
 
 RUNNER = str(Path(sys.executable).parent / "qrmi-task-runner")
 BELL = EXAMPLES / "qiskit" / "bell_sampler.json"

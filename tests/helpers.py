@@ -1,0 +1,175 @@
+"""Helpers shared by the test modules: run the real CLI as a subprocess with a controlled
+environment, wait on it, and check its one-line errors.
+
+Test modules import from here (``from helpers import ...``), never from each other or
+from conftest.py, which only holds fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+BELL = EXAMPLES / "qiskit" / "bell_sampler.json"
+# IBM's primitive schemas are not ours to copy into the repository: they are read from the
+# workspace's shared folder, or from QRMI_IBM_SCHEMAS.
+SCHEMAS = Path(os.environ.get("QRMI_IBM_SCHEMAS") or ROOT.parent / "shared" / "schemas")
+
+# Variables that would leak the developer's (or Slurm's) configuration into a test.
+_SCRUB_PREFIXES = ("SLURM_", "QRMI_", "SRUN_")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without Slurm/QRMI variables, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_SCRUB_PREFIXES) and "_QRMI_" not in k
+    }
+    env.update(extra)
+    return env
+
+
+def ibm_schema(name: str) -> dict:
+    """IBM's schema ``name`` (e.g. ``sampler_v2``); skips the test, saying why, if absent."""
+    path = SCHEMAS / f"{name}_schema.json"
+    if not path.exists():
+        pytest.skip(f"IBM's schema {path.name} is not in {SCHEMAS} (set QRMI_IBM_SCHEMAS)")
+    return json.loads(path.read_text())
+
+
+def runner_cmd(*args: str) -> list[str]:
+    """Command line of the installed runner (same interpreter as the tests)."""
+    return [sys.executable, "-m", "qrmi_tasks", *args]
+
+
+def start_runner(*args: str, env: dict[str, str], capture: bool = True) -> subprocess.Popen[str]:
+    """Start ``qrmi-task-runner ARGS`` in the background (for signal and reattach tests).
+
+    With ``capture`` its stdout/stderr are pipes (read them with ``communicate``),
+    otherwise they are discarded.
+    """
+    stream = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(runner_cmd(*args), env=env, stdout=stream, stderr=stream, text=True)
+
+
+def run_runner(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``qrmi-task-runner ARGS`` to completion and capture stdout/stderr."""
+    return subprocess.run(
+        runner_cmd(*args),
+        env=clean_env() if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+def wait_for(
+    predicate: Callable[[], bool], what: str, proc: subprocess.Popen[str], timeout: float = 60
+) -> None:
+    """Poll ``predicate`` until true while runner ``proc`` runs; fail with its stderr if it
+    exits first or ``timeout`` passes (then it is killed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if proc.poll() is not None:
+            _, stderr = proc.communicate()
+            raise AssertionError(f"runner exited {proc.returncode} before {what}: {stderr}")
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"timed out waiting for {what}: {proc.communicate()[1]}")
+
+
+def assert_clean_error(proc, *fragments: str, code: int = 2) -> str:
+    """Exactly one stderr line, ``error: ...``, the expected exit code, no traceback."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert proc.stdout == ""
+    return lines[0]
+
+
+class ConnectionCounter:
+    """A TCP listener on 127.0.0.1 that counts connection attempts (proves 'no network')."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.count = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclass
+class Outcome:
+    """What an in-process run of the CLI produced."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def errors(self) -> list[str]:
+        """The ``error:`` lines (the CLI prints exactly one for a failure)."""
+        return [line for line in self.stderr.splitlines() if line.startswith("error:")]
+
+
+@dataclass
+class ScriptedCli:
+    """The ``scripted`` fixture: the runner's CLI called in this process."""
+
+    script: Any
+    capsys: Any
+
+    def run(self, *args: str) -> Outcome:
+        """``qrmi-task-runner ARGS`` in this process, as ``cli.main`` runs it (minus exit).
+
+        Runs the same click command and the same error report as ``main``; only the
+        process exit is left out (an abandoned call's ``os._exit`` would end pytest).
+        """
+        from qrmi_tasks.cli import command, report
+
+        self.capsys.readouterr()
+        try:
+            code = command.main(
+                args=list(args), prog_name="qrmi-task-runner", standalone_mode=False
+            )
+        except Exception as exc:
+            code = report(exc, "qrmi-task-runner")
+        captured = self.capsys.readouterr()
+        return Outcome(code if isinstance(code, int) else 0, captured.out, captured.err)
