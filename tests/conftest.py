@@ -48,13 +48,12 @@ def scripted(monkeypatch, capsys):
 
     import scripted as module
 
-    from qrmi_tasks import providers
+    from qrmi_tasks import config, providers
 
     monkeypatch.setitem(
-        providers.RESOURCE_TYPES,
-        module.TYPE,
-        providers.ResourceType(module.TYPE, module.PREFIX, module.TARGET),
+        config.RESOURCE_TYPES, module.TYPE, config.ResourceType(module.TYPE, module.PREFIX)
     )
+    monkeypatch.setitem(providers.PROVIDERS, module.TYPE, module.TARGET)
     keep = clean_env()  # no Slurm or QRMI variable of the developer's leaks in
     for name in [name for name in os.environ if name not in keep]:
         monkeypatch.delenv(name)

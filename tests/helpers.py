@@ -162,14 +162,10 @@ class ScriptedCli:
         Runs the same click command and the same error report as ``main``; only the
         process exit is left out (an abandoned call's ``os._exit`` would end pytest).
         """
-        from qrmi_tasks.cli import command, report
+        from qrmi_tasks.cli import command
+        from qrmi_tasks.front import run_command
 
         self.capsys.readouterr()
-        try:
-            code = command.main(
-                args=list(args), prog_name="qrmi-task-runner", standalone_mode=False
-            )
-        except Exception as exc:
-            code = report(exc, "qrmi-task-runner")
+        code = run_command(command, "qrmi-task-runner", list(args))
         captured = self.capsys.readouterr()
-        return Outcome(code if isinstance(code, int) else 0, captured.out, captured.err)
+        return Outcome(code, captured.out, captured.err)

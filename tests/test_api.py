@@ -12,7 +12,7 @@ import time
 import warnings
 
 import pytest
-from conftest import EXAMPLES, ROOT, clean_env
+from helpers import EXAMPLES, ROOT, clean_env
 from payloads import write_long_estimator, write_pulser_payload
 from qiskit.primitives import PrimitiveResult
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import EXAMPLES, clean_env
+from helpers import EXAMPLES, clean_env
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import EXAMPLES, clean_env
 from fakes.direct_access import FakeDirectAccess, runner_env
+from helpers import EXAMPLES, clean_env
 
 from generators.cli import cli
 from qrmi_tasks.front import run_command

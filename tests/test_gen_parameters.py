@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 
 import qrmi_tasks
 from generators.cli import cli

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import re
 
-from conftest import EXAMPLES, clean_env, run_runner
 from fakes.direct_access import FakeDirectAccess, runner_env
+from helpers import EXAMPLES, clean_env, run_runner
 
 BACKEND = "fake_heron"
 

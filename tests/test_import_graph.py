@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, clean_env
+from helpers import ROOT, clean_env
 
 PACKAGES = ("qrmi_tasks", "generators")
 

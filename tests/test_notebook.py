@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import nbformat
-from conftest import EXAMPLES, ROOT, clean_env
+from helpers import EXAMPLES, ROOT, clean_env
 from nbclient import NotebookClient
 
 NOTEBOOK = EXAMPLES / "notebook.ipynb"

@@ -43,7 +43,7 @@ def test_completed_task_writes_the_result_and_cleans_up(scripted, tmp_path):
 def test_result_to_stdout_when_no_output_file(scripted):
     done = scripted.run(sp.RESOURCE, str(BELL))
     assert done.code == 0, done.stderr
-    assert done.stdout == RESULT.decode()
+    assert done.stdout == RESULT.decode() + "\n"  # the next log line starts a line of its own
 
 
 # -- signals: one cancel, the exit code of the signal -------------------------------------
