@@ -97,4 +97,4 @@ def command(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``qrmi-task-runner`` / ``qrmi_task_runner``."""
-    exit_with(run_command(command, "qrmi-task-runner", argv))
+    exit_with(run_command(command, "qrmi-task-runner", argv), immediate=True)

@@ -98,14 +98,18 @@ def run_command(
     return code if isinstance(code, int) else 0
 
 
-def exit_with(code: int) -> NoReturn:
-    """Exit with ``code``; at once if a provider call is still blocked in a worker thread.
+def exit_with(code: int, immediate: bool = False) -> NoReturn:
+    """Exit with ``code``; at once if ``immediate`` or a provider call is still blocked in
+    a worker thread.
 
     An abandoned call (a hung read the cancel went around) must not hold the exit or
-    print noise while the interpreter winds down.
+    print noise while the interpreter winds down. ``immediate`` (the runner, whose work
+    is done and written by then) skips the interpreter's teardown, which takes seconds
+    of a scancel's KillWait once the SDKs have loaded torch and friends.
     """
     calls = sys.modules.get("qrmi_tasks.calls")  # only the runner makes such calls
-    if calls is not None and calls.abandoned():
+    if immediate or (calls is not None and calls.abandoned()):
+        logging.shutdown()  # flushes every log handler (a --logs file is a sink, not one)
         with contextlib.suppress(OSError):
             sys.stdout.flush()
         with contextlib.suppress(OSError):
