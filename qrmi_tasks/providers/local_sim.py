@@ -495,9 +495,9 @@ def _run_qutip(sequence, runs: int) -> Counter[str]:
     with quiet_import_warnings():
         from pulser_simulation import QutipEmulator
 
-    # only the final state is sampled: keeping every intermediate state ("Full", the
-    # default) costs memory in proportion to the pulse duration
-    emulator = QutipEmulator.from_sequence(sequence, evaluation_times="Final")
+    # only the final state is sampled: "Minimal" keeps the first and last states, where
+    # "Full" (the default) keeps one per nanosecond of the sequence
+    emulator = QutipEmulator.from_sequence(sequence, evaluation_times="Minimal")
     return emulator.run().sample_final_state(N_samples=runs)
 
 
