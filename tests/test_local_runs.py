@@ -318,3 +318,28 @@ def test_gpu_forced_without_one_is_exit_2():
     proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
     assert proc.returncode == 2
     assert "local_QRMI_LOCAL_DEVICE=GPU but Aer sees no GPU" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_gates_aer_has_no_kernel_for_are_translated():
+    # Aer's primitives do not transpile; the reference ones expand definitions. A
+    # payload that ran on the reference engine must run on Aer too.
+    from qiskit import QuantumCircuit
+
+    from qrmi_tasks.providers.local_sim import Engine, run_primitive
+
+    flip = QuantumCircuit(1, name="flip")
+    flip.x(0)
+    circuit = QuantumCircuit(3, 3)
+    circuit.x(0)
+    circuit.append(flip.to_gate(), [1])  # a custom gate
+    circuit.cs(0, 1)  # a standard gate Aer has no kernel for
+    circuit.ch(1, 2)
+    circuit.measure(range(3), range(3))
+    from qiskit_ibm_runtime import RuntimeEncoder
+
+    params = json.loads(json.dumps({"pubs": [[circuit]], "shots": 200}, cls=RuntimeEncoder))
+    for engine in (Engine(), Engine(qiskit="reference")):
+        result = run_primitive("sampler", params, engine)
+        counts = result[0].data.c.get_counts()
+        assert set(counts) == {"011", "111"}, engine
+        assert 50 < counts["011"] < 150

@@ -213,6 +213,7 @@ def run_primitive(program_id: str, params: dict[str, Any], engine: Engine | None
             pub_shots = pub[2] if len(pub) > 2 and pub[2] is not None else None
             pubs.append((circuit, values, pub_shots))
         method, device = _plan(engine, [p[0] for p in pubs], sampler=True)
+        pubs = [(_for_engine(engine, method, device, p[0]), *p[1:]) for p in pubs]
         return _run(_sampler(engine, method, device, int(shots), seed), pubs)
     if program_id == "estimator":
         precision = _first_set(params.get("precision"), options.get("default_precision"))
@@ -230,6 +231,7 @@ def run_primitive(program_id: str, params: dict[str, Any], engine: Engine | None
             pub_precision = pub[3] if len(pub) > 3 else None
             pubs.append((circuit, observables, values, pub_precision))
         method, device = _plan(engine, [p[0] for p in pubs], sampler=False)
+        pubs = [(_for_engine(engine, method, device, p[0]), *p[1:]) for p in pubs]
         estimator = _estimator(engine, method, device, float(precision), seed)
         result = _run(estimator, pubs)
         return result if engine.qiskit == "aer" else _honest_stds(result)
@@ -263,6 +265,43 @@ def _estimator(engine: Engine, method: str, device: str, precision: float, seed:
     if seed is not None:
         options["run_options"] = {"seed_simulator": seed}
     return EstimatorV2(options=options)
+
+
+def _for_engine(engine: Engine, method: str, device: str, circuit):
+    """The circuit in gates the Aer method runs.
+
+    Aer's primitives do not transpile: an instruction it has no kernel for (``cs``,
+    ``ecr`` under some methods, a custom gate) fails the run, where the reference
+    primitives expand definitions. Such circuits are translated to Aer's gates
+    (optimization level 0: no layout, no routing, qubits and parameters unchanged).
+    """
+    if engine.qiskit != "aer":
+        return circuit
+    supported = _aer_operations(method, device)
+    if {inst.operation.name for inst in circuit.data} <= supported:
+        return circuit
+    from qiskit import transpile
+    from qiskit.circuit.library import get_standard_gate_name_mapping
+
+    # qiskit's standard gates among Aer's (transpile refuses Aer's own names, like mcrx)
+    basis = sorted(supported & set(get_standard_gate_name_mapping()))
+    try:
+        return transpile(circuit, basis_gates=basis, optimization_level=0)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExecutionError(f"cannot translate the circuit to Aer's gates: {first}") from None
+
+
+_OPERATIONS: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _aer_operations(method: str, device: str) -> frozenset[str]:
+    if (method, device) not in _OPERATIONS:
+        from qiskit_aer import AerSimulator
+
+        names = AerSimulator(method=method, device=device).target.operation_names
+        _OPERATIONS[method, device] = frozenset(names) | {"barrier"}
+    return _OPERATIONS[method, device]
 
 
 def _honest_stds(result):
