@@ -245,8 +245,17 @@ def _sampler(engine: Engine, method: str, device: str, shots: int, seed: int | N
         return StatevectorSampler(default_shots=shots, seed=seed)
     from qiskit_aer.primitives import SamplerV2
 
-    options = {"backend_options": {"method": method, "device": device}}
+    options = {"backend_options": _backend_options(method, device)}
     return SamplerV2(default_shots=shots, seed=seed, options=options)
+
+
+def _backend_options(method: str, device: str) -> dict[str, Any]:
+    options: dict[str, Any] = {"method": method, "device": device}
+    if device == "CPU":
+        # Aer sizes its parallel shots and experiments by the machine's memory; a
+        # Slurm job may only have its cgroup's share
+        options["max_memory_mb"] = max(1, local_memory.available_bytes() >> 20)
+    return options
 
 
 def _estimator(engine: Engine, method: str, device: str, precision: float, seed: int | None):
@@ -260,7 +269,7 @@ def _estimator(engine: Engine, method: str, device: str, precision: float, seed:
     # that precision as the std; precision 0 gives the exact value with std 0.
     options: dict[str, Any] = {
         "default_precision": precision,
-        "backend_options": {"method": method, "device": device},
+        "backend_options": _backend_options(method, device),
     }
     if seed is not None:
         options["run_options"] = {"seed_simulator": seed}
