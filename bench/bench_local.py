@@ -3,8 +3,8 @@
 Usage: ``.venv/bin/python bench/bench_local.py [--repeat N] [--qubits 16 20 24]``.
 
 For each case, whole processes, one after the other: ``qrmi-task-runner local PAYLOAD -o
-FILE`` and a ten-line script that loads the same circuit and calls Aer's SamplerV2 (or
-EstimatorV2) itself. Wall time and peak memory (the sum of the resident sets of the
+FILE`` and a ten-line script that loads the same circuit (from QPY) and calls Aer's
+SamplerV2 (or EstimatorV2) itself. Wall time and peak memory (the sum of the resident sets of the
 process and its children, sampled every 10 ms) are medians of ``--repeat`` runs. Cases:
 random circuits (``qiskit.circuit.random.random_circuit``, depth 430, 4096 shots) of
 16, 20 and 24 qubits, and a 20-qubit estimator with 5 observables; plus the Bell sampler
@@ -37,19 +37,20 @@ SHOTS = 4096
 DEPTH = 430
 PRECISION = 0.01
 
-# The plain script: what a user would write with Aer's primitives, on the same payload
-# file (the circuit decoded with qiskit-ibm-runtime's RuntimeDecoder, as it was encoded).
+# The plain script: what a user would write with Aer's primitives, on the same circuit
+# (read from a QPY file written next to the payload, the leanest way to load it).
 PLAIN = """
 import json, sys
-from qiskit_ibm_runtime import RuntimeDecoder
+from qiskit import qpy
 from qiskit_aer.primitives import EstimatorV2, SamplerV2
-doc = json.load(open(sys.argv[1]), cls=RuntimeDecoder)
-pubs, params = doc["parameters"]["pubs"], doc["parameters"]
-if doc["program_id"] == "sampler":
-    result = SamplerV2(default_shots=params["shots"], seed=1).run(pubs).result()
+with open(sys.argv[1] + ".qpy", "rb") as file:
+    circuit = qpy.load(file)[0]
+args = json.load(open(sys.argv[1] + ".args"))
+if "shots" in args:
+    result = SamplerV2(default_shots=args["shots"], seed=1).run([circuit]).result()
 else:
-    options = {"default_precision": params["precision"], "run_options": {"seed_simulator": 1}}
-    result = EstimatorV2(options=options).run(pubs).result()
+    options = {"default_precision": args["precision"], "run_options": {"seed_simulator": 1}}
+    result = EstimatorV2(options=options).run([(circuit, args["observables"])]).result()
 """
 
 
@@ -79,7 +80,7 @@ def measure(cmd: list[str]) -> tuple[float, int]:
 def payloads(directory: Path, qubits: list[int], estimator: bool) -> dict[str, Path]:
     """The benchmark payloads, QPY-encoded as Qiskit Runtime clients send them."""
     import numpy as np
-    from qiskit import transpile
+    from qiskit import qpy, transpile
     from qiskit.circuit.library import get_standard_gate_name_mapping
     from qiskit.circuit.random import random_circuit
     from qiskit_aer import AerSimulator
@@ -95,9 +96,17 @@ def payloads(directory: Path, qubits: list[int], estimator: bool) -> dict[str, P
         return transpile(circuit, basis_gates=basis, optimization_level=0)
 
     def write(name: str, program: str, parameters: dict) -> Path:
+        """The payload NAME.json, and NAME.json.qpy / .args for the plain script."""
         path = directory / f"{name}.json"
         document = {"program_id": program, "parameters": {**parameters, "version": 2}}
         path.write_text(json.dumps(document, cls=RuntimeEncoder))
+        pub = parameters["pubs"][0]
+        with open(f"{path}.qpy", "wb") as file:
+            qpy.dump(pub[0], file)
+        args = {k: v for k, v in parameters.items() if k in ("shots", "precision")}
+        if program == "estimator":
+            args["observables"] = pub[1]
+        Path(f"{path}.args").write_text(json.dumps(args))
         return path
 
     found = {}
