@@ -213,8 +213,8 @@ def test_40_qubits_run_where_the_method_allows(tmp_path):
     ("variable", "value", "expected"),
     [
         ("METHOD", "density", "local_QRMI_LOCAL_METHOD must be one of automatic, statevector"),
-        ("DEVICE", "TPU", "local_QRMI_LOCAL_DEVICE must be one of auto, CPU, GPU"),
-        ("ENGINE", "qutip", "local_QRMI_LOCAL_ENGINE must be one of aer, reference"),
+        ("DEVICE", "TPU", "local_QRMI_LOCAL_DEVICE must be one of auto, cpu, gpu"),
+        ("ENGINE", "qutip", "local_QRMI_LOCAL_ENGINE must be aer or reference"),
     ],
 )
 def test_bad_engine_settings_are_exit_2(variable, value, expected):
@@ -293,7 +293,8 @@ def test_missing_pasqal_emulator_is_one_line_exit_2(tmp_path):
     proc = run_runner("local", str(payload), env=env)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert "needs the Python package emu-sv" in last and "qrmi-tasks[emulators]" in last
+    assert last.startswith("error: local_QRMI_LOCAL_PULSER_ENGINE names emu-sv, but its Python")
+    assert "package emu-sv is not installed" in last and "qrmi-tasks[emulators]" in last
     assert "submitted" not in proc.stderr
 
 
@@ -305,7 +306,7 @@ def _aer_gpu() -> bool:
 
 @pytest.mark.skipif(not _aer_gpu(), reason="no GPU build of Aer (qiskit-aer-gpu) or no GPU visible")
 def test_bell_sampler_on_gpu():
-    env = clean_env(local_QRMI_LOCAL_DEVICE="GPU")
+    env = clean_env(local_QRMI_LOCAL_DEVICE="gpu")
     proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
     assert proc.returncode == 0, proc.stderr
     counts = _decode(proc.stdout)[0].data.meas.get_counts()
@@ -314,10 +315,10 @@ def test_bell_sampler_on_gpu():
 
 @pytest.mark.skipif(_aer_gpu(), reason="a GPU is usable here: the no-GPU path")
 def test_gpu_forced_without_one_is_exit_2():
-    env = clean_env(local_QRMI_LOCAL_DEVICE="GPU")
+    env = clean_env(local_QRMI_LOCAL_DEVICE="gpu")
     proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
     assert proc.returncode == 2
-    assert "local_QRMI_LOCAL_DEVICE=GPU but Aer sees no GPU" in proc.stderr.strip().splitlines()[-1]
+    assert "local_QRMI_LOCAL_DEVICE=gpu but Aer sees no GPU" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_gates_aer_has_no_kernel_for_are_translated():
@@ -343,3 +344,21 @@ def test_gates_aer_has_no_kernel_for_are_translated():
         counts = result[0].data.c.get_counts()
         assert set(counts) == {"011", "111"}, engine
         assert 50 < counts["011"] < 150
+
+
+def test_pulser_engine_setting_names_a_missing_package(monkeypatch):
+    # Runs everywhere (the subprocess test above only where emu-sv is absent): the engine
+    # table points at a module that does not exist.
+    from qrmi_tasks.config import resolve_resource
+    from qrmi_tasks.errors import ConfigError
+    from qrmi_tasks.providers import local_options
+    from qrmi_tasks.providers.local import LocalProvider
+
+    monkeypatch.setitem(local_options.PULSER_MODULES, "emu-mps", ("no_such_emu_mps", "emu-mps"))
+    resource = resolve_resource("local", clean_env(local_QRMI_LOCAL_PULSER_ENGINE="EMU-MPS"), None)
+    with pytest.raises(ConfigError) as info:
+        resource.settings(LocalProvider.settings_spec)
+    assert str(info.value) == (
+        "local_QRMI_LOCAL_PULSER_ENGINE names emu-mps, but its Python package emu-mps is not "
+        "installed: pip install 'qrmi-tasks[emulators]', or unset it for qutip (got 'EMU-MPS')"
+    )

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from qrmi_tasks.config import Resource, Setting
+from qrmi_tasks.config import Resource, Setting, one_of
 from qrmi_tasks.errors import ConfigError, PayloadError, ProviderError
 from qrmi_tasks.payload import PULSER, QISKIT, Payload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
@@ -43,17 +43,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _one_of(choices: tuple[str, ...]) -> Any:
-    """A setting parser accepting one of ``choices`` (any case), returned as spelled there."""
-
-    def parse(text: str) -> str:
-        by_lower = {choice.lower(): choice for choice in choices}
-        try:
-            return by_lower[text.strip().lower()]
-        except KeyError:
-            raise ValueError(f"must be one of {', '.join(choices)}") from None
-
-    return parse
+def _pulser_engine(text: str) -> str:
+    """PULSER_ENGINE: one of the engines, whose package is installed (looked up, not imported)."""
+    engine = one_of(*PULSER_ENGINES)(text)
+    module, package = PULSER_MODULES[engine]
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(
+            f"names {engine}, but its Python package {package} is not installed: "
+            "pip install 'qrmi-tasks[emulators]', or unset it for qutip"
+        )
+    return engine
 
 
 class LocalProvider(Provider):
@@ -63,11 +62,11 @@ class LocalProvider(Provider):
     settings_spec: ClassVar[tuple[Setting, ...]] = (
         Setting("SEED", required=False, parse=int),
         # Qiskit payloads: Aer, or qiskit's reference primitives (slow; a fallback)
-        Setting("ENGINE", required=False, parse=_one_of(QISKIT_ENGINES), default="aer"),
-        Setting("METHOD", required=False, parse=_one_of(AER_METHODS), default="automatic"),
-        Setting("DEVICE", required=False, parse=_one_of(DEVICES), default="auto"),
+        Setting("ENGINE", required=False, parse=one_of(*QISKIT_ENGINES), default="aer"),
+        Setting("METHOD", required=False, parse=one_of(*AER_METHODS), default="automatic"),
+        Setting("DEVICE", required=False, parse=one_of(*DEVICES), default="auto"),
         # Pulser payloads: pulser-simulation (QuTiP), or Pasqal's emu-sv / emu-mps
-        Setting("PULSER_ENGINE", required=False, parse=_one_of(PULSER_ENGINES), default="qutip"),
+        Setting("PULSER_ENGINE", required=False, parse=_pulser_engine, default="qutip"),
     )
     # A status call is one waitpid(WNOHANG): polling every 50 ms costs nothing and a short
     # simulation's end is seen at once (a 1 s cap added up to half a second to a Bell run).
@@ -83,21 +82,12 @@ class LocalProvider(Provider):
         self._stopped_by_us = False
 
     @classmethod
-    def check_payload(cls, payload: Payload, resource: Resource) -> None:
-        settings = resource.settings(cls.settings_spec)
-        variables = f"{resource.name}_{resource.type.prefix}"
-        if payload.kind == PULSER:
-            module, package = PULSER_MODULES[settings["PULSER_ENGINE"]]
-            if importlib.util.find_spec(module) is None:  # looked up, not imported
-                raise ConfigError(
-                    f"{variables}PULSER_ENGINE={settings['PULSER_ENGINE']} needs the Python "
-                    f"package {package}, which is not installed: pip install "
-                    f"'qrmi-tasks[emulators]', or unset {variables}PULSER_ENGINE for qutip"
-                )
-        elif settings["ENGINE"] == "reference" and settings["METHOD"] not in (
+    def check_settings(cls, resource: Resource, settings: dict[str, Any]) -> None:
+        if settings["ENGINE"] == "reference" and settings["METHOD"] not in (
             "automatic",
             "statevector",
         ):
+            variables = f"{resource.name}_{resource.type.prefix}"
             raise ConfigError(
                 f"{variables}ENGINE=reference simulates statevectors only; unset "
                 f"{variables}METHOD or use {variables}ENGINE=aer for {settings['METHOD']}"

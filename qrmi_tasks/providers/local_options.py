@@ -19,7 +19,8 @@ AER_METHODS = (
 )
 #: Aer methods its GPU build runs
 GPU_METHODS = ("statevector", "density_matrix")
-DEVICES = ("auto", "CPU", "GPU")
+#: settings values are lower case (``config.one_of``); Aer spells devices CPU, GPU
+DEVICES = ("auto", "cpu", "gpu")
 #: Pulser engines: pulser-simulation (QuTiP), Pasqal's state-vector and MPS emulators
 PULSER_ENGINES = ("qutip", "emu-sv", "emu-mps")
 #: the module each Pulser engine needs, and the package that provides it

@@ -365,22 +365,24 @@ def _active_qubits(circuit) -> int:
 
 
 def _device(engine: Engine, method: str) -> str:
-    if engine.device == "CPU":
+    """Aer's device name, ``CPU`` or ``GPU``, for the DEVICE setting and the method."""
+    wanted = engine.device.lower()
+    if wanted == "cpu":
         return "CPU"
     from qiskit_aer import AerSimulator
 
     gpu = "GPU" in AerSimulator().available_devices()
-    if engine.device == "GPU":
+    if wanted == "gpu":
         if not gpu:
             raise Rejected(
-                f"{engine.variables}DEVICE=GPU but Aer sees no GPU: install qiskit-aer-gpu "
+                f"{engine.variables}DEVICE=gpu but Aer sees no GPU: install qiskit-aer-gpu "
                 "in place of qiskit-aer and run where a GPU is visible (nvidia-smi), or set "
-                f"{engine.variables}DEVICE=CPU"
+                f"{engine.variables}DEVICE=cpu"
             )
         if method not in GPU_METHODS:
             raise Rejected(
-                f"Aer's {method} method does not run on a GPU ({engine.variables}DEVICE=GPU); "
-                f"use {engine.variables}METHOD=statevector or density_matrix, or DEVICE=CPU"
+                f"Aer's {method} method does not run on a GPU ({engine.variables}DEVICE=gpu); "
+                f"use {engine.variables}METHOD=statevector or density_matrix, or DEVICE=cpu"
             )
         return "GPU"
     return "GPU" if gpu and method in GPU_METHODS else "CPU"
