@@ -362,3 +362,20 @@ def test_pulser_engine_setting_names_a_missing_package(monkeypatch):
         "local_QRMI_LOCAL_PULSER_ENGINE names emu-mps, but its Python package emu-mps is not "
         "installed: pip install 'qrmi-tasks[emulators]', or unset it for qutip (got 'EMU-MPS')"
     )
+
+
+def test_a_40_atom_register_is_refused_at_once_on_qutip(tmp_path):
+    from pulser import Pulse, Register, Sequence
+    from pulser.devices import MockDevice
+
+    sequence = Sequence(Register.rectangle(5, 8, spacing=6, prefix="q"), MockDevice)
+    sequence.declare_channel("rydberg", "rydberg_global")
+    sequence.add(Pulse.ConstantPulse(100, 2.0, 0.0, 0.0), "rydberg")
+    sequence.measure("ground-rydberg")
+    payload = tmp_path / "big.json"
+    payload.write_text(json.dumps({"sequence": sequence.to_abstract_repr(), "job_runs": 10}))
+    proc = run_runner("local", str(payload), timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: emulating 40 atoms with qutip needs about ")
+    assert "local_QRMI_LOCAL_PULSER_ENGINE=emu-mps" in last and "Traceback" not in proc.stderr
