@@ -135,3 +135,247 @@ def test_simulator_refuses_includes_itself(tmp_path):
     with pytest.raises(ExecutionError, match="may only include") as info:
         run_primitive("sampler", {"pubs": [[circuit]]})
     assert "leaked_file_content" not in str(info.value)
+
+
+# -- engines, limits and honest error bars ---------------------------------------------------
+
+
+def _qasm_payload(tmp_path, circuit, program="sampler", **parameters):
+    from qiskit import qasm3
+
+    if program == "sampler":
+        pub = [qasm3.dumps(circuit)]
+    else:
+        pub = [qasm3.dumps(circuit), parameters.pop("observables")]
+    path = tmp_path / f"{program}.json"
+    path.write_text(
+        json.dumps(
+            {"program_id": program, "parameters": {"pubs": [pub], "version": 2, **parameters}}
+        )
+    )
+    return str(path)
+
+
+def test_reference_engine_still_runs_sampler_and_estimator(tmp_path):
+    env = clean_env(local_QRMI_LOCAL_ENGINE="reference")
+    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    counts = _decode(proc.stdout)[0].data.meas.get_counts()
+    assert set(counts) == {"00", "11"} and sum(counts.values()) == 1000
+    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_estimator.json"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    data = _decode(proc.stdout)[0].data
+    precision = json.loads((EXAMPLES / "qiskit" / "bell_estimator.json").read_text())[
+        "parameters"
+    ].get("precision", 0.015625)
+    assert np.allclose(data.evs, [1.0, 1.0, 0.0], atol=5 * precision)
+    assert np.allclose(data.stds, precision)  # the noise it added, not 0
+
+
+def test_a_40_qubit_statevector_is_refused_at_once_with_exit_2(tmp_path):
+    from qiskit import QuantumCircuit
+
+    circuit = QuantumCircuit(40)
+    circuit.rx(0.3, range(40))  # not Clifford: "automatic" means statevector
+    circuit.cx(range(39), range(1, 40))
+    circuit.measure_all()
+    proc = run_runner("local", _qasm_payload(tmp_path, circuit, shots=10), timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: a 40-qubit statevector simulation needs 17.6 TiB")
+    assert "local_QRMI_LOCAL_METHOD=matrix_product_state" in last
+    assert "QPU resource" in last and "Traceback" not in proc.stderr
+
+
+def test_40_qubits_run_where_the_method_allows(tmp_path):
+    from qiskit import QuantumCircuit
+
+    ghz = QuantumCircuit(40)
+    ghz.h(0)
+    ghz.cx(range(39), range(1, 40))
+    ghz.measure_all()
+    # Clifford: "automatic" simulates it as a stabilizer tableau
+    proc = run_runner("local", _qasm_payload(tmp_path, ghz, shots=50))
+    assert proc.returncode == 0, proc.stderr
+    assert set(_decode(proc.stdout)[0].data.meas.get_counts()) == {"0" * 40, "1" * 40}
+    # a weakly entangled non-Clifford circuit, on the method the memory message suggests
+    chain = QuantumCircuit(40)
+    chain.rx(0.3, range(40))
+    chain.cx(range(39), range(1, 40))
+    chain.measure_all()
+    env = clean_env(local_QRMI_LOCAL_METHOD="matrix_product_state")
+    proc = run_runner("local", _qasm_payload(tmp_path, chain, shots=50), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert _decode(proc.stdout)[0].data.meas.num_shots == 50
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("METHOD", "density", "local_QRMI_LOCAL_METHOD must be one of automatic, statevector"),
+        ("DEVICE", "TPU", "local_QRMI_LOCAL_DEVICE must be one of auto, cpu, gpu"),
+        ("ENGINE", "qutip", "local_QRMI_LOCAL_ENGINE must be aer or reference"),
+    ],
+)
+def test_bad_engine_settings_are_exit_2(variable, value, expected):
+    env = clean_env(**{f"local_QRMI_LOCAL_{variable}": value})
+    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+    assert proc.returncode == 2
+    assert expected in proc.stderr.strip().splitlines()[-1]
+    assert "submitted" not in proc.stderr
+
+
+def test_reference_engine_refuses_other_methods():
+    env = clean_env(local_QRMI_LOCAL_ENGINE="reference", local_QRMI_LOCAL_METHOD="stabilizer")
+    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+    assert proc.returncode == 2
+    assert "ENGINE=reference simulates statevectors only" in proc.stderr
+
+
+@pytest.mark.parametrize("engine", ["aer", "reference"])
+def test_estimator_std_matches_its_deviation_from_the_exact_value(engine):
+    # In-process, many seeds: the reported std must be the spread of the values around the
+    # exact expectation (noisy), or 0 with the exact value (precision 0).
+    from qiskit import QuantumCircuit, qasm3
+
+    from qrmi_tasks.providers.local_sim import Engine, run_primitive
+
+    circuit = QuantumCircuit(2)
+    circuit.ry(0.7, 0)
+    circuit.cx(0, 1)
+    observables = ["ZZ", "XX", "ZI", "IX"]
+    exact = np.array([1.0, np.sin(0.7), np.cos(0.7), 0.0])
+    pub = [qasm3.dumps(circuit), observables]
+    choice = Engine(qiskit=engine)
+
+    result = run_primitive("estimator", {"pubs": [pub], "precision": 0.0}, choice)
+    assert np.allclose(result[0].data.evs, exact, atol=1e-9)
+    assert np.all(result[0].data.stds == 0)
+
+    precision = 0.05
+    z_scores = []
+    for seed in range(25):
+        params = {"pubs": [pub], "precision": precision, "options": {"seed_estimator": seed}}
+        data = run_primitive("estimator", params, choice)[0].data
+        assert np.allclose(data.stds, precision)
+        z_scores.extend((data.evs - exact) / data.stds)
+    z = np.array(z_scores)  # 100 draws of N(0, 1) if the std is honest
+    assert np.all(np.abs(z) < 5)
+    assert 0.6 < np.mean(z**2) < 1.5
+    assert abs(np.mean(z)) < 0.5
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.parametrize("engine", ["emu-sv", "emu-mps"])
+@pytest.mark.skipif(
+    not (_has("emu_sv") and _has("emu_mps")),
+    reason="Pasqal's emulators are not installed (pip install 'qrmi-tasks[emulators]')",
+)
+def test_pulser_payload_on_pasqal_emulators(tmp_path, engine):
+    payload = write_pulser_payload(tmp_path / "seq.json", runs=60)
+    env = clean_env(local_QRMI_LOCAL_PULSER_ENGINE=engine, local_QRMI_LOCAL_SEED="5")
+    proc = run_runner("local", str(payload), "-o", str(tmp_path / "out.json"), env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    counter = json.loads((tmp_path / "out.json").read_text())["counter"]
+    assert sum(counter.values()) == 60
+    assert all(len(bits) == 4 and set(bits) <= {"0", "1"} for bits in counter)
+
+
+@pytest.mark.skipif(_has("emu_sv"), reason="emu-sv is installed: the missing-package path")
+def test_missing_pasqal_emulator_is_one_line_exit_2(tmp_path):
+    payload = write_pulser_payload(tmp_path / "seq.json", runs=10)
+    env = clean_env(local_QRMI_LOCAL_PULSER_ENGINE="emu-sv")
+    proc = run_runner("local", str(payload), env=env)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: local_QRMI_LOCAL_PULSER_ENGINE names emu-sv, but its Python")
+    assert "package emu-sv is not installed" in last and "qrmi-tasks[emulators]" in last
+    assert "submitted" not in proc.stderr
+
+
+def _aer_gpu() -> bool:
+    from qiskit_aer import AerSimulator
+
+    return "GPU" in AerSimulator().available_devices()
+
+
+@pytest.mark.skipif(not _aer_gpu(), reason="no GPU build of Aer (qiskit-aer-gpu) or no GPU visible")
+def test_bell_sampler_on_gpu():
+    env = clean_env(local_QRMI_LOCAL_DEVICE="gpu")
+    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    counts = _decode(proc.stdout)[0].data.meas.get_counts()
+    assert set(counts) == {"00", "11"} and sum(counts.values()) == 1000
+
+
+@pytest.mark.skipif(_aer_gpu(), reason="a GPU is usable here: the no-GPU path")
+def test_gpu_forced_without_one_is_exit_2():
+    env = clean_env(local_QRMI_LOCAL_DEVICE="gpu")
+    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+    assert proc.returncode == 2
+    assert "local_QRMI_LOCAL_DEVICE=gpu but Aer sees no GPU" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_gates_aer_has_no_kernel_for_are_translated():
+    # Aer's primitives do not transpile; the reference ones expand definitions. A
+    # payload that ran on the reference engine must run on Aer too.
+    from qiskit import QuantumCircuit
+
+    from qrmi_tasks.providers.local_sim import Engine, run_primitive
+
+    flip = QuantumCircuit(1, name="flip")
+    flip.x(0)
+    circuit = QuantumCircuit(3, 3)
+    circuit.x(0)
+    circuit.append(flip.to_gate(), [1])  # a custom gate
+    circuit.cs(0, 1)  # a standard gate Aer has no kernel for
+    circuit.ch(1, 2)
+    circuit.measure(range(3), range(3))
+    from qiskit_ibm_runtime import RuntimeEncoder
+
+    params = json.loads(json.dumps({"pubs": [[circuit]], "shots": 200}, cls=RuntimeEncoder))
+    for engine in (Engine(), Engine(qiskit="reference")):
+        result = run_primitive("sampler", params, engine)
+        counts = result[0].data.c.get_counts()
+        assert set(counts) == {"011", "111"}, engine
+        assert 50 < counts["011"] < 150
+
+
+def test_pulser_engine_setting_names_a_missing_package(monkeypatch):
+    # Runs everywhere (the subprocess test above only where emu-sv is absent): the engine
+    # table points at a module that does not exist.
+    from qrmi_tasks.config import resolve_resource
+    from qrmi_tasks.errors import ConfigError
+    from qrmi_tasks.providers import local_options
+    from qrmi_tasks.providers.local import LocalProvider
+
+    monkeypatch.setitem(local_options.PULSER_MODULES, "emu-mps", ("no_such_emu_mps", "emu-mps"))
+    resource = resolve_resource("local", clean_env(local_QRMI_LOCAL_PULSER_ENGINE="EMU-MPS"), None)
+    with pytest.raises(ConfigError) as info:
+        resource.settings(LocalProvider.settings_spec)
+    assert str(info.value) == (
+        "local_QRMI_LOCAL_PULSER_ENGINE names emu-mps, but its Python package emu-mps is not "
+        "installed: pip install 'qrmi-tasks[emulators]', or unset it for qutip (got 'EMU-MPS')"
+    )
+
+
+def test_a_40_atom_register_is_refused_at_once_on_qutip(tmp_path):
+    from pulser import Pulse, Register, Sequence
+    from pulser.devices import MockDevice
+
+    sequence = Sequence(Register.rectangle(5, 8, spacing=6, prefix="q"), MockDevice)
+    sequence.declare_channel("rydberg", "rydberg_global")
+    sequence.add(Pulse.ConstantPulse(100, 2.0, 0.0, 0.0), "rydberg")
+    sequence.measure("ground-rydberg")
+    payload = tmp_path / "big.json"
+    payload.write_text(json.dumps({"sequence": sequence.to_abstract_repr(), "job_runs": 10}))
+    proc = run_runner("local", str(payload), timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: emulating 40 atoms with qutip needs about ")
+    assert "local_QRMI_LOCAL_PULSER_ENGINE=emu-mps" in last and "Traceback" not in proc.stderr

@@ -1,14 +1,16 @@
 """The embedded ``local`` resource: runs payloads on this machine, in a child process.
 
-The child (``python -m qrmi_tasks.providers.local_worker``) imports qiskit or pulser and
-computes the result; this process stays light and can stop the child the moment a
-signal asks to cancel, exactly like a remote task.
+The child (``python -m qrmi_tasks.providers.local_worker``) imports Qiskit Aer or pulser
+and computes the result; this process stays light and can stop the child the moment a
+signal asks to cancel, exactly like a remote task. The child refuses, before simulating,
+a state that cannot fit in the job's memory; that is an input error here (exit 2).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import json
 import shutil
 import signal
@@ -18,10 +20,18 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from qrmi_tasks.config import Setting
-from qrmi_tasks.errors import ProviderError
+from qrmi_tasks.config import Resource, Setting, one_of
+from qrmi_tasks.errors import ConfigError, PayloadError, ProviderError
 from qrmi_tasks.payload import PULSER, QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+from qrmi_tasks.providers.local_options import (
+    AER_METHODS,
+    DEVICES,
+    PULSER_ENGINES,
+    PULSER_MODULES,
+    QISKIT_ENGINES,
+)
+from qrmi_tasks.providers.local_worker import EXIT_REJECTED
 from qrmi_tasks.signals import describe
 
 _PR_SET_PDEATHSIG = 1
@@ -33,12 +43,34 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _pulser_engine(text: str) -> str:
+    """PULSER_ENGINE: one of the engines, whose package is installed (looked up, not imported)."""
+    engine = one_of(*PULSER_ENGINES)(text)
+    module, package = PULSER_MODULES[engine]
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(
+            f"names {engine}, but its Python package {package} is not installed: "
+            "pip install 'qrmi-tasks[emulators]', or unset it for qutip"
+        )
+    return engine
+
+
 class LocalProvider(Provider):
     """Simulate on this machine (no credentials, no network)."""
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT, PULSER})
-    settings_spec: ClassVar[tuple[Setting, ...]] = (Setting("SEED", required=False, parse=int),)
-    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.05, factor=1.5, cap=1.0, late_cap=1.0)
+    settings_spec: ClassVar[tuple[Setting, ...]] = (
+        Setting("SEED", required=False, parse=int),
+        # Qiskit payloads: Aer, or qiskit's reference primitives (slow; a fallback)
+        Setting("ENGINE", required=False, parse=one_of(*QISKIT_ENGINES), default="aer"),
+        Setting("METHOD", required=False, parse=one_of(*AER_METHODS), default="automatic"),
+        Setting("DEVICE", required=False, parse=one_of(*DEVICES), default="auto"),
+        # Pulser payloads: pulser-simulation (QuTiP), or Pasqal's emu-sv / emu-mps
+        Setting("PULSER_ENGINE", required=False, parse=_pulser_engine, default="qutip"),
+    )
+    # A status call is one waitpid(WNOHANG): polling every 50 ms costs nothing and a short
+    # simulation's end is seen at once (a 1 s cap added up to half a second to a Bell run).
+    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.02, factor=1.5, cap=0.05, late_cap=0.5)
     # Calls only poll a child process: they never block, and the child must be started
     # from the main thread (its parent-death signal follows the thread that forked it).
     remote: ClassVar[bool] = False
@@ -49,12 +81,36 @@ class LocalProvider(Provider):
         self._child: subprocess.Popen[bytes] | None = None
         self._stopped_by_us = False
 
+    @classmethod
+    def check_settings(cls, resource: Resource, settings: dict[str, Any]) -> None:
+        if settings["ENGINE"] == "reference" and settings["METHOD"] not in (
+            "automatic",
+            "statevector",
+        ):
+            variables = f"{resource.name}_{resource.type.prefix}"
+            raise ConfigError(
+                f"{variables}ENGINE=reference simulates statevectors only; unset "
+                f"{variables}METHOD or use {variables}ENGINE=aer for {settings['METHOD']}"
+            )
+
+    def _command(self) -> list[str]:
+        settings = self.settings
+        command = [sys.executable, "-m", "qrmi_tasks.providers.local_worker", str(self._workdir)]
+        if settings.get("SEED") is not None:
+            command += ["--seed", str(settings["SEED"])]
+        for option, name, default in (
+            ("--engine", "ENGINE", "aer"),
+            ("--method", "METHOD", "automatic"),
+            ("--device", "DEVICE", "auto"),
+            ("--pulser-engine", "PULSER_ENGINE", "qutip"),
+        ):
+            command += [option, str(settings.get(name) or default)]
+        return [*command, "--variables", f"{self.resource.name}_{self.resource.type.prefix}"]
+
     def submit(self, payload: CheckedPayload) -> str:
         self._workdir = Path(tempfile.mkdtemp(prefix="qrmi-local-"))
         (self._workdir / "payload.json").write_text(json.dumps(payload.document))
-        command = [sys.executable, "-m", "qrmi_tasks.providers.local_worker", str(self._workdir)]
-        if self.settings.get("SEED") is not None:
-            command += ["--seed", str(self.settings["SEED"])]
+        command = self._command()
         try:
             self._child = subprocess.Popen(
                 command,
@@ -79,6 +135,8 @@ class LocalProvider(Provider):
         if code < 0:  # nobody here sent it: the OOM killer, an admin, a crash
             hint = ", probably out of memory" if -code == signal.SIGKILL else ""
             return StatusReport(TaskStatus.FAILED, f"simulator killed by {describe(-code)}{hint}")
+        if code == EXIT_REJECTED:  # refused before simulating: the input, not the task
+            raise PayloadError(self._error_text(code))
         return StatusReport(TaskStatus.FAILED, self._error_text(code))
 
     def _error_text(self, code: int) -> str:

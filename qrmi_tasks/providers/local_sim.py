@@ -1,4 +1,5 @@
-"""Execute payloads on local simulators: Qiskit reference primitives and Pulser's emulator.
+"""Execute payloads on local simulators: Qiskit Aer (or qiskit's reference primitives)
+and Pulser's emulators (pulser-simulation, or Pasqal's emu-sv / emu-mps).
 
 Shared by the ``local`` resource's worker process and by the test fakes of the cloud
 services, so every fake returns results computed the same way a real run would be.
@@ -8,25 +9,51 @@ Imports qiskit / pulser; never import this module from the runner process.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from qrmi_tasks.payload import qasm_include_problem, qasm_version
+from qrmi_tasks.providers import local_codec, local_memory
+from qrmi_tasks.providers.local_options import GPU_METHODS
 
 IBM_DEFAULT_SHOTS = 4096
 IBM_DEFAULT_PRECISION = 0.015625
+
+
+# Gates Aer's stabilizer method runs: a circuit of only these is simulated as a tableau
+# (memory O(n²)) by the "automatic" method. Parametrized gates are never counted, even
+# at Clifford angles, so the memory estimate errs on the dense side.
+_CLIFFORD = frozenset(
+    {
+        "id", "x", "y", "z", "h", "s", "sdg", "sx", "sxdg", "cx", "cy", "cz", "swap",
+        "barrier", "measure", "reset", "delay",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Which simulator runs a payload, from the ``local`` resource's settings."""
+
+    qiskit: str = "aer"
+    method: str = "automatic"
+    device: str = "auto"
+    pulser: str = "qutip"
+    #: the settings' variable prefix (``local_QRMI_LOCAL_``), to name them in messages
+    variables: str = "QRMI_LOCAL_"
 
 
 class ExecutionError(Exception):
     """The payload is well-formed JSON but cannot be executed (bad circuit, bad pub...)."""
 
 
-def _runtime_json():
-    from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
-
-    return RuntimeDecoder, RuntimeEncoder
+class Rejected(ExecutionError):
+    """The payload cannot run on this machine as configured (its state does not fit in
+    memory, no usable GPU...): an input error, refused before any simulation starts."""
 
 
 def _load_circuit(circuit: Any, where: str):
@@ -47,10 +74,29 @@ def _load_circuit(circuit: Any, where: str):
                 include_path=(),  # only the built-in qelib1.inc; never the file system
                 custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS,
             )
-        return qasm3.loads(circuit)
+        return _native_qasm3(circuit) or qasm3.loads(circuit)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExecutionError(f"{where}: cannot parse OpenQASM: {first}") from None
+
+
+def _native_qasm3(source: str):
+    """qiskit's native OpenQASM 3 importer, or None where it does not handle the program.
+
+    It parses in milliseconds where the reference importer (ANTLR) takes about 0.4 s to
+    import and 0.2 s to parse; it refuses, with an error, what it does not handle yet
+    (hardware qubits, ``input`` parameters...), which then goes to the reference one.
+    """
+    import warnings
+
+    from qiskit import qasm3
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its ExperimentalWarning
+            return qasm3.loads_experimental(source, include_path=())
+    except Exception:
+        return None
 
 
 def _bindings(circuit, values: Any, where: str):
@@ -141,17 +187,16 @@ def _labels(labels):
 
 def decode_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Decode RuntimeEncoder-typed values (``{"__type__": ...}``) inside primitive params."""
-    decoder, _ = _runtime_json()
-    return json.loads(json.dumps(params), cls=decoder)
+    return local_codec.decode(json.dumps(params))
 
 
-def run_primitive(program_id: str, params: dict[str, Any]):
-    """Run EstimatorV2/SamplerV2 parameters on qiskit's statevector primitives.
+def run_primitive(program_id: str, params: dict[str, Any], engine: Engine | None = None):
+    """Run EstimatorV2/SamplerV2 parameters on ``engine`` (Aer by default).
 
-    Returns the ``PrimitiveResult``.
+    Returns the ``PrimitiveResult``. Raises :class:`Rejected` before simulating when the
+    state cannot fit in the memory this job may use.
     """
-    from qiskit.primitives import StatevectorEstimator, StatevectorSampler
-
+    engine = engine or Engine()
     params = decode_parameters(params)
     options = params.get("options") or {}
     pubs_in = params.get("pubs") or []
@@ -167,12 +212,15 @@ def run_primitive(program_id: str, params: dict[str, Any]):
             values = _bindings(circuit, pub[1] if len(pub) > 1 else None, f"pubs[{i}]")
             pub_shots = pub[2] if len(pub) > 2 and pub[2] is not None else None
             pubs.append((circuit, values, pub_shots))
-        sampler = StatevectorSampler(default_shots=int(shots), seed=seed)
-        return _run(sampler, pubs)
+        method, device = _plan(engine, [p[0] for p in pubs], sampler=True)
+        pubs = [(_for_engine(engine, method, device, p[0]), *p[1:]) for p in pubs]
+        return _run(_sampler(engine, method, device, int(shots), seed), pubs)
     if program_id == "estimator":
         precision = _first_set(params.get("precision"), options.get("default_precision"))
         if precision is None and options.get("default_shots") is not None:
             precision = 1 / np.sqrt(options["default_shots"])
+        if precision is None:
+            precision = IBM_DEFAULT_PRECISION
         seed = options.get("seed_estimator")
         pubs = []
         for i, pub in enumerate(pubs_in):
@@ -182,12 +230,179 @@ def run_primitive(program_id: str, params: dict[str, Any]):
             values = _bindings(circuit, pub[2] if len(pub) > 2 else None, f"pubs[{i}]")
             pub_precision = pub[3] if len(pub) > 3 else None
             pubs.append((circuit, observables, values, pub_precision))
-        estimator = StatevectorEstimator(
-            default_precision=float(precision if precision is not None else IBM_DEFAULT_PRECISION),
-            seed=seed,
-        )
-        return _run(estimator, pubs)
+        method, device = _plan(engine, [p[0] for p in pubs], sampler=False)
+        pubs = [(_for_engine(engine, method, device, p[0]), *p[1:]) for p in pubs]
+        estimator = _estimator(engine, method, device, float(precision), seed)
+        result = _run(estimator, pubs)
+        return result if engine.qiskit == "aer" else _honest_stds(result)
     raise ExecutionError(f"unknown program_id {program_id!r}")
+
+
+def _sampler(engine: Engine, method: str, device: str, shots: int, seed: int | None):
+    if engine.qiskit == "reference":
+        from qiskit.primitives import StatevectorSampler
+
+        return StatevectorSampler(default_shots=shots, seed=seed)
+    from qiskit_aer.primitives import SamplerV2
+
+    options = {"backend_options": _backend_options(method, device)}
+    return SamplerV2(default_shots=shots, seed=seed, options=options)
+
+
+def _backend_options(method: str, device: str) -> dict[str, Any]:
+    options: dict[str, Any] = {"method": method, "device": device}
+    if device == "CPU":
+        # Aer sizes its parallel shots and experiments by the machine's memory; a
+        # Slurm job may only have its cgroup's share
+        options["max_memory_mb"] = max(1, local_memory.available_bytes() >> 20)
+    return options
+
+
+def _estimator(engine: Engine, method: str, device: str, precision: float, seed: int | None):
+    if engine.qiskit == "reference":
+        from qiskit.primitives import StatevectorEstimator
+
+        return StatevectorEstimator(default_precision=precision, seed=seed)
+    from qiskit_aer.primitives import EstimatorV2
+
+    # Aer computes exact expectation values, then draws N(exact, precision) and reports
+    # that precision as the std; precision 0 gives the exact value with std 0.
+    options: dict[str, Any] = {
+        "default_precision": precision,
+        "backend_options": _backend_options(method, device),
+    }
+    if seed is not None:
+        options["run_options"] = {"seed_simulator": seed}
+    return EstimatorV2(options=options)
+
+
+def _for_engine(engine: Engine, method: str, device: str, circuit):
+    """The circuit in gates the Aer method runs.
+
+    Aer's primitives do not transpile: an instruction it has no kernel for (``cs``,
+    ``ecr`` under some methods, a custom gate) fails the run, where the reference
+    primitives expand definitions. Such circuits are translated to Aer's gates
+    (optimization level 0: no layout, no routing, qubits and parameters unchanged).
+    """
+    if engine.qiskit != "aer":
+        return circuit
+    supported = _aer_operations(method, device)
+    if {inst.operation.name for inst in circuit.data} <= supported:
+        return circuit
+    from qiskit import transpile
+    from qiskit.circuit.library import get_standard_gate_name_mapping
+
+    # qiskit's standard gates among Aer's (transpile refuses Aer's own names, like mcrx)
+    basis = sorted(supported & set(get_standard_gate_name_mapping()))
+    try:
+        return transpile(circuit, basis_gates=basis, optimization_level=0)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExecutionError(f"cannot translate the circuit to Aer's gates: {first}") from None
+
+
+_OPERATIONS: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _aer_operations(method: str, device: str) -> frozenset[str]:
+    if (method, device) not in _OPERATIONS:
+        from qiskit_aer import AerSimulator
+
+        names = AerSimulator(method=method, device=device).target.operation_names
+        _OPERATIONS[method, device] = frozenset(names) | {"barrier"}
+    return _OPERATIONS[method, device]
+
+
+def _honest_stds(result):
+    """The reference estimator adds N(0, precision) noise but reports std 0: report the
+    precision it sampled with instead."""
+    from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
+
+    pubs = []
+    for pub in result:
+        precision = float(pub.metadata.get("target_precision") or 0.0)
+        evs = pub.data.evs
+        stds = np.full(np.shape(evs), precision)
+        pubs.append(PubResult(DataBin(evs=evs, stds=stds, shape=evs.shape), pub.metadata))
+    return PrimitiveResult(pubs, metadata=result.metadata)
+
+
+def _plan(engine: Engine, circuits: list, sampler: bool) -> tuple[str, str]:
+    """The simulation method and device for these circuits; refuse what cannot fit."""
+    if engine.qiskit == "reference":
+        method, device = "statevector", "CPU"
+        width = max((c.num_qubits for c in circuits), default=0)
+    else:
+        method = engine.method
+        if method == "automatic":
+            clifford = all(_is_clifford(c) for c in circuits)
+            method = "stabilizer" if clifford else "statevector"
+        device = _device(engine, method)
+        # Aer drops qubits no instruction touches from a sampler circuit; its estimator
+        # saves expectation values over every qubit, so there all of them count.
+        width = max((_active_qubits(c) if sampler else c.num_qubits for c in circuits), default=0)
+    if device == "CPU":  # a GPU's memory is checked by Aer itself
+        _check_memory(engine, method, width, f"{width}-qubit {method}")
+    return method, device
+
+
+def _is_clifford(circuit) -> bool:
+    for inst in circuit.data:
+        name = inst.operation.name
+        if name not in _CLIFFORD or (inst.operation.params and name != "delay"):
+            return False
+    return True
+
+
+def _active_qubits(circuit) -> int:
+    touched = {
+        circuit.find_bit(q).index
+        for inst in circuit.data
+        if inst.operation.name != "barrier"
+        for q in inst.qubits
+    }
+    return len(touched)
+
+
+def _device(engine: Engine, method: str) -> str:
+    """Aer's device name, ``CPU`` or ``GPU``, for the DEVICE setting and the method."""
+    wanted = engine.device.lower()
+    if wanted == "cpu":
+        return "CPU"
+    from qiskit_aer import AerSimulator
+
+    gpu = "GPU" in AerSimulator().available_devices()
+    if wanted == "gpu":
+        if not gpu:
+            raise Rejected(
+                f"{engine.variables}DEVICE=gpu but Aer sees no GPU: install qiskit-aer-gpu "
+                "in place of qiskit-aer and run where a GPU is visible (nvidia-smi), or set "
+                f"{engine.variables}DEVICE=cpu"
+            )
+        if method not in GPU_METHODS:
+            raise Rejected(
+                f"Aer's {method} method does not run on a GPU ({engine.variables}DEVICE=gpu); "
+                f"use {engine.variables}METHOD=statevector or density_matrix, or DEVICE=cpu"
+            )
+        return "GPU"
+    return "GPU" if gpu and method in GPU_METHODS else "CPU"
+
+
+def _check_memory(engine: Engine, method: str, width: int, what: str, factor: float = 0.0) -> None:
+    state = local_memory.dense_state_bytes(width, method)
+    if state is None:
+        return
+    needed = int(state * (factor or local_memory.DENSE_FACTOR[engine.qiskit]))
+    available = local_memory.available_bytes()
+    if local_memory.fits(needed, available):
+        return
+    raise Rejected(
+        f"a {what} simulation needs {local_memory.human_bytes(needed)} of memory; this job "
+        f"can use {local_memory.human_bytes(available)}. Set "
+        f"{engine.variables}METHOD=matrix_product_state (memory grows with entanglement, not "
+        "with qubits) for a weakly entangled circuit, ask the job for more memory, or run it "
+        "on a QPU resource"
+    )
 
 
 def _first_set(*values: Any) -> Any:
@@ -211,10 +426,22 @@ def encode_primitive_result(result, support_qiskit: bool = True) -> str:
     ``support_qiskit`` true (the default): RuntimeEncoder form, decodable with
     RuntimeDecoder. False: the plain-JSON form of IBM's ``*_result_v2`` schemas.
     """
-    _, encoder = _runtime_json()
-    if support_qiskit:
-        return json.dumps(result, cls=encoder)
-    return json.dumps(plain_result(result), cls=encoder)
+    return local_codec.encode(_steady_metadata(result) if support_qiskit else plain_result(result))
+
+
+def _steady_metadata(result):
+    """The result without Aer's per-run ``simulator_metadata`` (timings, the machine's
+    memory): the metadata stays what the reference primitives reported, and a seeded
+    run's result is the same file every time."""
+    from qiskit.primitives.containers import PrimitiveResult
+
+    pubs = []
+    for pub in result:
+        if "simulator_metadata" in pub.metadata:
+            metadata = {k: v for k, v in pub.metadata.items() if k != "simulator_metadata"}
+            pub = type(pub)(pub.data, metadata)
+        pubs.append(pub)
+    return PrimitiveResult(pubs, metadata=result.metadata)
 
 
 def _samples(bit_array) -> Any:
@@ -247,17 +474,24 @@ def plain_result(result) -> dict[str, Any]:
                 data[name] = {"samples": _samples(value), "num_bits": value.num_bits}
             else:
                 data[name] = np.asarray(value).tolist()
-        pubs.append({"data": data, "metadata": pub.metadata})
+        metadata = {k: v for k, v in pub.metadata.items() if k != "simulator_metadata"}
+        pubs.append({"data": data, "metadata": metadata})
     return {"results": pubs, "metadata": dict(result.metadata)}
 
 
-def run_pulser(sequence_json: str, runs: int, seed: int | None = None) -> dict[str, int]:
-    """Emulate a Pulser abstract-repr sequence and sample ``runs`` shots: {bitstring: count}."""
+def run_pulser(
+    sequence_json: str, runs: int, seed: int | None = None, engine: Engine | None = None
+) -> dict[str, int]:
+    """Emulate a Pulser abstract-repr sequence and sample ``runs`` shots: {bitstring: count}.
+
+    ``engine.pulser`` picks pulser-simulation's QutipEmulator (``qutip``) or Pasqal's
+    emulators behind Pasqal Cloud's EMU_SV / EMU_MPS (``emu-sv``, ``emu-mps``).
+    """
     from qrmi_tasks.quiet import quiet_import_warnings
 
+    engine = engine or Engine()
     with quiet_import_warnings():
         from pulser import Sequence
-        from pulser_simulation import QutipEmulator
 
     try:
         sequence = Sequence.from_abstract_repr(sequence_json)
@@ -265,12 +499,74 @@ def run_pulser(sequence_json: str, runs: int, seed: int | None = None) -> dict[s
         raise ExecutionError(f"invalid Pulser sequence: {exc}") from None
     if sequence.is_parametrized():
         raise ExecutionError("the sequence has unbuilt variables; call build() before serializing")
+    _check_atoms(engine, sequence)
+    if seed is not None:
+        np.random.seed(seed)
     try:
-        emulator = QutipEmulator.from_sequence(sequence)
-        final = emulator.run()
-        if seed is not None:
-            np.random.seed(seed)
-        counts: Counter[str] = final.sample_final_state(N_samples=runs)
+        if engine.pulser == "qutip":
+            counts = _run_qutip(sequence, runs)
+        else:
+            counts = _run_emu(engine.pulser, sequence, runs, seed)
     except Exception as exc:
         raise ExecutionError(f"emulation failed: {exc}") from None
     return {bits: int(n) for bits, n in sorted(counts.items())}
+
+
+# Bytes a Pulser engine holds per amplitude of the register's state: QuTiP keeps the
+# state, its ODE solver's work vectors and a sparse Hamiltonian (about n+1 entries a row);
+# emu-sv a Krylov basis of a few tens of vectors. Estimates, on the generous side.
+_PULSER_BYTES_PER_AMPLITUDE = {"qutip": 16 * 12 + 24, "emu-sv": 16 * 32}
+
+
+def _check_atoms(engine: Engine, sequence) -> None:
+    if engine.pulser == "emu-mps":
+        return  # an MPS grows with entanglement, not with the atom count
+    atoms = len(sequence.register.qubit_ids)
+    levels = 3 if len(sequence.get_addressed_bases()) > 1 else 2
+    per_amplitude = _PULSER_BYTES_PER_AMPLITUDE[engine.pulser]
+    if engine.pulser == "qutip":
+        per_amplitude += 24 * atoms  # the Hamiltonian's entries
+    needed = per_amplitude * levels**atoms
+    available = local_memory.available_bytes()
+    if local_memory.fits(needed, available):
+        return
+    raise Rejected(
+        f"emulating {atoms} atoms with {engine.pulser} needs about "
+        f"{local_memory.human_bytes(needed)} of memory; this job can use "
+        f"{local_memory.human_bytes(available)}. Set {engine.variables}PULSER_ENGINE=emu-mps "
+        "(memory grows with entanglement, not with atoms), ask the job for more memory, or "
+        "run it on a Pasqal Cloud resource"
+    )
+
+
+def _run_qutip(sequence, runs: int) -> Counter[str]:
+    from qrmi_tasks.quiet import quiet_import_warnings
+
+    with quiet_import_warnings():
+        from pulser_simulation import QutipEmulator
+
+    # only the final state is sampled: "Minimal" keeps the first and last states, where
+    # "Full" (the default) keeps one per nanosecond of the sequence
+    emulator = QutipEmulator.from_sequence(sequence, evaluation_times="Minimal")
+    return emulator.run().sample_final_state(N_samples=runs)
+
+
+def _run_emu(name: str, sequence, runs: int, seed: int | None) -> Counter[str]:
+    from qrmi_tasks.quiet import quiet_import_warnings
+
+    with quiet_import_warnings():
+        import torch
+        from pulser.backend import BitStrings
+
+        if name == "emu-sv":
+            from emu_sv import SVBackend as Backend
+            from emu_sv import SVConfig as Config
+        else:
+            from emu_mps import MPSBackend as Backend
+            from emu_mps import MPSConfig as Config
+    if seed is not None:
+        torch.manual_seed(seed)  # the emulators sample with torch
+    bitstrings = BitStrings(evaluation_times=[1.0], num_shots=runs)
+    config = Config(observables=[bitstrings], log_level=logging.WARNING)
+    results = Backend(sequence, config=config).run()
+    return Counter(results.get_result(bitstrings, 1.0))

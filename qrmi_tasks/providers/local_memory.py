@@ -1,0 +1,121 @@
+"""How much memory a local simulation needs, and how much this job may use.
+
+No heavy imports: the ``local`` resource's worker calls this after decoding the payload
+and before building any simulator, so a state that cannot fit is refused at once
+instead of ending in the OOM killer or a swap storm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: bytes per amplitude: complex128, Aer's default precision and numpy's/torch's
+AMPLITUDE_BYTES = 16
+#: headroom kept free: the interpreter, qiskit, result buffers, the runner itself
+HEADROOM_BYTES = 256 << 20
+#: Aer's statevector is updated in place; the reference primitives (numpy) copy the
+#: state at each gate and keep the probabilities next to it
+DENSE_FACTOR = {"aer": 1.1, "reference": 4.0}
+
+# cgroup files that mean "no limit"
+_NO_LIMIT = {"max", ""}
+_HUGE = 1 << 60  # cgroup v1 writes "no limit" as a page-rounded 2**63 - 1
+
+
+def dense_state_bytes(num_qubits: int, method: str) -> int | None:
+    """Bytes of the dense state ``method`` keeps for ``num_qubits``; None when not dense.
+
+    ``statevector`` holds 2**n amplitudes, ``density_matrix`` 4**n. Stabilizer tableaux
+    are O(n²) and matrix-product states grow with entanglement, not with the qubit
+    count, so they are not estimated here.
+    """
+    if method == "statevector":
+        return AMPLITUDE_BYTES << num_qubits
+    if method == "density_matrix":
+        return AMPLITUDE_BYTES << (2 * num_qubits)
+    return None
+
+
+def available_bytes(proc: Path = Path("/proc"), cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Memory this process may still allocate: the tightest of its cgroup limits and
+    MemAvailable.
+
+    Slurm confines a job with a cgroup (v2 ``memory.max``, v1 ``memory.limit_in_bytes``);
+    its usage is subtracted. Every ancestor of the process's cgroup is checked, as a job's
+    limit is usually set on the job's cgroup, above the task's own.
+    """
+    budgets = [_mem_available(proc)]
+    for limit, usage in _cgroup_limits(proc, cgroup):
+        budgets.append(max(0, limit - usage))
+    known = [b for b in budgets if b is not None]
+    return min(known) if known else _HUGE
+
+
+def _mem_available(proc: Path) -> int | None:
+    try:
+        for line in (proc / "meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_limits(proc: Path, cgroup: Path) -> list[tuple[int, int]]:
+    """(limit, usage) of every limited cgroup from this process's up to the root."""
+    try:
+        lines = (proc / "self" / "cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":  # cgroup v2, unified
+            found += _walk(cgroup, path, "memory.max", "memory.current")
+        elif "memory" in controllers.split(","):  # cgroup v1 memory controller
+            v1 = ("memory.limit_in_bytes", "memory.usage_in_bytes")
+            found += _walk(cgroup / "memory", path, *v1)
+    return found
+
+
+def _walk(mount: Path, path: str, limit_name: str, usage_name: str) -> list[tuple[int, int]]:
+    # Inside a container the cgroup namespace may show a path that is not under the
+    # mount (the mount is the container's own root): then only the mount's root counts.
+    parts = [p for p in path.strip("/").split("/") if p]
+    directories = [mount.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)]
+    found = []
+    for directory in directories:
+        limit = _read_int(directory / limit_name)
+        if limit is None or limit >= _HUGE:
+            continue
+        usage = _read_int(directory / usage_name) or 0
+        found.append((limit, usage))
+    return found
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if text in _NO_LIMIT:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def fits(needed: int, available: int) -> bool:
+    """Whether ``needed`` bytes fit in ``available`` with the headroom kept free."""
+    return needed + HEADROOM_BYTES <= available
+
+
+def human_bytes(count: float) -> str:
+    """``17179869184`` -> ``16.0 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if count < 1024 or unit == "PiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
