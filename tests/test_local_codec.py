@@ -111,7 +111,7 @@ def test_a_type_it_does_not_know_goes_to_runtime_decoder():
 
 def test_worker_never_imports_qiskit_ibm_runtime_for_a_bell_payload(tmp_path):
     # the point of the codec: the import would cost the worker about two seconds
-    from conftest import EXAMPLES
+    from helpers import EXAMPLES
 
     (tmp_path / "payload.json").write_text((EXAMPLES / "qiskit" / "bell_sampler.json").read_text())
     code = (

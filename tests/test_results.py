@@ -182,7 +182,7 @@ def test_plain_sweep_and_estimator_rebuilt(tmp_path):
 
 def test_plain_results_match_ibm_schemas(outputs):
     import jsonschema
-    from conftest import ibm_schema
+    from helpers import ibm_schema
 
     jsonschema.validate(json.loads(outputs["plain"].read_text()), ibm_schema("sampler_result_v2"))
 
