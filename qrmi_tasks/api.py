@@ -86,12 +86,26 @@ def _setup_logging(level: int | str | None) -> None:
         return
     logger = logging.getLogger(LOGGER_NAME)
     if _log_handler is None:
-        _log_handler = logging.StreamHandler(sys.stderr)
+        _log_handler = _CurrentStderr()
         _log_handler.setFormatter(logging.Formatter("qrmi-tasks %(levelname)s %(message)s"))
         _log_handler.addFilter(SECRETS)
+    if _log_handler not in logger.handlers:
         logger.addHandler(_log_handler)
-        logger.propagate = False  # unmasked copies must not reach the application's handlers
+    logger.propagate = False  # unmasked copies must not reach the application's handlers
     logger.setLevel(level)
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """A handler on whatever ``sys.stderr`` is when a line is written: notebooks and test
+    runners swap it, and a handler holding an old one writes where nobody reads."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns it
+        pass
 
 
 class Task:

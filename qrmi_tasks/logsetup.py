@@ -158,6 +158,13 @@ def setup_logging(
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
+    # the command owns this process's logging: our lines reach this handler, whatever
+    # the Python API (qrmi_tasks.run) set up on our logger earlier in the process
+    ours = logging.getLogger(LOGGER_NAME)
+    for old in list(ours.handlers):
+        ours.removeHandler(old)
+    ours.propagate = True
+    ours.setLevel(logging.NOTSET)
     root.setLevel(level)
     for name in _CHATTY:
         logging.getLogger(name).setLevel(logging.DEBUG if libraries_debug else logging.WARNING)

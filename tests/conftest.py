@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 import pytest
 from helpers import ConnectionCounter, ScriptedCli, clean_env
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests send Ctrl-C (SIGINT) to processes as a terminal would. A suite started in
+    the background (``make test &``, nohup, some CI runners) inherits SIGINT *ignored*,
+    which every child inherits in turn, and Python then never turns SIGINT into
+    KeyboardInterrupt: give this process (and so its children) the default again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

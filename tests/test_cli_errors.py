@@ -397,8 +397,9 @@ def test_help_imports_no_heavy_library():
 
     code = (
         "import sys\n"
-        "from qrmi_tasks.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "from qrmi_tasks.cli import command\n"
+        "from qrmi_tasks.front import run_command\n"
+        "run_command(command, 'qrmi-task-runner', ['--help'])\n"  # main() minus its exit
         "heavy = [m for m in ('qiskit', 'pulser', 'boto3', 'pasqal_cloud', 'qiskit_ibm_runtime',"
         " 'numpy') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy), file=sys.stderr)\n"

@@ -341,9 +341,10 @@ def test_rerun_adopts_and_closes_the_earlier_runs_session(fake, env):
 def test_library_is_imported_only_when_the_resource_needs_it(fake):
     code = (
         "import sys\n"
-        "from qrmi_tasks.cli import main\n"
+        "from qrmi_tasks.cli import command\n"
+        "from qrmi_tasks.front import run_command\n"
         "import qrmi_tasks.providers.qiskit_runtime\n"
-        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "run_command(command, 'qrmi-task-runner', sys.argv[1:])\n"  # main() minus its exit
         "print('LOADED=' + str('qiskit_ibm_runtime' in sys.modules), file=sys.stderr)\n"
     )
     env = clean_env(**runner_env(BACKEND, fake))
