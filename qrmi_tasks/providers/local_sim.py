@@ -393,15 +393,23 @@ def _check_memory(engine: Engine, method: str, width: int, what: str, factor: fl
     if state is None:
         return
     needed = int(state * (factor or local_memory.DENSE_FACTOR[engine.qiskit]))
+    _refuse_unless_fits(
+        needed,
+        f"a {what} simulation needs",
+        f"Set {engine.variables}METHOD=matrix_product_state (memory grows with entanglement, "
+        "not with qubits) for a weakly entangled circuit, ask the job for more memory, or run "
+        "it on a QPU resource",
+    )
+
+
+def _refuse_unless_fits(needed: int, what_needs: str, remedy: str) -> None:
+    """Refuse (exit 2) a simulation whose ``needed`` bytes this job's memory cannot hold."""
     available = local_memory.available_bytes()
     if local_memory.fits(needed, available):
         return
     raise Rejected(
-        f"a {what} simulation needs {local_memory.human_bytes(needed)} of memory; this job "
-        f"can use {local_memory.human_bytes(available)}. Set "
-        f"{engine.variables}METHOD=matrix_product_state (memory grows with entanglement, not "
-        "with qubits) for a weakly entangled circuit, ask the job for more memory, or run it "
-        "on a QPU resource"
+        f"{what_needs} {local_memory.human_bytes(needed)} of memory; this job can use "
+        f"{local_memory.human_bytes(available)}. {remedy}"
     )
 
 
@@ -526,16 +534,11 @@ def _check_atoms(engine: Engine, sequence) -> None:
     per_amplitude = _PULSER_BYTES_PER_AMPLITUDE[engine.pulser]
     if engine.pulser == "qutip":
         per_amplitude += 24 * atoms  # the Hamiltonian's entries
-    needed = per_amplitude * levels**atoms
-    available = local_memory.available_bytes()
-    if local_memory.fits(needed, available):
-        return
-    raise Rejected(
-        f"emulating {atoms} atoms with {engine.pulser} needs about "
-        f"{local_memory.human_bytes(needed)} of memory; this job can use "
-        f"{local_memory.human_bytes(available)}. Set {engine.variables}PULSER_ENGINE=emu-mps "
-        "(memory grows with entanglement, not with atoms), ask the job for more memory, or "
-        "run it on a Pasqal Cloud resource"
+    _refuse_unless_fits(
+        per_amplitude * levels**atoms,
+        f"emulating {atoms} atoms with {engine.pulser} needs about",
+        f"Set {engine.variables}PULSER_ENGINE=emu-mps (memory grows with entanglement, not "
+        "with atoms), ask the job for more memory, or run it on a Pasqal Cloud resource",
     )
 
 
