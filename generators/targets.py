@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from generators.core import GeneratorError, first_line
+from generators.core import GeneratorError
 from qrmi_tasks.errors import ConfigError
+from qrmi_tasks.isa import target_from_json
 from qrmi_tasks.payload import QISKIT
 
 
@@ -94,19 +95,3 @@ def resource_target(
     finally:
         provider.close()
     return NamedTarget(resource.name, target_from_json(configuration, properties, resource.name))
-
-
-def target_from_json(configuration: Any, properties: Any, name: str) -> Any:
-    """Build a ``Target`` from BackendConfiguration and BackendProperties JSON documents."""
-    from qiskit_ibm_runtime.models import BackendConfiguration, BackendProperties
-    from qiskit_ibm_runtime.utils.backend_converter import convert_to_target
-
-    try:
-        config = BackendConfiguration.from_dict(configuration)
-        props = BackendProperties.from_dict(properties) if properties else None
-        return convert_to_target(config, props)
-    except Exception as exc:  # malformed documents raise KeyError, TypeError, ValueError...
-        raise GeneratorError(
-            f"cannot build a transpiler target for '{name}' from its configuration and "
-            f"properties: {first_line(exc)}"
-        ) from None

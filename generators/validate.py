@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from qrmi_tasks.errors import PayloadError
-from qrmi_tasks.payload import QISKIT, CheckedPayload, load_payload, validate_sequence
+from qrmi_tasks.isa import refusal, target_problems
+from qrmi_tasks.payload import CheckedPayload, load_payload, validate_sequence
 from qrmi_tasks.providers import provider_class
 
 
@@ -36,31 +37,15 @@ def validate_file(
             resource_name, Path(path), config_path=Path(config_path) if config_path else None
         )
         provider, payload = prepare(request, environ)
-        provider.close()
-        if payload.kind == QISKIT and type(provider).target_settings is not None:
-            _check_target(payload, resource_name, environ, config_path)
+        try:
+            problems = target_problems(provider, payload)
+        finally:
+            provider.close()
+        if problems:
+            raise PayloadError(refusal(payload, resource_name, problems))
         return payload
     payload = load_payload(path)
     if type_name is not None:
         provider_class(type_name).check_kind(payload, f"a {type_name} resource")
     validate_sequence(payload)
     return payload
-
-
-def _check_target(
-    payload: CheckedPayload,
-    resource_name: str,
-    environ: Mapping[str, str],
-    config_path: str | os.PathLike[str] | None,
-) -> None:
-    from generators.isa import check_isa
-    from generators.targets import resource_target
-
-    named = resource_target(resource_name, environ, config_path)
-    problems = check_isa(payload, named.target, resource_name)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise PayloadError(
-            f"{payload.source} cannot run on {resource_name}: {problems[0]}{more}; "
-            f"generate it with 'qrmi-gen ... --resource {resource_name}' (transpiles to ISA)"
-        )

@@ -146,13 +146,15 @@ DEFAULT_OUTAGE_GRACE = 900.0
 DEFAULT_HEARTBEAT = 300.0
 
 
-def _runner_setting(name: str, default: float) -> Setting:
+def _runner_setting(
+    name: str, default: Any, parse: Callable[[str], Any] = positive_seconds
+) -> Setting:
     """A runner setting: ``{name}_NAME`` for one resource, else ``NAME`` for all."""
     return Setting(
         name,
         required=False,
         prefixed=False,
-        parse=positive_seconds,
+        parse=parse,
         default=default,
         aliases=(Setting(name, prefixed=False, shared=True),),
     )
@@ -161,6 +163,10 @@ def _runner_setting(name: str, default: float) -> Setting:
 RUNNER_SETTINGS: tuple[Setting, ...] = (
     _runner_setting("QRMI_OUTAGE_GRACE_SECONDS", DEFAULT_OUTAGE_GRACE),
     _runner_setting("QRMI_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT),
+    # Before submitting a Qiskit payload to a backend with a target (direct-access,
+    # qiskit-runtime-service): are its circuits ISA and small enough? "off" skips the
+    # backend-documents request and the qiskit import (about two seconds).
+    _runner_setting("QRMI_CHECK_TARGET", "on", one_of("on", "off")),
 )
 
 

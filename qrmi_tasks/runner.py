@@ -16,15 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from qrmi_tasks import calls, output
+from qrmi_tasks import calls, isa, output
 from qrmi_tasks.calls import Call
 from qrmi_tasks.config import RUNNER_SETTINGS
 from qrmi_tasks.errors import (
     EXIT_OK,
     EXIT_SIGNAL_BASE,
+    AuthenticationError,
     CallTimeout,
     Interrupted,
     OutputError,
+    PayloadError,
     ProviderError,
     QrmiError,
     TaskFailed,
@@ -171,6 +173,7 @@ class TaskRun:
         self.cancel_sent = False
         self.outage_grace = 0.0
         self.heartbeat = 0.0
+        self.check_target = True
         self.prepared = False  # provider and payload are set
         self._contact = time.monotonic()  # when the provider last answered
 
@@ -261,6 +264,7 @@ class TaskRun:
         runner_settings = self.provider.resource.settings(RUNNER_SETTINGS)
         self.outage_grace = runner_settings["QRMI_OUTAGE_GRACE_SECONDS"]
         self.heartbeat = runner_settings["QRMI_HEARTBEAT_SECONDS"]
+        self.check_target = runner_settings["QRMI_CHECK_TARGET"] == "on"
 
     def _close(self) -> None:
         try:
@@ -268,8 +272,37 @@ class TaskRun:
         except Exception as exc:  # closing must not mask the outcome
             log.debug("closing the provider failed: %r", exc)
 
+    def _check_target(self) -> None:
+        """Refuse circuits the backend cannot run before they wait in its queue.
+
+        Advisory when it cannot be made (documents unavailable or not a target, circuits
+        our qiskit cannot decode): the backend then judges the payload itself.
+        """
+        if not (self.check_target and isa.checks_target(self.provider, self.payload)):
+            return
+        backend = self.provider.resource.name
+        try:
+            problems = self._call(
+                "check the circuits against the backend's target",
+                lambda: isa.target_problems(self.provider, self.payload),
+            )
+        except (Interrupted, AuthenticationError):
+            raise  # a signal, or credentials the submission would be refused with too
+        except Exception as exc:
+            log.warning(
+                "could not check the circuits against %s's target (%s); submitting them unchecked",
+                backend,
+                exc if isinstance(exc, QrmiError) else repr(exc),
+            )
+            log.debug("traceback", exc_info=exc)
+            return
+        if problems:
+            raise PayloadError(isa.refusal(self.payload, backend, problems))
+        log.debug("the circuits fit %s's target (qubit count, ISA)", backend)
+
     def _run(self) -> int:
         self._check_signal()
+        self._check_target()
         log.info(
             "submitting %s to %s (%s)",
             self.payload.describe(),

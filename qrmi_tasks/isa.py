@@ -1,0 +1,111 @@
+"""Does a payload's circuits fit a backend: qubit count and ISA (the backend's own
+instructions on its own qubits)? Real QPUs refuse anything else, after the user has
+waited in their queue. The runner checks before it submits; ``qrmi-gen validate
+--resource`` makes the same check; both go through :func:`target_problems`.
+
+Imports qiskit and qiskit-ibm-runtime (about two seconds): only called for Qiskit
+payloads on resources whose backend has a target.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from qrmi_tasks.errors import ProviderError
+from qrmi_tasks.payload import QISKIT, CheckedPayload
+
+if TYPE_CHECKING:
+    from qrmi_tasks.providers.base import Provider
+
+# not instructions a backend runs: markers for the transpiler and the scheduler
+_DIRECTIVES = frozenset({"barrier", "snapshot"})
+
+
+class TargetUnavailable(ProviderError):
+    """The backend's documents do not make a transpiler target (exit 3 where fatal)."""
+
+
+def target_from_json(configuration: Any, properties: Any, name: str) -> Any:
+    """Build a qiskit ``Target`` from BackendConfiguration and BackendProperties JSON."""
+    from qiskit_ibm_runtime.models import BackendConfiguration, BackendProperties
+    from qiskit_ibm_runtime.utils.backend_converter import convert_to_target
+
+    try:
+        config = BackendConfiguration.from_dict(configuration)
+        props = BackendProperties.from_dict(properties) if properties else None
+        return convert_to_target(config, props)
+    except Exception as exc:  # malformed documents raise KeyError, TypeError, ValueError...
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        raise TargetUnavailable(
+            f"cannot build a transpiler target for '{name}' from its configuration and "
+            f"properties: {reason}"
+        ) from None
+
+
+def payload_circuits(payload: CheckedPayload) -> list[Any]:
+    """The circuit of every pub of a Qiskit payload (OpenQASM 3 text or RuntimeEncoder)."""
+    from qiskit import qasm3
+
+    circuits = []
+    for pub in payload.parameters["pubs"]:
+        head = pub[0] if isinstance(pub, list) else pub
+        if isinstance(head, str):
+            circuits.append(qasm3.loads(head))
+        else:
+            from qiskit_ibm_runtime import RuntimeDecoder
+
+            circuits.append(json.loads(json.dumps(head), cls=RuntimeDecoder))
+    return circuits
+
+
+def isa_problems(circuits: list[Any], target: Any, backend: str) -> list[str]:
+    """One line per circuit that ``backend``'s ``target`` cannot run as it is."""
+    problems = []
+    for index, circuit in enumerate(circuits):
+        if circuit.num_qubits > target.num_qubits:
+            problems.append(
+                f"pub {index} uses {circuit.num_qubits} qubits; {backend} has {target.num_qubits}"
+            )
+            continue
+        for instruction in circuit.data:
+            operation = instruction.operation
+            if operation.name in _DIRECTIVES:
+                continue
+            qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
+            if not target.instruction_supported(operation.name, qubits):
+                problems.append(
+                    f"pub {index} is not an ISA circuit for {backend}: '{operation.name}' on "
+                    f"qubit(s) {', '.join(map(str, qubits))} is not one of its instructions"
+                )
+                break
+    return problems
+
+
+def checks_target(provider: Provider, payload: CheckedPayload) -> bool:
+    """Whether :func:`target_problems` applies: a Qiskit payload for a backend with a target."""
+    return payload.kind == QISKIT and type(provider).target_settings is not None
+
+
+def target_problems(provider: Provider, payload: CheckedPayload) -> list[str]:
+    """One line per circuit of ``payload`` that ``provider``'s backend cannot run.
+
+    Fetches the backend's documents (network; the provider's errors propagate) and
+    raises :class:`TargetUnavailable` when they do not make a target.
+    """
+    if not checks_target(provider, payload):
+        return []
+    configuration, properties = provider.backend_documents()
+    name = provider.resource.name
+    target = target_from_json(configuration, properties, name)
+    return isa_problems(payload_circuits(payload), target, name)
+
+
+def refusal(payload: CheckedPayload, backend: str, problems: list[str]) -> str:
+    """The one-line message for a payload ``backend`` cannot run."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return (
+        f"{payload.source} cannot run on {backend}: {problems[0]}{more}; "
+        f"generate it with 'qrmi-gen ... --resource {backend}' (transpiles to ISA)"
+    )
