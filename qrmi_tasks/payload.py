@@ -75,6 +75,15 @@ class CheckedPayload:
         return sequence if isinstance(sequence, str) else json.dumps(sequence)
 
     @cached_property
+    def sequence(self) -> Any:
+        """The Pulser sequence rebuilt by Pulser, once (imports pulser; PayloadError when
+        Pulser refuses it, naming the payload)."""
+        try:
+            return rebuild_sequence(self.sequence_json)
+        except PayloadError as exc:
+            raise PayloadError(f"{self.source}: 'sequence' is {exc.message}") from None
+
+    @cached_property
     def digest(self) -> str:
         """SHA-256 of the payload's canonical JSON (stable across key order and whitespace)."""
         document = dict(self.document)
@@ -450,9 +459,5 @@ def validate_sequence(payload: CheckedPayload) -> None:
 
     Imports pulser (about a second), so the runner calls it only for Pulser payloads.
     """
-    if payload.kind != PULSER:
-        return
-    try:
-        rebuild_sequence(payload.sequence_json)
-    except PayloadError as exc:
-        raise PayloadError(f"{payload.source}: 'sequence' is {exc.message}") from None
+    if payload.kind == PULSER:
+        payload.sequence  # noqa: B018 - rebuilt (and kept) for the check

@@ -79,3 +79,38 @@ def test_fits_keeps_headroom():
     assert not local_memory.fits(GIB, GIB)
     assert local_memory.human_bytes(16 * 2**40) == "16.0 TiB"
     assert local_memory.human_bytes(512) == "512 B"
+
+
+def _register_payload(atoms: int):
+    from pulser import Pulse, Register, Sequence
+    from pulser.devices import MockDevice
+
+    from qrmi_tasks.payload import CheckedPayload
+
+    sequence = Sequence(Register.rectangle(1, atoms, spacing=6, prefix="q"), MockDevice)
+    sequence.declare_channel("rydberg", "rydberg_global")
+    sequence.add(Pulse.ConstantPulse(100, 2.0, 0.0, 0.0), "rydberg")
+    document = {"sequence": sequence.to_abstract_repr(), "job_runs": 10}
+    return CheckedPayload("pulser", document, "big.json")
+
+
+def _local_provider(**environ: str):
+    from qrmi_tasks.providers import resolve
+    from qrmi_tasks.providers.base import RunContext
+
+    resource, cls = resolve("local", environ, None)
+    return cls(resource, resource.settings(cls.settings_spec), RunContext("test"))
+
+
+def test_a_register_that_cannot_fit_is_refused_before_the_worker_starts(monkeypatch):
+    import pytest
+
+    from qrmi_tasks.errors import PayloadError
+
+    monkeypatch.setattr(local_memory, "available_bytes", lambda: 4 * GIB)
+    provider = _local_provider()
+    # 25 two-level atoms on QuTiP: (216 + 24 * 25) bytes per amplitude, 2**25 amplitudes
+    with pytest.raises(PayloadError, match=r"emulating 25 atoms with qutip needs about 25\.5 GiB"):
+        provider.submit(_register_payload(25))
+    assert provider._child is None and provider._workdir is None  # no worker, no files
+    assert local_memory.pulser_state_bytes("emu-mps", 25, 2) is None  # MPS: not estimated

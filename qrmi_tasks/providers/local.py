@@ -2,8 +2,9 @@
 
 The child (``python -m qrmi_tasks.providers.local_worker``) imports Qiskit Aer or pulser
 and computes the result; this process stays light and can stop the child the moment a
-signal asks to cancel, exactly like a remote task. The child refuses, before simulating,
-a state that cannot fit in the job's memory; that is an input error here (exit 2).
+signal asks to cancel, exactly like a remote task. A state that cannot fit in the job's
+memory is refused before simulating (a Pulser register here, before the child starts;
+a Qiskit payload's circuits by the child once decoded); that is an input error (exit 2).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, BinaryIO, ClassVar
 from qrmi_tasks.config import Resource, Setting, one_of
 from qrmi_tasks.errors import ConfigError, PayloadError, ProviderError
 from qrmi_tasks.payload import PULSER, QISKIT, CheckedPayload
+from qrmi_tasks.providers import local_memory
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
 from qrmi_tasks.providers.local_options import (
     AER_METHODS,
@@ -107,7 +109,30 @@ class LocalProvider(Provider):
             command += [option, str(settings.get(name) or default)]
         return [*command, "--variables", f"{self.resource.name}_{self.resource.type.prefix}"]
 
+    def _refuse_a_register_that_cannot_fit(self, payload: CheckedPayload) -> None:
+        """A Pulser register too large for this job's memory: exit 2 before any worker
+        starts (the sequence is already rebuilt by the payload check; a Qiskit payload's
+        circuits are checked in the worker, which decodes them anyway)."""
+        engine = self.settings.get("PULSER_ENGINE") or "qutip"
+        sequence = payload.sequence
+        atoms = len(sequence.register.qubit_ids)
+        levels = 3 if len(sequence.get_addressed_bases()) > 1 else 2
+        needed = local_memory.pulser_state_bytes(engine, atoms, levels)
+        if needed is None:
+            return
+        variables = f"{self.resource.name}_{self.resource.type.prefix}"
+        reason = local_memory.refusal(
+            needed,
+            f"emulating {atoms} atoms with {engine} needs about",
+            f"Set {variables}PULSER_ENGINE=emu-mps (memory grows with entanglement, not "
+            "with atoms), ask the job for more memory, or run it on a Pasqal Cloud resource",
+        )
+        if reason is not None:
+            raise PayloadError(reason)
+
     def submit(self, payload: CheckedPayload) -> str:
+        if payload.kind == PULSER:
+            self._refuse_a_register_that_cannot_fit(payload)
         self._workdir = Path(tempfile.mkdtemp(prefix="qrmi-local-"))
         (self._workdir / "payload.json").write_text(json.dumps(payload.document))
         command = self._command()

@@ -1,8 +1,9 @@
 """How much memory a local simulation needs, and how much this job may use.
 
-No heavy imports: the ``local`` resource's worker calls this after decoding the payload
-and before building any simulator, so a state that cannot fit is refused at once
-instead of ending in the OOM killer or a swap storm.
+No heavy imports: the ``local`` resource checks a Pulser register here before it starts
+its worker, and the worker checks a Qiskit payload's circuits after decoding them and
+before building any simulator, so a state that cannot fit is refused at once instead of
+ending in the OOM killer or a swap storm.
 """
 
 from __future__ import annotations
@@ -34,6 +35,35 @@ def dense_state_bytes(num_qubits: int, method: str) -> int | None:
     if method == "density_matrix":
         return AMPLITUDE_BYTES << (2 * num_qubits)
     return None
+
+
+# Bytes a Pulser engine holds per amplitude of the register's state: QuTiP keeps the
+# state, its ODE solver's work vectors and a sparse Hamiltonian (about n+1 entries a row);
+# emu-sv a Krylov basis of a few tens of vectors. Estimates, on the generous side.
+_PULSER_BYTES_PER_AMPLITUDE = {"qutip": 16 * 12 + 24, "emu-sv": 16 * 32}
+
+
+def pulser_state_bytes(engine: str, atoms: int, levels: int) -> int | None:
+    """Bytes Pulser ``engine`` needs to emulate ``atoms`` atoms of ``levels`` levels each;
+    None for emu-mps, whose memory grows with entanglement, not with the atom count."""
+    per_amplitude = _PULSER_BYTES_PER_AMPLITUDE.get(engine)
+    if per_amplitude is None:
+        return None
+    if engine == "qutip":
+        per_amplitude += 24 * atoms  # the Hamiltonian's entries
+    return per_amplitude * levels**atoms
+
+
+def refusal(needed: int, what_needs: str, remedy: str) -> str | None:
+    """Why a simulation of ``needed`` bytes cannot run in this job's memory, or None when
+    it fits: ``{what_needs} 17.6 TiB of memory; this job can use 2.1 GiB. {remedy}``."""
+    available = available_bytes()
+    if fits(needed, available):
+        return None
+    return (
+        f"{what_needs} {human_bytes(needed)} of memory; this job can use "
+        f"{human_bytes(available)}. {remedy}"
+    )
 
 
 def available_bytes(proc: Path = Path("/proc"), cgroup: Path = Path("/sys/fs/cgroup")) -> int:

@@ -404,13 +404,9 @@ def _check_memory(engine: Engine, method: str, width: int, what: str, factor: fl
 
 def _refuse_unless_fits(needed: int, what_needs: str, remedy: str) -> None:
     """Refuse (exit 2) a simulation whose ``needed`` bytes this job's memory cannot hold."""
-    available = local_memory.available_bytes()
-    if local_memory.fits(needed, available):
-        return
-    raise Rejected(
-        f"{what_needs} {local_memory.human_bytes(needed)} of memory; this job can use "
-        f"{local_memory.human_bytes(available)}. {remedy}"
-    )
+    reason = local_memory.refusal(needed, what_needs, remedy)
+    if reason is not None:
+        raise Rejected(reason)
 
 
 def _first_set(*values: Any) -> Any:
@@ -507,7 +503,6 @@ def run_pulser(
         raise ExecutionError(f"invalid Pulser sequence: {exc}") from None
     if sequence.is_parametrized():
         raise ExecutionError("the sequence has unbuilt variables; call build() before serializing")
-    _check_atoms(engine, sequence)
     if seed is not None:
         np.random.seed(seed)
     try:
@@ -518,28 +513,6 @@ def run_pulser(
     except Exception as exc:
         raise ExecutionError(f"emulation failed: {exc}") from None
     return {bits: int(n) for bits, n in sorted(counts.items())}
-
-
-# Bytes a Pulser engine holds per amplitude of the register's state: QuTiP keeps the
-# state, its ODE solver's work vectors and a sparse Hamiltonian (about n+1 entries a row);
-# emu-sv a Krylov basis of a few tens of vectors. Estimates, on the generous side.
-_PULSER_BYTES_PER_AMPLITUDE = {"qutip": 16 * 12 + 24, "emu-sv": 16 * 32}
-
-
-def _check_atoms(engine: Engine, sequence) -> None:
-    if engine.pulser == "emu-mps":
-        return  # an MPS grows with entanglement, not with the atom count
-    atoms = len(sequence.register.qubit_ids)
-    levels = 3 if len(sequence.get_addressed_bases()) > 1 else 2
-    per_amplitude = _PULSER_BYTES_PER_AMPLITUDE[engine.pulser]
-    if engine.pulser == "qutip":
-        per_amplitude += 24 * atoms  # the Hamiltonian's entries
-    _refuse_unless_fits(
-        per_amplitude * levels**atoms,
-        f"emulating {atoms} atoms with {engine.pulser} needs about",
-        f"Set {engine.variables}PULSER_ENGINE=emu-mps (memory grows with entanglement, not "
-        "with atoms), ask the job for more memory, or run it on a Pasqal Cloud resource",
-    )
 
 
 def _run_qutip(sequence, runs: int) -> Counter[str]:
