@@ -269,6 +269,13 @@ def test_requeue_reattaches_instead_of_resubmitting(fake, tmp_path):
         assert time.monotonic() < deadline, job_output(tmp_path, job)
         time.sleep(0.2)
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=20)
+    # slurmctld holds a requeued batch job back (pending, reason BeginTime, about two
+    # minutes); that wait says nothing about the runner, so let it start again at once
+    deadline = time.monotonic() + 30
+    while (held := job_info(job)).get("Reason") != "BeginTime":
+        assert time.monotonic() < deadline and held.get("JobState") not in FINAL, held
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=20)
     info = wait_final(job, timeout=240)
     log = job_output(tmp_path, job)
     assert info["JobState"] == "COMPLETED", (info, log)
