@@ -27,11 +27,11 @@ BELL_STATE = EXAMPLES / "qiskit" / "bell_state.qasm"  # no measurements, OpenQAS
 HEAVY = ("qiskit", "pulser", "qiskit_ibm_runtime", "numpy")
 
 
-def run_local(cli, payload: Path) -> dict:
+def run_local(in_process, payload: Path) -> dict:
     """Run ``payload`` with ``qrmi-task-runner local`` (in this process, in a clean
     environment) and return the decoded result."""
-    cli.use_env(clean_env())
-    done = cli.run("local", str(payload))
+    in_process.use_env(clean_env())
+    done = in_process.run("local", str(payload))
     assert done.code == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -46,12 +46,6 @@ def generated(done, path: Path) -> dict:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     return json.loads(path.read_text())
-
-
-@pytest.fixture
-def cli(in_process):
-    """``cli.gen(...)`` is ``qrmi-gen ...``, ``cli.run(...)`` ``qrmi-task-runner ...``."""
-    return in_process
 
 
 # -- the installed command, in a process --------------------------------------------------------
@@ -100,10 +94,10 @@ def test_package_import_is_lazy():
 
 
 # -- sampler ------------------------------------------------------------------------------------
-def test_bell_sampler_for_fake_torino_round_trip(cli, tmp_path):
+def test_bell_sampler_for_fake_torino_round_trip(in_process, tmp_path):
     out = tmp_path / "bell.json"
     document = generated(
-        cli.gen("sampler", BELL, "--shots", 4000, "--target", "fake_torino", "-o", out), out
+        in_process.gen("sampler", BELL, "--shots", 4000, "--target", "fake_torino", "-o", out), out
     )
     params = document["parameters"]
     assert document["program_id"] == "sampler"
@@ -125,31 +119,31 @@ def test_bell_sampler_for_fake_torino_round_trip(cli, tmp_path):
     assert 0.45 < seen[0b00] / 4000 < 0.55
 
 
-def test_sampler_without_target_warns_and_runs(cli, tmp_path):
+def test_sampler_without_target_warns_and_runs(in_process, tmp_path):
     out = tmp_path / "bell.json"
-    proc = cli.gen("sampler", BELL, "--shots", 100, "-o", out)
+    proc = in_process.gen("sampler", BELL, "--shots", 100, "-o", out)
     document = generated(proc, out)
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "ISA" in warnings[0]
     assert "qubit[2] q;" in document["parameters"]["pubs"][0][0]  # as written
-    assert sum(counts(run_local(cli, out)).values()) == 100
+    assert sum(counts(run_local(in_process, out)).values()) == 100
 
 
-def test_default_file_name_params_only_and_stdout(cli, tmp_path, monkeypatch):
+def test_default_file_name_params_only_and_stdout(in_process, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    proc = cli.gen("sampler", BELL, "--target", "fake_torino")
+    proc = in_process.gen("sampler", BELL, "--target", "fake_torino")
     assert proc.returncode == 0, proc.stderr
     full = json.loads((tmp_path / "sampler_input_fake_torino.json").read_text())
-    proc = cli.gen("sampler", BELL, "--target", "fake_torino", "--params-only")
+    proc = in_process.gen("sampler", BELL, "--target", "fake_torino", "--params-only")
     assert proc.returncode == 0, proc.stderr
     params = json.loads((tmp_path / "sampler_input_fake_torino_params_only.json").read_text())
     assert params == full["parameters"]
-    proc = cli.gen("sampler", BELL, "--shots", 7, "-o", "-")
+    proc = in_process.gen("sampler", BELL, "--shots", 7, "-o", "-")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["parameters"]["shots"] == 7
 
 
-def test_parametrized_circuit_with_param_values(cli, tmp_path):
+def test_parametrized_circuit_with_param_values(in_process, tmp_path):
     qasm = tmp_path / "ry.qasm"
     qasm.write_text(
         'OPENQASM 3.0;\ninclude "stdgates.inc";\ninput float[64] theta;\nbit[1] c;\n'
@@ -158,12 +152,14 @@ def test_parametrized_circuit_with_param_values(cli, tmp_path):
     out = tmp_path / "ry.json"
     values = tmp_path / "values.json"
     values.write_text(json.dumps([[0.0], [np.pi]]))
-    generated(cli.gen("sampler", qasm, "--param-values", values, "--shots", 50, "-o", out), out)
-    samples = run_local(cli, out)["results"][0]["data"]["c"]["samples"]
+    generated(
+        in_process.gen("sampler", qasm, "--param-values", values, "--shots", 50, "-o", out), out
+    )
+    samples = run_local(in_process, out)["results"][0]["data"]["c"]["samples"]
     assert [Counter(row) for row in samples] == [Counter({"0x0": 50}), Counter({"0x1": 50})]
 
 
-def test_qpy_circuits(cli, tmp_path):
+def test_qpy_circuits(in_process, tmp_path):
     from qiskit import QuantumCircuit, qpy
 
     circuits = []
@@ -177,20 +173,20 @@ def test_qpy_circuits(cli, tmp_path):
     with path.open("wb") as handle:
         qpy.dump(circuits, handle)
     out = tmp_path / "qpy.json"
-    document = generated(cli.gen("sampler", path, "--shots", 20, "-o", out), out)
+    document = generated(in_process.gen("sampler", path, "--shots", 20, "-o", out), out)
     assert len(document["parameters"]["pubs"]) == 2
-    result = run_local(cli, out)
+    result = run_local(in_process, out)
     assert counts(result, 0) == Counter({0b01: 20})
     assert counts(result, 1) == Counter({0b11: 20})
 
 
 # -- estimator ----------------------------------------------------------------------------------
-def test_estimator_bell_zz_is_one(cli, tmp_path):
+def test_estimator_bell_zz_is_one(in_process, tmp_path):
     out = tmp_path / "est.json"
     obs = tmp_path / "obs.json"
     obs.write_text(json.dumps({"XX": 0.5, "YY": 0.5}))
     document = generated(
-        cli.gen(
+        in_process.gen(
             "estimator",
             BELL_STATE,
             "--observable",
@@ -213,15 +209,15 @@ def test_estimator_bell_zz_is_one(cli, tmp_path):
     params = document["parameters"]
     assert params["precision"] == 0.001 and params["resilience_level"] == 1
     assert params["options"]["default_shots"] == 1000
-    evs = run_local(cli, out)["results"][0]["data"]["evs"]
+    evs = run_local(in_process, out)["results"][0]["data"]["evs"]
     # Bell state: <ZZ> = 1, <XI> = 0, <XX> = 1, <YY> = -1 (shot noise of ~0.001 on local)
     assert evs == pytest.approx([1.0, 0.5, 0.0], abs=0.01)
 
 
-def test_estimator_for_fake_torino_round_trip(cli, tmp_path):
+def test_estimator_for_fake_torino_round_trip(in_process, tmp_path):
     out = tmp_path / "est.json"
     document = generated(
-        cli.gen(
+        in_process.gen(
             "estimator", BELL_STATE, "--observable", "ZZ", "--target", "fake_torino", "-o", out
         ),
         out,
@@ -229,7 +225,7 @@ def test_estimator_for_fake_torino_round_trip(cli, tmp_path):
     (observable,) = document["parameters"]["pubs"][0][1]
     (pauli,) = observable
     assert len(pauli) == 133 and pauli.count("Z") == 2  # layout applied, backend-wide
-    evs = run_local(cli, out)["results"][0]["data"]["evs"]
+    evs = run_local(in_process, out)["results"][0]["data"]["evs"]
     assert evs == pytest.approx([1.0], abs=0.05)
 
 
@@ -248,7 +244,7 @@ def _ibm_validator(name: str, values_slot: int):
     return Draft202012Validator(schema)
 
 
-def test_generated_parameters_match_ibm_schemas(cli, tmp_path):
+def test_generated_parameters_match_ibm_schemas(in_process, tmp_path):
     from qiskit import QuantumCircuit
     from qiskit.circuit import Parameter
     from qiskit.quantum_info import SparsePauliOp
@@ -289,13 +285,14 @@ def test_generated_parameters_match_ibm_schemas(cli, tmp_path):
     # and the file the CLI writes
     out = tmp_path / "est.json"
     generated(
-        cli.gen("estimator", BELL_STATE, "--observable", "ZZ", "--params-only", "-o", out), out
+        in_process.gen("estimator", BELL_STATE, "--observable", "ZZ", "--params-only", "-o", out),
+        out,
     )
     assert list(validators["estimator"].iter_errors(json.loads(out.read_text()))) == []
 
 
 # -- notebook API -----------------------------------------------------------------------------
-def test_api_payload_object(cli, tmp_path):
+def test_api_payload_object(in_process, tmp_path):
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import SparsePauliOp
 
@@ -312,7 +309,7 @@ def test_api_payload_object(cli, tmp_path):
     path = payload.save(tmp_path / "p.json")
     assert json.loads(path.read_text()) == payload.to_dict()
     assert payload.default_filename() == "sampler_input_fake_torino.json"
-    assert sum(counts(run_local(cli, path), 1).values()) == 321
+    assert sum(counts(run_local(in_process, path), 1).values()) == 321
 
     with pytest.warns(UserWarning, match="ISA"):
         est = estimator_payload(bell, SparsePauliOp("ZZ"), default_shots=500)
@@ -335,16 +332,17 @@ def test_api_errors_are_generator_errors():
 
 
 # -- --resource: the live target of a Direct Access resource -----------------------------------
-def test_resource_target_from_direct_access(cli, tmp_path):
+def test_resource_target_from_direct_access(in_process, tmp_path):
     from fakes.direct_access import FakeDirectAccess, runner_env
 
     fake = FakeDirectAccess(("fake_heron",)).start()
     try:
         # generation needs only the API variables; S3 ones point nowhere on purpose
-        cli.use_env(clean_env(**runner_env("fake_heron", fake.url, "http://127.0.0.1:9")))
+        in_process.use_env(clean_env(**runner_env("fake_heron", fake.url, "http://127.0.0.1:9")))
         out = tmp_path / "bell.json"
         document = generated(
-            cli.gen("sampler", BELL, "--resource", "fake_heron", "--shots", 500, "-o", out), out
+            in_process.gen("sampler", BELL, "--resource", "fake_heron", "--shots", 500, "-o", out),
+            out,
         )
         assert len(fake.calls("GET", r"/v1/backends/fake_heron/configuration")) == 1
         assert len(fake.calls("GET", r"/v1/backends/fake_heron/properties")) == 1
@@ -352,21 +350,21 @@ def test_resource_target_from_direct_access(cli, tmp_path):
         fake.stop()
     assert "cz " in document["parameters"]["pubs"][0][0]
     assert (tmp_path / "bell.json").exists()
-    seen = counts(run_local(cli, out))
+    seen = counts(run_local(in_process, out))
     assert set(seen) <= {0b00, 0b11} and sum(seen.values()) == 500
 
 
-def test_resource_target_from_qiskit_runtime(cli, tmp_path):
+def test_resource_target_from_qiskit_runtime(in_process, tmp_path):
     """Through the runner's Qiskit Runtime provider, against the fake Runtime API."""
     from fakes.qiskit_runtime import FakeQiskitRuntime, runner_env
 
     fake = FakeQiskitRuntime(("ibm_fake",)).start()
     env = clean_env(**runner_env("ibm_fake", fake))
-    cli.use_env(env)
+    in_process.use_env(env)
     prefix = "ibm_fake_QRMI_IBM_QRS_"
     try:
         out = tmp_path / "est.json"
-        proc = cli.gen(
+        proc = in_process.gen(
             "estimator",
             BELL_STATE,
             "--observable",
@@ -382,8 +380,8 @@ def test_resource_target_from_qiskit_runtime(cli, tmp_path):
         assert not fake.calls("POST", r"/api/v1/jobs")
         # a refused API key: one line, exit 3 (provider), no retry storm
         env[f"{prefix}IAM_APIKEY"] = "wrong-key"
-        cli.use_env(env)
-        proc = cli.gen("sampler", BELL, "--resource", "ibm_fake", "-o", out)
+        in_process.use_env(env)
+        proc = in_process.gen("sampler", BELL, "--resource", "ibm_fake", "-o", out)
         line = assert_clean_error(proc, "authentication failed", code=3)
         assert "wrong-key" not in line
     finally:
@@ -393,15 +391,21 @@ def test_resource_target_from_qiskit_runtime(cli, tmp_path):
     assert document["program_id"] == "estimator"
 
 
-def test_resource_errors(cli, tmp_path):
+def test_resource_errors(in_process, tmp_path):
     assert_clean_error(
-        cli.gen("sampler", BELL, "--resource", "local"), "local simulator", "--resource"
+        in_process.gen("sampler", BELL, "--resource", "local"), "local simulator", "--resource"
     )
-    cli.use_env(clean_env(SLURM_JOB_QPU_RESOURCES="FRESNEL", SLURM_JOB_QPU_TYPES="pasqal-cloud"))
-    assert_clean_error(cli.gen("sampler", BELL, "--resource", "FRESNEL"), "does not run Qiskit")
-    cli.use_env(clean_env(SLURM_JOB_QPU_RESOURCES="ibm_x", SLURM_JOB_QPU_TYPES="direct-access"))
+    in_process.use_env(
+        clean_env(SLURM_JOB_QPU_RESOURCES="FRESNEL", SLURM_JOB_QPU_TYPES="pasqal-cloud")
+    )
     assert_clean_error(
-        cli.gen("sampler", BELL, "--resource", "ibm_x"), "ibm_x_QRMI_IBM_DA_ENDPOINT"
+        in_process.gen("sampler", BELL, "--resource", "FRESNEL"), "does not run Qiskit"
+    )
+    in_process.use_env(
+        clean_env(SLURM_JOB_QPU_RESOURCES="ibm_x", SLURM_JOB_QPU_TYPES="direct-access")
+    )
+    assert_clean_error(
+        in_process.gen("sampler", BELL, "--resource", "ibm_x"), "ibm_x_QRMI_IBM_DA_ENDPOINT"
     )
 
 
@@ -435,27 +439,31 @@ def test_resource_errors(cli, tmp_path):
         (("frobnicate",), "No such command"),
     ],
 )
-def test_errors_are_one_line(cli, args, fragment):
-    assert_clean_error(cli.gen(*args), fragment)
+def test_errors_are_one_line(in_process, args, fragment):
+    assert_clean_error(in_process.gen(*args), fragment)
 
 
-def test_failing_script_is_one_line(cli, tmp_path):
+def test_failing_script_is_one_line(in_process, tmp_path):
     script = tmp_path / "broken.py"
     script.write_text("raise RuntimeError('boom\\nsecond line')\n")
-    assert_clean_error(cli.gen("pulser", script, "--runs", 3), "broken.py failed", "boom")
+    assert_clean_error(in_process.gen("pulser", script, "--runs", 3), "broken.py failed", "boom")
 
 
 # -- validate -------------------------------------------------------------------------------------
-def test_validate_accepts_and_reports(cli, tmp_path):
-    proc = cli.gen("validate", EXAMPLES / "qiskit" / "bell_sampler.json", "--type", "direct-access")
+def test_validate_accepts_and_reports(in_process, tmp_path):
+    proc = in_process.gen(
+        "validate", EXAMPLES / "qiskit" / "bell_sampler.json", "--type", "direct-access"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok: ") and "sampler" in proc.stdout
-    proc = cli.gen("validate", EXAMPLES / "qiskit" / "bell_estimator.json", "--resource", "local")
+    proc = in_process.gen(
+        "validate", EXAMPLES / "qiskit" / "bell_estimator.json", "--resource", "local"
+    )
     assert proc.returncode == 0, proc.stderr
     broken = tmp_path / "broken.json"
     sequence = {"version": "1", "name": "x", "register": []}
     broken.write_text(json.dumps({"sequence": sequence, "job_runs": 3}))
-    assert_clean_error(cli.gen("validate", broken), "not a valid Pulser sequence")
+    assert_clean_error(in_process.gen("validate", broken), "not a valid Pulser sequence")
 
 
 # -- Pulser -----------------------------------------------------------------------------------
@@ -470,7 +478,7 @@ def _sequence():
     return sequence
 
 
-def test_pulser_object_and_string_forms_rebuild_the_same_sequence(cli, tmp_path):
+def test_pulser_object_and_string_forms_rebuild_the_same_sequence(in_process, tmp_path):
     from pulser import Sequence
 
     from generators import pulser_payload
@@ -491,9 +499,11 @@ def test_pulser_object_and_string_forms_rebuild_the_same_sequence(cli, tmp_path)
     (tmp_path / "old.json").write_text(json.dumps({"sequence": text, "job_runs": 9}))
     for source in ("seq.json", "old.json"):
         out = tmp_path / f"from_{source}"
-        document = generated(cli.gen("pulser", tmp_path / source, "--runs", 40, "-o", out), out)
+        document = generated(
+            in_process.gen("pulser", tmp_path / source, "--runs", 40, "-o", out), out
+        )
         assert document == {"sequence": documents[0]["sequence"], "job_runs": 40}
-    result = run_local(cli, out)["counter"]
+    result = run_local(in_process, out)["counter"]
     assert sum(result.values()) == 40 and all(len(bits) == 4 for bits in result)
 
 
@@ -512,7 +522,7 @@ def test_pulser_unbuilt_variables_refused():
     assert pulser_payload(sequence.build(amplitude=1.0), 10).shots == 10
 
 
-def test_qpp_circuit_to_sequence_runs_locally(cli, tmp_path):
+def test_qpp_circuit_to_sequence_runs_locally(in_process, tmp_path):
     from pulser import Sequence
 
     from generators import qpp_sequence
@@ -520,14 +530,15 @@ def test_qpp_circuit_to_sequence_runs_locally(cli, tmp_path):
     out = tmp_path / "qpp.json"
     script = EXAMPLES / "qpp" / "analog.py"
     document = generated(
-        cli.gen("qpp", script, "--runs", 60, "--device", "DigitalAnalogDevice", "-o", out), out
+        in_process.gen("qpp", script, "--runs", 60, "--device", "DigitalAnalogDevice", "-o", out),
+        out,
     )
     assert document["job_runs"] == 60
     rebuilt = Sequence.from_abstract_repr(json.dumps(document["sequence"]))
     assert rebuilt.device.name == "DigitalAnalogDevice"
     assert rebuilt.is_measured()
     assert len(rebuilt.register.qubits) == 6
-    result = run_local(cli, out)["counter"]
+    result = run_local(in_process, out)["counter"]
     assert sum(result.values()) == 60 and all(len(bits) == 6 for bits in result)
 
     # the API gives the same sequence for the same circuit
