@@ -361,8 +361,15 @@ def validate(payload: str, type_name: str | None, resource: str | None, config: 
     click.echo(f"ok: {checked.source}: {checked.describe()}")
 
 
+def run(argv: list[str] | None = None) -> int:
+    """``qrmi-gen ARGV`` in this process: its exit code (errors are one 'error:' line).
+
+    All of :func:`main` but the exit, so tests can run the command in process.
+    """
+    with _warnings_as_lines():
+        return run_command(cli, PROGRAM, argv, VERBOSE_HINT)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``qrmi-gen``: errors are one 'error:' line and an exit code."""
-    with _warnings_as_lines():
-        code = run_command(cli, PROGRAM, argv, VERBOSE_HINT)
-    exit_with(code)
+    exit_with(run(argv))

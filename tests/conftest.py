@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 
 import pytest
-from helpers import ConnectionCounter, ScriptedCli, clean_env
+from helpers import RUNNER_SIGNALS, ConnectionCounter, InProcessCli, clean_env
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,16 +45,49 @@ def listener():
 
 
 @pytest.fixture
-def scripted(monkeypatch, capsys):
+def in_process(monkeypatch, capsys):
+    """Our commands called in this process, as their ``main`` does minus the exit.
+
+    Yields an :class:`InProcessCli`: ``.run(*args)`` is ``qrmi-task-runner ARGS``,
+    ``.gen(*args)`` is ``qrmi-gen ARGS``, each returning its exit code and output;
+    ``.use_env(env)`` replaces the environment (clean_env() until then: no Slurm or QRMI
+    variable of the developer's leaks in). Afterwards restores what a command changes in
+    its process: signal handlers, the logging set-up (root handlers and level, the levels
+    setup_logging gives loggers, captured warnings).
+    """
+    from qrmi_tasks import logsetup
+
+    cli = InProcessCli(capsys, monkeypatch)
+    cli.use_env(clean_env())
+    handlers = {s: signal.getsignal(s) for s in RUNNER_SIGNALS}
+    root = logging.getLogger()
+    root_state = (list(root.handlers), root.level)
+    ours = logging.getLogger(logsetup.LOGGER_NAME)
+    ours_state = (list(ours.handlers), ours.level, ours.propagate)
+    named = [logging.getLogger(n) for n in (*logsetup._CHATTY, "py.warnings")]
+    levels = [logger.level for logger in named]
+    try:
+        yield cli
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        root.handlers[:] = root_state[0]
+        root.setLevel(root_state[1])
+        ours.handlers[:] = ours_state[0]
+        ours.setLevel(ours_state[1])
+        ours.propagate = ours_state[2]
+        for logger, level in zip(named, levels, strict=True):
+            logger.setLevel(level)
+        logging.captureWarnings(False)
+
+
+@pytest.fixture
+def scripted(in_process, monkeypatch):
     """The runner's CLI, in this process, on a ``scripted`` resource (tests/scripted.py).
 
-    Yields a :class:`ScriptedCli`: ``.script`` is what the provider answers, ``.run(*args)``
-    runs ``qrmi-task-runner ARGS`` and returns its exit code and output. Registers the
-    resource type for this test only and restores what the runner changes in a process
-    (signal handlers, root log handlers).
+    The :class:`InProcessCli` of ``in_process`` with ``.script``, what the provider
+    answers. Registers the resource type for this test only.
     """
-    import signal
-
     import scripted as module
 
     from qrmi_tasks import config, providers
@@ -64,24 +96,11 @@ def scripted(monkeypatch, capsys):
         config.RESOURCE_TYPES, module.TYPE, config.ResourceType(module.TYPE, module.PREFIX)
     )
     monkeypatch.setitem(providers.PROVIDERS, module.TYPE, module.TARGET)
-    keep = clean_env()  # no Slurm or QRMI variable of the developer's leaks in
-    for name in [name for name in os.environ if name not in keep]:
-        monkeypatch.delenv(name)
     monkeypatch.setenv("QRMI_JOB_QPU_RESOURCES", module.RESOURCE)
     monkeypatch.setenv("QRMI_JOB_QPU_TYPES", module.TYPE)
-    script = module.Script()
-    monkeypatch.setattr(module, "current", script)
-    handlers = {s: signal.getsignal(s) for s in module.interrupt_signals()}
-    root = logging.getLogger()
-    root_state = (list(root.handlers), root.level)
-    try:
-        yield ScriptedCli(script, capsys)
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-        root.handlers[:] = root_state[0]
-        root.setLevel(root_state[1])
-        logging.captureWarnings(False)
+    in_process.script = module.Script()
+    monkeypatch.setattr(module, "current", in_process.script)
+    return in_process
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +28,9 @@ BELL = EXAMPLES / "qiskit" / "bell_sampler.json"
 # IBM's primitive schemas are not ours to copy into the repository: they are read from the
 # workspace's shared folder, or from QRMI_IBM_SCHEMAS.
 SCHEMAS = Path(os.environ.get("QRMI_IBM_SCHEMAS") or ROOT.parent / "shared" / "schemas")
+
+#: Every signal the runner watches (the in-process fixtures restore their handlers).
+RUNNER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCONT)
 
 # Variables that would leak the developer's (or Slurm's) configuration into a test.
 _SCRUB_PREFIXES = ("SLURM_", "QRMI_", "SRUN_")
@@ -145,11 +149,17 @@ class ConnectionCounter:
 
 @dataclass
 class Outcome:
-    """What an in-process run of the CLI produced."""
+    """What an in-process run of a command produced."""
 
     code: int
     stdout: str
     stderr: str
+
+    @property
+    def returncode(self) -> int:
+        """The exit code, under :class:`subprocess.CompletedProcess`'s name (so that
+        :func:`assert_clean_error` checks an in-process run and a process alike)."""
+        return self.code
 
     def errors(self) -> list[str]:
         """The ``error:`` lines (the CLI prints exactly one for a failure)."""
@@ -157,11 +167,20 @@ class Outcome:
 
 
 @dataclass
-class ScriptedCli:
-    """The ``scripted`` fixture: the runner's CLI called in this process."""
+class InProcessCli:
+    """The ``cli`` fixture (and ``scripted``, which adds ``script``): our commands called
+    in this process, in an environment the test sets with :meth:`use_env`."""
 
-    script: Any
     capsys: Any
+    monkeypatch: Any
+    script: Any = None
+
+    def use_env(self, env: dict[str, str]) -> None:
+        """Make ``env`` the whole environment (``os.environ``) until the test ends."""
+        for name in [name for name in os.environ if name not in env]:
+            self.monkeypatch.delenv(name)
+        for name, value in env.items():
+            self.monkeypatch.setenv(name, value)
 
     def run(self, *args: str) -> Outcome:
         """``qrmi-task-runner ARGS`` in this process, as ``cli.main`` runs it (minus exit).
@@ -173,6 +192,15 @@ class ScriptedCli:
         from qrmi_tasks.front import run_command
 
         self.capsys.readouterr()
-        code = run_command(command, "qrmi-task-runner", list(args))
+        code = run_command(command, "qrmi-task-runner", [str(a) for a in args])
+        captured = self.capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    def gen(self, *args: Any) -> Outcome:
+        """``qrmi-gen ARGS`` in this process: ``generators.cli.main`` minus its exit."""
+        from generators.cli import run
+
+        self.capsys.readouterr()
+        code = run([str(a) for a in args])
         captured = self.capsys.readouterr()
         return Outcome(code, captured.out, captured.err)

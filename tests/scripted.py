@@ -15,7 +15,6 @@ flags (``has_logs``, ``can_reattach``) are set per test with ``monkeypatch.setat
 from __future__ import annotations
 
 import os
-import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,8 +130,3 @@ class ScriptedProvider(Provider):
 
     def close(self) -> None:
         self.script.calls.append(("close", None))
-
-
-def interrupt_signals() -> tuple[int, ...]:
-    """Every signal the runner watches (their handlers are restored after each test)."""
-    return (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCONT)

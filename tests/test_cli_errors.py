@@ -1,4 +1,10 @@
-"""Bad input: one line on stderr starting with ``error:``, exit 2, no traceback, no network."""
+"""Bad input: one line on stderr starting with ``error:``, exit 2, no traceback, no network.
+
+The runner's command runs in this process (the ``in_process`` fixture: ``cli.main`` minus
+its exit, in the environment the test gives), which decides all of these. A few stay
+processes, each saying why: what the real entry point's exit shows, reading a FIFO,
+and what the runner imports.
+"""
 
 from __future__ import annotations
 
@@ -119,19 +125,20 @@ BAD_PAYLOADS.update(
 
 
 @pytest.mark.parametrize("case", sorted(BAD_PAYLOADS))
-def test_bad_payload(tmp_path, case):
+def test_bad_payload(in_process, tmp_path, case):
     text, fragments = BAD_PAYLOADS[case]
-    proc = run_runner("local", write(tmp_path, text))
-    assert_clean_error(proc, *fragments)
+    assert_clean_error(in_process.run("local", write(tmp_path, text)), *fragments)
 
 
 def test_missing_payload_file(tmp_path):
+    # a process: main() ends the runner with os._exit, which skips the interpreter's
+    # flush; the error line and exit 2 must reach the caller all the same
     proc = run_runner("local", str(tmp_path / "nope.json"))
     assert_clean_error(proc, "does not exist", "nope.json")
 
 
-def test_payload_is_a_directory(tmp_path):
-    assert_clean_error(run_runner("local", str(tmp_path)), "directory")
+def test_payload_is_a_directory(in_process, tmp_path):
+    assert_clean_error(in_process.run("local", str(tmp_path)), "directory")
 
 
 def _endless_fifo(tmp_path: Path) -> str:
@@ -160,7 +167,7 @@ def _huge_file(tmp_path: Path, size: int) -> str:
 
 
 @pytest.mark.parametrize("source", ["/dev/zero", "fifo", "huge"])
-def test_payload_size_limit(tmp_path, source, listener):
+def test_payload_size_limit(in_process, tmp_path, source, listener):
     from qrmi_tasks.payload import PAYLOAD_LIMIT
 
     path = {
@@ -169,13 +176,19 @@ def test_payload_size_limit(tmp_path, source, listener):
         "huge": lambda: _huge_file(tmp_path, PAYLOAD_LIMIT + 1),
     }[source]()
     env = clean_env(http_proxy=listener.url, https_proxy=listener.url)
-    proc = run_runner("local", path, env=env, timeout=120)
+    if source == "fifo":
+        # a process: the runner reads the FIFO while its writer is another process's
+        # thread, and must stop at the limit and exit with the writer still writing
+        proc = run_runner("local", path, env=env, timeout=120)
+    else:
+        in_process.use_env(env)
+        proc = in_process.run("local", path)
     assert_clean_error(proc, f"payload file {path} is larger than the 512 MiB limit")
     assert listener.count == 0
 
 
 @pytest.mark.parametrize("source", ["/dev/zero", "fifo", "huge"])
-def test_config_size_limit(tmp_path, source):
+def test_config_size_limit(in_process, tmp_path, source):
     from qrmi_tasks.payload import CONFIG_LIMIT
 
     path = {
@@ -183,7 +196,10 @@ def test_config_size_limit(tmp_path, source):
         "fifo": lambda: _endless_fifo(tmp_path),
         "huge": lambda: _huge_file(tmp_path, CONFIG_LIMIT + 1),
     }[source]()
-    proc = run_runner("local", BELL, "--config", path)
+    if source == "fifo":  # a process, as for the payload's FIFO above
+        proc = run_runner("local", BELL, "--config", path)
+    else:
+        proc = in_process.run("local", BELL, "--config", path)
     assert_clean_error(proc, f"config file {path} is larger than the 16 MiB limit")
 
 
@@ -205,19 +221,22 @@ def test_config_size_limit(tmp_path, source):
     ],
     ids=["not UTF-8", "too deep", "duplicate key", "duplicate nested key", "duplicate resource"],
 )
-def test_bad_config_file_content(tmp_path, content, fragments):
+def test_bad_config_file_content(in_process, tmp_path, content, fragments):
     config = tmp_path / "qrmi.json"
     config.write_bytes(content)
-    assert_clean_error(run_runner("a", BELL, "--config", str(config)), "qrmi.json", *fragments)
+    done = in_process.run("a", BELL, "--config", str(config))
+    assert_clean_error(done, "qrmi.json", *fragments)
 
 
 @pytest.mark.parametrize("prefix", ["QRMI_JOB_QPU", "SLURM_JOB_QPU"])
-def test_duplicate_resource_names_in_the_list(prefix):
-    env = clean_env(
-        **{f"{prefix}_RESOURCES": "sim_a,sim_b, sim_a", f"{prefix}_TYPES": "local,local,local"}
+def test_duplicate_resource_names_in_the_list(in_process, prefix):
+    in_process.use_env(
+        clean_env(
+            **{f"{prefix}_RESOURCES": "sim_a,sim_b, sim_a", f"{prefix}_TYPES": "local,local,local"}
+        )
     )
     assert_clean_error(
-        run_runner("sim_b", BELL, env=env), f"{prefix}_RESOURCES", "'sim_a'", "more than once"
+        in_process.run("sim_b", BELL), f"{prefix}_RESOURCES", "'sim_a'", "more than once"
     )
 
 
@@ -234,14 +253,14 @@ def _untouched_atime(path: Path) -> bool:
 
 
 @pytest.mark.parametrize("version", ["2.0", "3.0"])
-def test_openqasm_include_is_never_opened(tmp_path, version):
+def test_openqasm_include_is_never_opened(in_process, tmp_path, version):
     included = tmp_path / "defs.inc"
     included.write_text("leaked_file_content;\n")  # the parser would quote this in its error
     tracks_atime = _untouched_atime(included)
     qubits = "qreg q[1];" if version == "2.0" else "qubit[1] q;"
     circuit = f'OPENQASM {version};\ninclude "{included}";\n{qubits}'
     payload = write(tmp_path, json.dumps(_document("sampler", circuit)))
-    proc = run_runner("local", payload)
+    proc = in_process.run("local", payload)
     assert_clean_error(proc, str(included), "may only include")
     assert "leaked_file_content" not in proc.stderr
     if tracks_atime:
@@ -252,15 +271,15 @@ def _document(program_id: str, circuit: str) -> dict:
     return {"program_id": program_id, "parameters": {"pubs": [[circuit]], "version": 2}}
 
 
-def test_standard_includes_still_run(tmp_path):
+def test_standard_includes_still_run(in_process, tmp_path):
     qasm2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nx q[0];\nmeasure q -> c;'
     payload = write(tmp_path, json.dumps(_document("sampler", qasm2)))
-    proc = run_runner("local", payload, "-q")
+    proc = in_process.run("local", payload, "-q")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout and proc.stderr == ""
 
 
-def test_plain_http_endpoint_to_another_host_is_a_warning(tmp_path, listener):
+def test_plain_http_endpoint_to_another_host_is_a_warning(in_process, tmp_path, listener):
     # direct-access with every variable set; the payload is bad, so nothing is contacted
     name, p = "qpu", "qpu_QRMI_IBM_DA_"
     env = clean_env(
@@ -282,7 +301,8 @@ def test_plain_http_endpoint_to_another_host_is_a_warning(tmp_path, listener):
             f"{name}_QRMI_JOB_TIMEOUT_SECONDS": "60",
         },
     )
-    proc = run_runner(name, write(tmp_path, "[1]"), env=env)
+    in_process.use_env(env)
+    proc = in_process.run(name, write(tmp_path, "[1]"))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("error: ")]
@@ -295,93 +315,102 @@ def test_plain_http_endpoint_to_another_host_is_a_warning(tmp_path, listener):
     assert listener.count == 0
 
 
-def test_output_directory_missing(tmp_path):
-    proc = run_runner("local", BELL, "-o", str(tmp_path / "no" / "out.json"))
+def test_output_directory_missing(in_process, tmp_path):
+    proc = in_process.run("local", BELL, "-o", str(tmp_path / "no" / "out.json"))
     assert_clean_error(proc, "does not exist")
     assert not (tmp_path / "no").exists()
 
 
-def test_output_path_is_a_directory(tmp_path):
-    assert_clean_error(run_runner("local", BELL, "-o", str(tmp_path)), "is a directory")
+def test_output_path_is_a_directory(in_process, tmp_path):
+    assert_clean_error(in_process.run("local", BELL, "-o", str(tmp_path)), "is a directory")
 
 
-def test_name_not_listed(tmp_path):
-    env = clean_env(SLURM_JOB_QPU_RESOURCES="sim_a, sim_b", SLURM_JOB_QPU_TYPES="local,local")
-    line = assert_clean_error(run_runner("ibm_marrakesh", BELL, env=env), "ibm_marrakesh")
+def test_name_not_listed(in_process):
+    in_process.use_env(
+        clean_env(SLURM_JOB_QPU_RESOURCES="sim_a, sim_b", SLURM_JOB_QPU_TYPES="local,local")
+    )
+    line = assert_clean_error(in_process.run("ibm_marrakesh", BELL), "ibm_marrakesh")
     assert "sim_a" in line and "sim_b" in line
 
 
-def test_local_not_available_when_resources_are_listed():
-    env = clean_env(SLURM_JOB_QPU_RESOURCES="sim_a", SLURM_JOB_QPU_TYPES="local")
-    assert_clean_error(run_runner("local", BELL, env=env), "not configured", "sim_a")
+def test_local_not_available_when_resources_are_listed(in_process):
+    in_process.use_env(clean_env(SLURM_JOB_QPU_RESOURCES="sim_a", SLURM_JOB_QPU_TYPES="local"))
+    assert_clean_error(in_process.run("local", BELL), "not configured", "sim_a")
 
 
-def test_unknown_name_without_any_resources():
-    assert_clean_error(run_runner("ibm_torino", BELL), "no QPU resources", "local")
+def test_unknown_name_without_any_resources(in_process):
+    assert_clean_error(in_process.run("ibm_torino", BELL), "no QPU resources", "local")
 
 
-def test_lists_of_different_lengths():
-    env = clean_env(SLURM_JOB_QPU_RESOURCES="a,b", SLURM_JOB_QPU_TYPES="local")
-    assert_clean_error(run_runner("a", BELL, env=env), "2 resource(s)", "1 type(s)")
+def test_lists_of_different_lengths(in_process):
+    in_process.use_env(clean_env(SLURM_JOB_QPU_RESOURCES="a,b", SLURM_JOB_QPU_TYPES="local"))
+    assert_clean_error(in_process.run("a", BELL), "2 resource(s)", "1 type(s)")
 
 
-def test_custom_delimiter():
-    env = clean_env(
-        QRMI_JOB_QPU_RESOURCES="a;b", QRMI_JOB_QPU_TYPES="local; local", QRMI_LIST_DELIMITER=";"
+def test_custom_delimiter(in_process):
+    in_process.use_env(
+        clean_env(
+            QRMI_JOB_QPU_RESOURCES="a;b", QRMI_JOB_QPU_TYPES="local; local", QRMI_LIST_DELIMITER=";"
+        )
     )
-    proc = run_runner("b", BELL, env=env)
+    proc = in_process.run("b", BELL)
     assert proc.returncode == 0, proc.stderr
 
 
-def test_qrmi_lists_win_over_slurm_lists():
-    env = clean_env(
-        QRMI_JOB_QPU_RESOURCES="mine",
-        QRMI_JOB_QPU_TYPES="local",
-        SLURM_JOB_QPU_RESOURCES="theirs",
-        SLURM_JOB_QPU_TYPES="local",
+def test_qrmi_lists_win_over_slurm_lists(in_process):
+    in_process.use_env(
+        clean_env(
+            QRMI_JOB_QPU_RESOURCES="mine",
+            QRMI_JOB_QPU_TYPES="local",
+            SLURM_JOB_QPU_RESOURCES="theirs",
+            SLURM_JOB_QPU_TYPES="local",
+        )
     )
-    assert_clean_error(run_runner("theirs", BELL, env=env), "mine")
+    assert_clean_error(in_process.run("theirs", BELL), "mine")
 
 
-def test_unknown_resource_type():
-    env = clean_env(SLURM_JOB_QPU_RESOURCES="q", SLURM_JOB_QPU_TYPES="quantum-magic")
-    assert_clean_error(run_runner("q", BELL, env=env), "unknown resource type", "direct-access")
+def test_unknown_resource_type(in_process):
+    in_process.use_env(clean_env(SLURM_JOB_QPU_RESOURCES="q", SLURM_JOB_QPU_TYPES="quantum-magic"))
+    assert_clean_error(in_process.run("q", BELL), "unknown resource type", "direct-access")
 
 
-def test_bad_config_file(tmp_path):
+def test_bad_config_file(in_process, tmp_path):
     config = write(tmp_path, '{"resources": [{"name": "x"}]}', "qrmi.json")
-    assert_clean_error(run_runner("x", BELL, "--config", config), "type")
+    assert_clean_error(in_process.run("x", BELL, "--config", config), "type")
 
 
-def test_click_usage_error_is_one_line():
-    proc = run_runner("local")
-    assert_clean_error(proc, "FILE")
+def test_click_usage_error_is_one_line(in_process):
+    assert_clean_error(in_process.run("local"), "FILE")
 
 
-def test_unknown_option_is_one_line():
-    assert_clean_error(run_runner("--frobnicate", "local", BELL), "frobnicate")
+def test_unknown_option_is_one_line(in_process):
+    assert_clean_error(in_process.run("--frobnicate", "local", BELL), "frobnicate")
 
 
-def test_payload_errors_make_no_network_call(tmp_path, listener):
+def test_payload_errors_make_no_network_call(in_process, tmp_path, listener):
     # A resource whose endpoint is our listener: rejecting the payload must not connect.
-    env = clean_env(
-        SLURM_JOB_QPU_RESOURCES="sim",
-        SLURM_JOB_QPU_TYPES="local",
-        http_proxy=listener.url,
-        https_proxy=listener.url,
+    in_process.use_env(
+        clean_env(
+            SLURM_JOB_QPU_RESOURCES="sim",
+            SLURM_JOB_QPU_TYPES="local",
+            http_proxy=listener.url,
+            https_proxy=listener.url,
+        )
     )
     for text, _ in BAD_PAYLOADS.values():
-        proc = run_runner("sim", write(tmp_path, text), env=env)
-        assert proc.returncode == 2
+        done = in_process.run("sim", write(tmp_path, text))
+        assert done.code == 2, done.stderr
     assert listener.count == 0
 
 
-def test_bad_seed_setting_is_reported_with_variable_name():
-    env = clean_env(local_QRMI_LOCAL_SEED="abc")
-    assert_clean_error(run_runner("local", BELL, env=env), "local_QRMI_LOCAL_SEED")
+def test_bad_seed_setting_is_reported_with_variable_name(in_process):
+    in_process.use_env(clean_env(local_QRMI_LOCAL_SEED="abc"))
+    assert_clean_error(in_process.run("local", BELL), "local_QRMI_LOCAL_SEED")
 
 
 def test_version_and_help():
+    # a process: main() ends the runner with os._exit, which skips the interpreter's
+    # flush; what -V and -h print to a pipe must reach it all the same
     proc = run_runner("-V")
     assert proc.returncode == 0 and proc.stdout.startswith("qrmi_task_runner ")
     proc = run_runner("-h")
@@ -392,6 +421,7 @@ def test_version_and_help():
 
 
 def test_help_imports_no_heavy_library():
+    # a process: what a fresh interpreter imports (this one has imported everything)
     import subprocess
     import sys
 
@@ -410,21 +440,15 @@ def test_help_imports_no_heavy_library():
     assert "HEAVY=\n" in proc.stderr, proc.stderr
 
 
-def test_unforeseen_exception_is_one_line_exit_70():
-    import subprocess
-    import sys
+def test_unforeseen_exception_is_one_line_exit_70(in_process, monkeypatch):
+    import qrmi_tasks.runner as runner
 
     # Simulate a bug inside the runner (our own code, not a client library) to check
     # the last-resort handler: one line naming the exception, no traceback, exit 70.
-    code = (
-        "import qrmi_tasks.runner as runner\n"
-        "def broken(request):\n    raise KeyError('boom')\n"
-        "runner.run = broken\n"
-        "from qrmi_tasks.cli import main\n"
-        f"main(['local', {BELL!r}])\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60
-    )
+    def broken(request):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(runner, "run", broken)
+    proc = in_process.run("local", BELL)
     line = assert_clean_error(proc, "internal error: KeyError", "boom", code=70)
     assert "-v" in line

@@ -1,4 +1,11 @@
-"""qrmi-gen and the notebook API: generated payloads run on the real ``local`` resource."""
+"""qrmi-gen and the notebook API: generated payloads run on the real ``local`` resource.
+
+qrmi-gen runs in this process (the ``in_process`` fixture: ``generators.cli.main`` minus
+its exit), and so does the runner that runs the payloads (its ``local`` resource still
+simulates in a worker process). What only a process shows stays one: the installed
+entry point, what ``--help`` and ``import generators`` import, and one generated payload
+run by a ``qrmi-task-runner`` process end to end.
+"""
 
 from __future__ import annotations
 
@@ -20,25 +27,13 @@ BELL_STATE = EXAMPLES / "qiskit" / "bell_state.qasm"  # no measurements, OpenQAS
 HEAVY = ("qiskit", "pulser", "qiskit_ibm_runtime", "numpy")
 
 
-def run_gen(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``qrmi-gen ARGS`` (as ``python -m generators``) and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "generators", *map(str, args)],
-        env=clean_env() if env is None else env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
-
-
-def run_local(payload: Path) -> dict:
-    """Run ``payload`` with ``qrmi-task-runner local`` and return the decoded result."""
-    proc = run_runner("local", str(payload))
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+def run_local(in_process, payload: Path) -> dict:
+    """Run ``payload`` with ``qrmi-task-runner local`` (in this process, in a clean
+    environment) and return the decoded result."""
+    in_process.use_env(clean_env())
+    done = in_process.run("local", str(payload))
+    assert done.code == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def counts(result: dict, pub: int = 0, register: str = "meas") -> Counter[int]:
@@ -47,10 +42,32 @@ def counts(result: dict, pub: int = 0, register: str = "meas") -> Counter[int]:
     return Counter(int(s, 16) for s in samples)
 
 
-def generated(proc: subprocess.CompletedProcess[str], path: Path) -> dict:
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
+def generated(done, path: Path) -> dict:
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
     return json.loads(path.read_text())
+
+
+# -- the installed command, in a process --------------------------------------------------------
+def test_installed_entry_point_exit_codes_and_output():
+    """The console script pyproject.toml installs, and the exit codes main() gives the
+    process (the in-process tests below see run()'s return value, not the exit)."""
+    script = Path(sys.executable).with_name("qrmi-gen")
+    if not script.exists():
+        pytest.skip(f"qrmi-gen is not installed next to {sys.executable}")
+    proc = subprocess.run(
+        [str(script), "validate", str(EXAMPLES / "qiskit" / "bell_sampler.json")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok: ") and "sampler" in proc.stdout
+    proc = subprocess.run(
+        [str(script), "frobnicate"], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert_clean_error(proc, "No such command")
 
 
 # -- import cost ------------------------------------------------------------------------------
@@ -77,10 +94,10 @@ def test_package_import_is_lazy():
 
 
 # -- sampler ------------------------------------------------------------------------------------
-def test_bell_sampler_for_fake_torino_round_trip(tmp_path):
+def test_bell_sampler_for_fake_torino_round_trip(in_process, tmp_path):
     out = tmp_path / "bell.json"
     document = generated(
-        run_gen("sampler", BELL, "--shots", 4000, "--target", "fake_torino", "-o", out), out
+        in_process.gen("sampler", BELL, "--shots", 4000, "--target", "fake_torino", "-o", out), out
     )
     params = document["parameters"]
     assert document["program_id"] == "sampler"
@@ -92,36 +109,41 @@ def test_bell_sampler_for_fake_torino_round_trip(tmp_path):
     assert "$0" in circuit and "cz " in circuit
     assert "h " not in circuit and "cx " not in circuit
 
-    seen = counts(run_local(out))
+    # the one generated payload run by a runner process, end to end (the others run the
+    # runner in this process; tests/test_local_runs.py covers the local runner itself)
+    proc = run_runner("local", str(out))
+    assert proc.returncode == 0, proc.stderr
+    seen = counts(json.loads(proc.stdout))
     assert sum(seen.values()) == 4000
     assert set(seen) == {0b00, 0b11}  # noiseless: only correlated outcomes
     assert 0.45 < seen[0b00] / 4000 < 0.55
 
 
-def test_sampler_without_target_warns_and_runs(tmp_path):
+def test_sampler_without_target_warns_and_runs(in_process, tmp_path):
     out = tmp_path / "bell.json"
-    proc = run_gen("sampler", BELL, "--shots", 100, "-o", out)
+    proc = in_process.gen("sampler", BELL, "--shots", 100, "-o", out)
     document = generated(proc, out)
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "ISA" in warnings[0]
     assert "qubit[2] q;" in document["parameters"]["pubs"][0][0]  # as written
-    assert sum(counts(run_local(out)).values()) == 100
+    assert sum(counts(run_local(in_process, out)).values()) == 100
 
 
-def test_default_file_name_params_only_and_stdout(tmp_path):
-    proc = run_gen("sampler", BELL, "--target", "fake_torino", cwd=tmp_path)
+def test_default_file_name_params_only_and_stdout(in_process, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    proc = in_process.gen("sampler", BELL, "--target", "fake_torino")
     assert proc.returncode == 0, proc.stderr
     full = json.loads((tmp_path / "sampler_input_fake_torino.json").read_text())
-    proc = run_gen("sampler", BELL, "--target", "fake_torino", "--params-only", cwd=tmp_path)
+    proc = in_process.gen("sampler", BELL, "--target", "fake_torino", "--params-only")
     assert proc.returncode == 0, proc.stderr
     params = json.loads((tmp_path / "sampler_input_fake_torino_params_only.json").read_text())
     assert params == full["parameters"]
-    proc = run_gen("sampler", BELL, "--shots", 7, "-o", "-", cwd=tmp_path)
+    proc = in_process.gen("sampler", BELL, "--shots", 7, "-o", "-")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["parameters"]["shots"] == 7
 
 
-def test_parametrized_circuit_with_param_values(tmp_path):
+def test_parametrized_circuit_with_param_values(in_process, tmp_path):
     qasm = tmp_path / "ry.qasm"
     qasm.write_text(
         'OPENQASM 3.0;\ninclude "stdgates.inc";\ninput float[64] theta;\nbit[1] c;\n'
@@ -130,12 +152,14 @@ def test_parametrized_circuit_with_param_values(tmp_path):
     out = tmp_path / "ry.json"
     values = tmp_path / "values.json"
     values.write_text(json.dumps([[0.0], [np.pi]]))
-    generated(run_gen("sampler", qasm, "--param-values", values, "--shots", 50, "-o", out), out)
-    samples = run_local(out)["results"][0]["data"]["c"]["samples"]
+    generated(
+        in_process.gen("sampler", qasm, "--param-values", values, "--shots", 50, "-o", out), out
+    )
+    samples = run_local(in_process, out)["results"][0]["data"]["c"]["samples"]
     assert [Counter(row) for row in samples] == [Counter({"0x0": 50}), Counter({"0x1": 50})]
 
 
-def test_qpy_circuits(tmp_path):
+def test_qpy_circuits(in_process, tmp_path):
     from qiskit import QuantumCircuit, qpy
 
     circuits = []
@@ -149,20 +173,20 @@ def test_qpy_circuits(tmp_path):
     with path.open("wb") as handle:
         qpy.dump(circuits, handle)
     out = tmp_path / "qpy.json"
-    document = generated(run_gen("sampler", path, "--shots", 20, "-o", out), out)
+    document = generated(in_process.gen("sampler", path, "--shots", 20, "-o", out), out)
     assert len(document["parameters"]["pubs"]) == 2
-    result = run_local(out)
+    result = run_local(in_process, out)
     assert counts(result, 0) == Counter({0b01: 20})
     assert counts(result, 1) == Counter({0b11: 20})
 
 
 # -- estimator ----------------------------------------------------------------------------------
-def test_estimator_bell_zz_is_one(tmp_path):
+def test_estimator_bell_zz_is_one(in_process, tmp_path):
     out = tmp_path / "est.json"
     obs = tmp_path / "obs.json"
     obs.write_text(json.dumps({"XX": 0.5, "YY": 0.5}))
     document = generated(
-        run_gen(
+        in_process.gen(
             "estimator",
             BELL_STATE,
             "--observable",
@@ -185,15 +209,15 @@ def test_estimator_bell_zz_is_one(tmp_path):
     params = document["parameters"]
     assert params["precision"] == 0.001 and params["resilience_level"] == 1
     assert params["options"]["default_shots"] == 1000
-    evs = run_local(out)["results"][0]["data"]["evs"]
+    evs = run_local(in_process, out)["results"][0]["data"]["evs"]
     # Bell state: <ZZ> = 1, <XI> = 0, <XX> = 1, <YY> = -1 (shot noise of ~0.001 on local)
     assert evs == pytest.approx([1.0, 0.5, 0.0], abs=0.01)
 
 
-def test_estimator_for_fake_torino_round_trip(tmp_path):
+def test_estimator_for_fake_torino_round_trip(in_process, tmp_path):
     out = tmp_path / "est.json"
     document = generated(
-        run_gen(
+        in_process.gen(
             "estimator", BELL_STATE, "--observable", "ZZ", "--target", "fake_torino", "-o", out
         ),
         out,
@@ -201,7 +225,7 @@ def test_estimator_for_fake_torino_round_trip(tmp_path):
     (observable,) = document["parameters"]["pubs"][0][1]
     (pauli,) = observable
     assert len(pauli) == 133 and pauli.count("Z") == 2  # layout applied, backend-wide
-    evs = run_local(out)["results"][0]["data"]["evs"]
+    evs = run_local(in_process, out)["results"][0]["data"]["evs"]
     assert evs == pytest.approx([1.0], abs=0.05)
 
 
@@ -220,7 +244,7 @@ def _ibm_validator(name: str, values_slot: int):
     return Draft202012Validator(schema)
 
 
-def test_generated_parameters_match_ibm_schemas(tmp_path):
+def test_generated_parameters_match_ibm_schemas(in_process, tmp_path):
     from qiskit import QuantumCircuit
     from qiskit.circuit import Parameter
     from qiskit.quantum_info import SparsePauliOp
@@ -261,13 +285,14 @@ def test_generated_parameters_match_ibm_schemas(tmp_path):
     # and the file the CLI writes
     out = tmp_path / "est.json"
     generated(
-        run_gen("estimator", BELL_STATE, "--observable", "ZZ", "--params-only", "-o", out), out
+        in_process.gen("estimator", BELL_STATE, "--observable", "ZZ", "--params-only", "-o", out),
+        out,
     )
     assert list(validators["estimator"].iter_errors(json.loads(out.read_text()))) == []
 
 
 # -- notebook API -----------------------------------------------------------------------------
-def test_api_payload_object(tmp_path):
+def test_api_payload_object(in_process, tmp_path):
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import SparsePauliOp
 
@@ -284,7 +309,7 @@ def test_api_payload_object(tmp_path):
     path = payload.save(tmp_path / "p.json")
     assert json.loads(path.read_text()) == payload.to_dict()
     assert payload.default_filename() == "sampler_input_fake_torino.json"
-    assert sum(counts(run_local(path), 1).values()) == 321
+    assert sum(counts(run_local(in_process, path), 1).values()) == 321
 
     with pytest.warns(UserWarning, match="ISA"):
         est = estimator_payload(bell, SparsePauliOp("ZZ"), default_shots=500)
@@ -307,18 +332,16 @@ def test_api_errors_are_generator_errors():
 
 
 # -- --resource: the live target of a Direct Access resource -----------------------------------
-def test_resource_target_from_direct_access(tmp_path):
+def test_resource_target_from_direct_access(in_process, tmp_path):
     from fakes.direct_access import FakeDirectAccess, runner_env
 
     fake = FakeDirectAccess(("fake_heron",)).start()
     try:
         # generation needs only the API variables; S3 ones point nowhere on purpose
-        env = clean_env(**runner_env("fake_heron", fake.url, "http://127.0.0.1:9"))
+        in_process.use_env(clean_env(**runner_env("fake_heron", fake.url, "http://127.0.0.1:9")))
         out = tmp_path / "bell.json"
         document = generated(
-            run_gen(
-                "sampler", BELL, "--resource", "fake_heron", "--shots", 500, "-o", out, env=env
-            ),
+            in_process.gen("sampler", BELL, "--resource", "fake_heron", "--shots", 500, "-o", out),
             out,
         )
         assert len(fake.calls("GET", r"/v1/backends/fake_heron/configuration")) == 1
@@ -327,20 +350,21 @@ def test_resource_target_from_direct_access(tmp_path):
         fake.stop()
     assert "cz " in document["parameters"]["pubs"][0][0]
     assert (tmp_path / "bell.json").exists()
-    seen = counts(run_local(out))
+    seen = counts(run_local(in_process, out))
     assert set(seen) <= {0b00, 0b11} and sum(seen.values()) == 500
 
 
-def test_resource_target_from_qiskit_runtime(tmp_path):
+def test_resource_target_from_qiskit_runtime(in_process, tmp_path):
     """Through the runner's Qiskit Runtime provider, against the fake Runtime API."""
     from fakes.qiskit_runtime import FakeQiskitRuntime, runner_env
 
     fake = FakeQiskitRuntime(("ibm_fake",)).start()
     env = clean_env(**runner_env("ibm_fake", fake))
+    in_process.use_env(env)
     prefix = "ibm_fake_QRMI_IBM_QRS_"
     try:
         out = tmp_path / "est.json"
-        proc = run_gen(
+        proc = in_process.gen(
             "estimator",
             BELL_STATE,
             "--observable",
@@ -349,7 +373,6 @@ def test_resource_target_from_qiskit_runtime(tmp_path):
             "ibm_fake",
             "-o",
             out,
-            env=env,
         )
         document = generated(proc, out)
         assert len(fake.calls("GET", r"/api/v1/backends/ibm_fake/configuration")) == 1
@@ -357,7 +380,8 @@ def test_resource_target_from_qiskit_runtime(tmp_path):
         assert not fake.calls("POST", r"/api/v1/jobs")
         # a refused API key: one line, exit 3 (provider), no retry storm
         env[f"{prefix}IAM_APIKEY"] = "wrong-key"
-        proc = run_gen("sampler", BELL, "--resource", "ibm_fake", "-o", out, env=env)
+        in_process.use_env(env)
+        proc = in_process.gen("sampler", BELL, "--resource", "ibm_fake", "-o", out)
         line = assert_clean_error(proc, "authentication failed", code=3)
         assert "wrong-key" not in line
     finally:
@@ -367,17 +391,21 @@ def test_resource_target_from_qiskit_runtime(tmp_path):
     assert document["program_id"] == "estimator"
 
 
-def test_resource_errors(tmp_path):
+def test_resource_errors(in_process, tmp_path):
     assert_clean_error(
-        run_gen("sampler", BELL, "--resource", "local"), "local simulator", "--resource"
+        in_process.gen("sampler", BELL, "--resource", "local"), "local simulator", "--resource"
     )
-    env = clean_env(SLURM_JOB_QPU_RESOURCES="FRESNEL", SLURM_JOB_QPU_TYPES="pasqal-cloud")
-    assert_clean_error(
-        run_gen("sampler", BELL, "--resource", "FRESNEL", env=env), "does not run Qiskit"
+    in_process.use_env(
+        clean_env(SLURM_JOB_QPU_RESOURCES="FRESNEL", SLURM_JOB_QPU_TYPES="pasqal-cloud")
     )
-    env = clean_env(SLURM_JOB_QPU_RESOURCES="ibm_x", SLURM_JOB_QPU_TYPES="direct-access")
     assert_clean_error(
-        run_gen("sampler", BELL, "--resource", "ibm_x", env=env), "ibm_x_QRMI_IBM_DA_ENDPOINT"
+        in_process.gen("sampler", BELL, "--resource", "FRESNEL"), "does not run Qiskit"
+    )
+    in_process.use_env(
+        clean_env(SLURM_JOB_QPU_RESOURCES="ibm_x", SLURM_JOB_QPU_TYPES="direct-access")
+    )
+    assert_clean_error(
+        in_process.gen("sampler", BELL, "--resource", "ibm_x"), "ibm_x_QRMI_IBM_DA_ENDPOINT"
     )
 
 
@@ -411,27 +439,31 @@ def test_resource_errors(tmp_path):
         (("frobnicate",), "No such command"),
     ],
 )
-def test_errors_are_one_line(args, fragment):
-    assert_clean_error(run_gen(*args), fragment)
+def test_errors_are_one_line(in_process, args, fragment):
+    assert_clean_error(in_process.gen(*args), fragment)
 
 
-def test_failing_script_is_one_line(tmp_path):
+def test_failing_script_is_one_line(in_process, tmp_path):
     script = tmp_path / "broken.py"
     script.write_text("raise RuntimeError('boom\\nsecond line')\n")
-    assert_clean_error(run_gen("pulser", script, "--runs", 3), "broken.py failed", "boom")
+    assert_clean_error(in_process.gen("pulser", script, "--runs", 3), "broken.py failed", "boom")
 
 
 # -- validate -------------------------------------------------------------------------------------
-def test_validate_accepts_and_reports(tmp_path):
-    proc = run_gen("validate", EXAMPLES / "qiskit" / "bell_sampler.json", "--type", "direct-access")
+def test_validate_accepts_and_reports(in_process, tmp_path):
+    proc = in_process.gen(
+        "validate", EXAMPLES / "qiskit" / "bell_sampler.json", "--type", "direct-access"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok: ") and "sampler" in proc.stdout
-    proc = run_gen("validate", EXAMPLES / "qiskit" / "bell_estimator.json", "--resource", "local")
+    proc = in_process.gen(
+        "validate", EXAMPLES / "qiskit" / "bell_estimator.json", "--resource", "local"
+    )
     assert proc.returncode == 0, proc.stderr
     broken = tmp_path / "broken.json"
     sequence = {"version": "1", "name": "x", "register": []}
     broken.write_text(json.dumps({"sequence": sequence, "job_runs": 3}))
-    assert_clean_error(run_gen("validate", broken), "not a valid Pulser sequence")
+    assert_clean_error(in_process.gen("validate", broken), "not a valid Pulser sequence")
 
 
 # -- Pulser -----------------------------------------------------------------------------------
@@ -446,7 +478,7 @@ def _sequence():
     return sequence
 
 
-def test_pulser_object_and_string_forms_rebuild_the_same_sequence(tmp_path):
+def test_pulser_object_and_string_forms_rebuild_the_same_sequence(in_process, tmp_path):
     from pulser import Sequence
 
     from generators import pulser_payload
@@ -467,9 +499,11 @@ def test_pulser_object_and_string_forms_rebuild_the_same_sequence(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps({"sequence": text, "job_runs": 9}))
     for source in ("seq.json", "old.json"):
         out = tmp_path / f"from_{source}"
-        document = generated(run_gen("pulser", tmp_path / source, "--runs", 40, "-o", out), out)
+        document = generated(
+            in_process.gen("pulser", tmp_path / source, "--runs", 40, "-o", out), out
+        )
         assert document == {"sequence": documents[0]["sequence"], "job_runs": 40}
-    result = run_local(out)["counter"]
+    result = run_local(in_process, out)["counter"]
     assert sum(result.values()) == 40 and all(len(bits) == 4 for bits in result)
 
 
@@ -488,7 +522,7 @@ def test_pulser_unbuilt_variables_refused():
     assert pulser_payload(sequence.build(amplitude=1.0), 10).shots == 10
 
 
-def test_qpp_circuit_to_sequence_runs_locally(tmp_path):
+def test_qpp_circuit_to_sequence_runs_locally(in_process, tmp_path):
     from pulser import Sequence
 
     from generators import qpp_sequence
@@ -496,14 +530,15 @@ def test_qpp_circuit_to_sequence_runs_locally(tmp_path):
     out = tmp_path / "qpp.json"
     script = EXAMPLES / "qpp" / "analog.py"
     document = generated(
-        run_gen("qpp", script, "--runs", 60, "--device", "DigitalAnalogDevice", "-o", out), out
+        in_process.gen("qpp", script, "--runs", 60, "--device", "DigitalAnalogDevice", "-o", out),
+        out,
     )
     assert document["job_runs"] == 60
     rebuilt = Sequence.from_abstract_repr(json.dumps(document["sequence"]))
     assert rebuilt.device.name == "DigitalAnalogDevice"
     assert rebuilt.is_measured()
     assert len(rebuilt.register.qubits) == 6
-    result = run_local(out)["counter"]
+    result = run_local(in_process, out)["counter"]
     assert sum(result.values()) == 60 and all(len(bits) == 6 for bits in result)
 
     # the API gives the same sequence for the same circuit
