@@ -1,4 +1,9 @@
-"""End-to-end runs of the real CLI on the embedded ``local`` resource."""
+"""End-to-end runs of the real CLI on the embedded ``local`` resource.
+
+The runner's command runs in this process (the ``in_process`` fixture: ``cli.main`` minus
+its exit, in the environment the test gives); the ``local`` provider still starts its
+worker process, as it does in production. One run stays a runner process, saying why.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ def _decode(text: str):
 
 
 def test_bell_sampler_to_stdout_is_only_the_result():
+    # a process: the installed entry point end to end; main() ends the runner with
+    # os._exit, and the result must still reach the stdout pipe, alone and whole, exit 0
     proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
     assert proc.returncode == 0, proc.stderr
     result = _decode(proc.stdout)  # stdout holds the result and nothing else
@@ -29,9 +36,9 @@ def test_bell_sampler_to_stdout_is_only_the_result():
     assert "completed" in proc.stderr and "{" not in proc.stderr
 
 
-def test_bell_estimator_zz_is_one(tmp_path):
+def test_bell_estimator_zz_is_one(in_process, tmp_path):
     out = tmp_path / "est.json"
-    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_estimator.json"), "-o", str(out))
+    proc = in_process.run("local", str(EXAMPLES / "qiskit" / "bell_estimator.json"), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     result = _decode(out.read_text())
@@ -43,12 +50,12 @@ def test_bell_estimator_zz_is_one(tmp_path):
     assert np.all(stds <= precision + 1e-12)
 
 
-def test_plain_json_result_when_support_qiskit_false(tmp_path):
+def test_plain_json_result_when_support_qiskit_false(in_process, tmp_path):
     doc = json.loads((EXAMPLES / "qiskit" / "bell_sampler.json").read_text())
     doc["parameters"]["support_qiskit"] = False
     payload = tmp_path / "p.json"
     payload.write_text(json.dumps(doc))
-    proc = run_runner("local", str(payload))
+    proc = in_process.run("local", str(payload))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     samples = result["results"][0]["data"]["meas"]["samples"]
@@ -56,33 +63,33 @@ def test_plain_json_result_when_support_qiskit_false(tmp_path):
     assert set(samples) <= {"0x0", "0x3"} and len(samples) == 1000
 
 
-def test_seeded_local_runs_are_reproducible(tmp_path):
-    env = clean_env(local_QRMI_LOCAL_SEED="7")
+def test_seeded_local_runs_are_reproducible(in_process, tmp_path):
+    in_process.use_env(clean_env(local_QRMI_LOCAL_SEED="7"))
     payload = str(EXAMPLES / "qiskit" / "bell_sampler.json")
-    first = run_runner("local", payload, env=env)
-    second = run_runner("local", payload, env=env)
+    first = in_process.run("local", payload)
+    second = in_process.run("local", payload)
     assert first.returncode == second.returncode == 0
     assert first.stdout == second.stdout
 
 
 @pytest.mark.parametrize("as_string", [False, True])
-def test_pulser_payload_counts_sum_to_job_runs(tmp_path, as_string):
+def test_pulser_payload_counts_sum_to_job_runs(in_process, tmp_path, as_string):
     payload = write_pulser_payload(tmp_path / "seq.json", runs=150, as_string=as_string)
-    proc = run_runner("local", str(payload), "-o", str(tmp_path / "out.json"))
+    proc = in_process.run("local", str(payload), "-o", str(tmp_path / "out.json"))
     assert proc.returncode == 0, proc.stderr
     counter = json.loads((tmp_path / "out.json").read_text())["counter"]
     assert sum(counter.values()) == 150
     assert all(len(bits) == 4 and set(bits) <= {"0", "1"} for bits in counter)
 
 
-def test_task_failure_is_exit_1_and_keeps_existing_output(tmp_path):
+def test_task_failure_is_exit_1_and_keeps_existing_output(in_process, tmp_path):
     doc = json.loads((EXAMPLES / "qiskit" / "bell_estimator.json").read_text())
     doc["parameters"]["pubs"][0][1] = ["ZZZ"]  # 3-qubit observable on a 2-qubit circuit
     payload = tmp_path / "bad.json"
     payload.write_text(json.dumps(doc))
     out = tmp_path / "out.json"
     out.write_text("previous result")
-    proc = run_runner("local", str(payload), "-o", str(out))
+    proc = in_process.run("local", str(payload), "-o", str(out))
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: task ") and "failed" in last
@@ -91,7 +98,7 @@ def test_task_failure_is_exit_1_and_keeps_existing_output(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"bad.json", "out.json"}  # no partial file
 
 
-def test_config_file_declares_local_resource(tmp_path):
+def test_config_file_declares_local_resource(in_process, tmp_path):
     config = tmp_path / "qrmi.json"
     config.write_text(
         json.dumps(
@@ -103,12 +110,14 @@ def test_config_file_declares_local_resource(tmp_path):
         )
     )
     payload = str(EXAMPLES / "qiskit" / "bell_sampler.json")
-    a = run_runner("sim", payload, "--config", str(config))
-    b = run_runner("sim", payload, env=clean_env(QRMI_CONFIG=str(config)))
+    a = in_process.run("sim", payload, "--config", str(config))
+    in_process.use_env(clean_env(QRMI_CONFIG=str(config)))
+    b = in_process.run("sim", payload)
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr
     assert a.stdout == b.stdout  # same seed from the file's environment
     # the process environment overrides the file
-    c = run_runner("sim", payload, env=clean_env(QRMI_CONFIG=str(config), sim_QRMI_LOCAL_SEED="4"))
+    in_process.use_env(clean_env(QRMI_CONFIG=str(config), sim_QRMI_LOCAL_SEED="4"))
+    c = in_process.run("sim", payload)
     assert c.returncode == 0 and c.stdout != a.stdout
 
 
@@ -156,13 +165,13 @@ def _qasm_payload(tmp_path, circuit, program="sampler", **parameters):
     return str(path)
 
 
-def test_reference_engine_still_runs_sampler_and_estimator(tmp_path):
-    env = clean_env(local_QRMI_LOCAL_ENGINE="reference")
-    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+def test_reference_engine_still_runs_sampler_and_estimator(in_process, tmp_path):
+    in_process.use_env(clean_env(local_QRMI_LOCAL_ENGINE="reference"))
+    proc = in_process.run("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
     assert proc.returncode == 0, proc.stderr
     counts = _decode(proc.stdout)[0].data.meas.get_counts()
     assert set(counts) == {"00", "11"} and sum(counts.values()) == 1000
-    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_estimator.json"), env=env)
+    proc = in_process.run("local", str(EXAMPLES / "qiskit" / "bell_estimator.json"))
     assert proc.returncode == 0, proc.stderr
     data = _decode(proc.stdout)[0].data
     precision = json.loads((EXAMPLES / "qiskit" / "bell_estimator.json").read_text())[
@@ -172,14 +181,15 @@ def test_reference_engine_still_runs_sampler_and_estimator(tmp_path):
     assert np.allclose(data.stds, precision)  # the noise it added, not 0
 
 
-def test_a_40_qubit_statevector_is_refused_at_once_with_exit_2(tmp_path):
+@pytest.mark.timeout(60)  # at once: what run_runner's timeout held a process to
+def test_a_40_qubit_statevector_is_refused_at_once_with_exit_2(in_process, tmp_path):
     from qiskit import QuantumCircuit
 
     circuit = QuantumCircuit(40)
     circuit.rx(0.3, range(40))  # not Clifford: "automatic" means statevector
     circuit.cx(range(39), range(1, 40))
     circuit.measure_all()
-    proc = run_runner("local", _qasm_payload(tmp_path, circuit, shots=10), timeout=60)
+    proc = in_process.run("local", _qasm_payload(tmp_path, circuit, shots=10))
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: a 40-qubit statevector simulation needs 17.6 TiB")
@@ -187,7 +197,7 @@ def test_a_40_qubit_statevector_is_refused_at_once_with_exit_2(tmp_path):
     assert "QPU resource" in last and "Traceback" not in proc.stderr
 
 
-def test_40_qubits_run_where_the_method_allows(tmp_path):
+def test_40_qubits_run_where_the_method_allows(in_process, tmp_path):
     from qiskit import QuantumCircuit
 
     ghz = QuantumCircuit(40)
@@ -195,7 +205,7 @@ def test_40_qubits_run_where_the_method_allows(tmp_path):
     ghz.cx(range(39), range(1, 40))
     ghz.measure_all()
     # Clifford: "automatic" simulates it as a stabilizer tableau
-    proc = run_runner("local", _qasm_payload(tmp_path, ghz, shots=50))
+    proc = in_process.run("local", _qasm_payload(tmp_path, ghz, shots=50))
     assert proc.returncode == 0, proc.stderr
     assert set(_decode(proc.stdout)[0].data.meas.get_counts()) == {"0" * 40, "1" * 40}
     # a weakly entangled non-Clifford circuit, on the method the memory message suggests
@@ -203,8 +213,8 @@ def test_40_qubits_run_where_the_method_allows(tmp_path):
     chain.rx(0.3, range(40))
     chain.cx(range(39), range(1, 40))
     chain.measure_all()
-    env = clean_env(local_QRMI_LOCAL_METHOD="matrix_product_state")
-    proc = run_runner("local", _qasm_payload(tmp_path, chain, shots=50), env=env)
+    in_process.use_env(clean_env(local_QRMI_LOCAL_METHOD="matrix_product_state"))
+    proc = in_process.run("local", _qasm_payload(tmp_path, chain, shots=50))
     assert proc.returncode == 0, proc.stderr
     assert _decode(proc.stdout)[0].data.meas.num_shots == 50
 
@@ -217,17 +227,19 @@ def test_40_qubits_run_where_the_method_allows(tmp_path):
         ("ENGINE", "qutip", "local_QRMI_LOCAL_ENGINE must be aer or reference"),
     ],
 )
-def test_bad_engine_settings_are_exit_2(variable, value, expected):
-    env = clean_env(**{f"local_QRMI_LOCAL_{variable}": value})
-    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+def test_bad_engine_settings_are_exit_2(in_process, variable, value, expected):
+    in_process.use_env(clean_env(**{f"local_QRMI_LOCAL_{variable}": value}))
+    proc = in_process.run("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
     assert proc.returncode == 2
     assert expected in proc.stderr.strip().splitlines()[-1]
     assert "submitted" not in proc.stderr
 
 
-def test_reference_engine_refuses_other_methods():
-    env = clean_env(local_QRMI_LOCAL_ENGINE="reference", local_QRMI_LOCAL_METHOD="stabilizer")
-    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+def test_reference_engine_refuses_other_methods(in_process):
+    in_process.use_env(
+        clean_env(local_QRMI_LOCAL_ENGINE="reference", local_QRMI_LOCAL_METHOD="stabilizer")
+    )
+    proc = in_process.run("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
     assert proc.returncode == 2
     assert "ENGINE=reference simulates statevectors only" in proc.stderr
 
@@ -276,10 +288,10 @@ def _has(module: str) -> bool:
     not (_has("emu_sv") and _has("emu_mps")),
     reason="Pasqal's emulators are not installed (pip install 'qrmi-tasks[emulators]')",
 )
-def test_pulser_payload_on_pasqal_emulators(tmp_path, engine):
+def test_pulser_payload_on_pasqal_emulators(in_process, tmp_path, engine):
     payload = write_pulser_payload(tmp_path / "seq.json", runs=60)
-    env = clean_env(local_QRMI_LOCAL_PULSER_ENGINE=engine, local_QRMI_LOCAL_SEED="5")
-    proc = run_runner("local", str(payload), "-o", str(tmp_path / "out.json"), env=env, timeout=300)
+    in_process.use_env(clean_env(local_QRMI_LOCAL_PULSER_ENGINE=engine, local_QRMI_LOCAL_SEED="5"))
+    proc = in_process.run("local", str(payload), "-o", str(tmp_path / "out.json"))
     assert proc.returncode == 0, proc.stderr
     counter = json.loads((tmp_path / "out.json").read_text())["counter"]
     assert sum(counter.values()) == 60
@@ -287,10 +299,10 @@ def test_pulser_payload_on_pasqal_emulators(tmp_path, engine):
 
 
 @pytest.mark.skipif(_has("emu_sv"), reason="emu-sv is installed: the missing-package path")
-def test_missing_pasqal_emulator_is_one_line_exit_2(tmp_path):
+def test_missing_pasqal_emulator_is_one_line_exit_2(in_process, tmp_path):
     payload = write_pulser_payload(tmp_path / "seq.json", runs=10)
-    env = clean_env(local_QRMI_LOCAL_PULSER_ENGINE="emu-sv")
-    proc = run_runner("local", str(payload), env=env)
+    in_process.use_env(clean_env(local_QRMI_LOCAL_PULSER_ENGINE="emu-sv"))
+    proc = in_process.run("local", str(payload))
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: local_QRMI_LOCAL_PULSER_ENGINE names emu-sv, but its Python")
@@ -305,18 +317,18 @@ def _aer_gpu() -> bool:
 
 
 @pytest.mark.skipif(not _aer_gpu(), reason="no GPU build of Aer (qiskit-aer-gpu) or no GPU visible")
-def test_bell_sampler_on_gpu():
-    env = clean_env(local_QRMI_LOCAL_DEVICE="gpu")
-    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+def test_bell_sampler_on_gpu(in_process):
+    in_process.use_env(clean_env(local_QRMI_LOCAL_DEVICE="gpu"))
+    proc = in_process.run("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
     assert proc.returncode == 0, proc.stderr
     counts = _decode(proc.stdout)[0].data.meas.get_counts()
     assert set(counts) == {"00", "11"} and sum(counts.values()) == 1000
 
 
 @pytest.mark.skipif(_aer_gpu(), reason="a GPU is usable here: the no-GPU path")
-def test_gpu_forced_without_one_is_exit_2():
-    env = clean_env(local_QRMI_LOCAL_DEVICE="gpu")
-    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), env=env)
+def test_gpu_forced_without_one_is_exit_2(in_process):
+    in_process.use_env(clean_env(local_QRMI_LOCAL_DEVICE="gpu"))
+    proc = in_process.run("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
     assert proc.returncode == 2
     assert "local_QRMI_LOCAL_DEVICE=gpu but Aer sees no GPU" in proc.stderr.strip().splitlines()[-1]
 
@@ -347,7 +359,7 @@ def test_gates_aer_has_no_kernel_for_are_translated():
 
 
 def test_pulser_engine_setting_names_a_missing_package(monkeypatch):
-    # Runs everywhere (the subprocess test above only where emu-sv is absent): the engine
+    # Runs everywhere (the runner test above only where emu-sv is absent): the engine
     # table points at a module that does not exist.
     from qrmi_tasks.config import resolve_resource
     from qrmi_tasks.errors import ConfigError
@@ -364,7 +376,8 @@ def test_pulser_engine_setting_names_a_missing_package(monkeypatch):
     )
 
 
-def test_a_40_atom_register_is_refused_at_once_on_qutip(tmp_path):
+@pytest.mark.timeout(60)  # at once: what run_runner's timeout held a process to
+def test_a_40_atom_register_is_refused_at_once_on_qutip(in_process, tmp_path):
     from pulser import Pulse, Register, Sequence
     from pulser.devices import MockDevice
 
@@ -374,7 +387,7 @@ def test_a_40_atom_register_is_refused_at_once_on_qutip(tmp_path):
     sequence.measure("ground-rydberg")
     payload = tmp_path / "big.json"
     payload.write_text(json.dumps({"sequence": sequence.to_abstract_repr(), "job_runs": 10}))
-    proc = run_runner("local", str(payload), timeout=60)
+    proc = in_process.run("local", str(payload))
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: emulating 40 atoms with qutip needs about ")
