@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 
 import pytest
-from helpers import RUNNER_SIGNALS, ConnectionCounter, InProcessCli, clean_env
+from helpers import ConnectionCounter, InProcessCli, clean_env, process_state_restored
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,33 +51,12 @@ def in_process(monkeypatch, capsys):
     ``.gen(*args)`` is ``qrmi-gen ARGS``, each returning its exit code and output;
     ``.use_env(env)`` replaces the environment (clean_env() until then: no Slurm or QRMI
     variable of the developer's leaks in). Afterwards restores what a command changes in
-    its process: signal handlers, the logging set-up (root handlers and level, the levels
-    setup_logging gives loggers, captured warnings).
+    its process (:func:`helpers.process_state_restored`).
     """
-    from qrmi_tasks import logsetup
-
     cli = InProcessCli(capsys, monkeypatch)
     cli.use_env(clean_env())
-    handlers = {s: signal.getsignal(s) for s in RUNNER_SIGNALS}
-    root = logging.getLogger()
-    root_state = (list(root.handlers), root.level)
-    ours = logging.getLogger(logsetup.LOGGER_NAME)
-    ours_state = (list(ours.handlers), ours.level, ours.propagate)
-    named = [logging.getLogger(n) for n in (*logsetup._CHATTY, "py.warnings")]
-    levels = [logger.level for logger in named]
-    try:
+    with process_state_restored():
         yield cli
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-        root.handlers[:] = root_state[0]
-        root.setLevel(root_state[1])
-        ours.handlers[:] = ours_state[0]
-        ours.setLevel(ours_state[1])
-        ours.propagate = ours_state[2]
-        for logger, level in zip(named, levels, strict=True):
-            logger.setLevel(level)
-        logging.captureWarnings(False)
 
 
 @pytest.fixture

@@ -7,7 +7,10 @@ from conftest.py, which only holds fixtures.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -15,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,3 +207,68 @@ class InProcessCli:
         code = run([str(a) for a in args])
         captured = self.capsys.readouterr()
         return Outcome(code, captured.out, captured.err)
+
+
+@contextlib.contextmanager
+def process_state_restored() -> Iterator[None]:
+    """Put back, on leaving, what an in-process run of a command changes in its process.
+
+    Signal handlers (the runner's), the logging set-up (root handlers and level, the
+    levels setup_logging gives loggers, captured warnings) and the secrets it learnt to
+    mask (a later run in a fresh process would not mask them).
+    """
+    from qrmi_tasks import logsetup
+
+    handlers = {s: signal.getsignal(s) for s in RUNNER_SIGNALS}
+    root = logging.getLogger()
+    root_state = (list(root.handlers), root.level)
+    ours = logging.getLogger(logsetup.LOGGER_NAME)
+    ours_state = (list(ours.handlers), ours.level, ours.propagate)
+    named = [logging.getLogger(n) for n in (*logsetup._CHATTY, "py.warnings")]
+    levels = [logger.level for logger in named]
+    secrets = set(logsetup.SECRETS._secrets)
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        root.handlers[:] = root_state[0]
+        root.setLevel(root_state[1])
+        ours.handlers[:] = ours_state[0]
+        ours.setLevel(ours_state[1])
+        ours.propagate = ours_state[2]
+        for logger, level in zip(named, levels, strict=True):
+            logger.setLevel(level)
+        logging.captureWarnings(False)
+        logsetup.SECRETS._secrets.clear()
+        logsetup.SECRETS._secrets.update(secrets)
+
+
+@dataclass
+class Captured:
+    """What :meth:`StreamCapture.readouterr` returns (``capsys``'s names)."""
+
+    out: str
+    err: str
+
+
+class StreamCapture:
+    """``capsys`` where that fixture cannot go (a module-scoped fixture): ``sys.stdout``
+    and ``sys.stderr`` are in-memory text streams, with the binary ``buffer`` the runner
+    copies a result to, until ``monkeypatch`` is undone."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._streams = [io.TextIOWrapper(io.BytesIO(), "utf-8", write_through=True) for _ in "12"]
+        monkeypatch.setattr(sys, "stdout", self._streams[0])
+        monkeypatch.setattr(sys, "stderr", self._streams[1])
+
+    def readouterr(self) -> Captured:
+        """The text written since the last call (as ``capsys.readouterr``)."""
+        texts = []
+        for stream in self._streams:
+            stream.flush()
+            raw = stream.buffer
+            texts.append(raw.getvalue().decode("utf-8", "replace"))
+            raw.seek(0)
+            raw.truncate()
+        return Captured(*texts)

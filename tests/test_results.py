@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from helpers import EXAMPLES, clean_env, run_runner
+from helpers import EXAMPLES, InProcessCli, StreamCapture, clean_env, process_state_restored
 from payloads import write_pulser_payload
 from qiskit.primitives import PrimitiveResult
 from qiskit.primitives.containers import BitArray
@@ -28,8 +29,19 @@ def qrmi_result(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
-    """Outputs of the local resource for sampler, estimator, plain sampler and Pulser."""
-    tmp = tmp_path_factory.mktemp("results")
+    """Outputs of the local resource for sampler, estimator, plain sampler and Pulser.
+
+    The runner's command runs in this process, as the ``in_process`` fixture runs it (a
+    module-scoped fixture cannot use that function-scoped one, nor ``capsys``): the same
+    clean environment, and the same process state put back afterwards.
+    """
+    with pytest.MonkeyPatch.context() as monkeypatch, process_state_restored():
+        runner = InProcessCli(StreamCapture(monkeypatch), monkeypatch)
+        runner.use_env(clean_env())
+        return _run_outputs(runner, tmp_path_factory.mktemp("results"))
+
+
+def _run_outputs(runner: InProcessCli, tmp: Path) -> dict[str, Path]:
     plain = json.loads((EXAMPLES / "qiskit" / "bell_sampler.json").read_text())
     plain["parameters"]["support_qiskit"] = False
     (tmp / "plain_payload.json").write_text(json.dumps(plain))
@@ -42,7 +54,7 @@ def outputs(tmp_path_factory):
     files = {}
     for name, payload in payloads.items():
         out = tmp / f"{name}_result.json"
-        proc = run_runner("local", str(payload), "-o", str(out))
+        proc = runner.run("local", str(payload), "-o", str(out))
         assert proc.returncode == 0, proc.stderr
         files[name] = out
     return files
@@ -202,8 +214,8 @@ def test_result_among_log_lines(outputs, tmp_path):
         assert "register meas: 1000 shots" in proc.stdout
 
 
-def test_stdout_result_ends_with_newline():
-    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
+def test_stdout_result_ends_with_newline(in_process):
+    proc = in_process.run("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.endswith("}\n")
     json.loads(proc.stdout)
