@@ -3,7 +3,13 @@ acquisition token, and qrmi_config.json files written for qrmi, against the fake
 
 The interop test drives the real ``qrmi`` package (a test-only dependency, ``qrmi==0.26.4``)
 the way the Slurm plugin does: ``QuantumResource.acquire()`` before the job step, the
-token in the step's environment, ``release(token)`` after it.
+token in the step's environment, ``release(token)`` after it; those plugin steps are
+processes, as at a site.
+
+The runner's command runs in this process (the ``in_process`` fixture: ``cli.main`` minus
+its exit, in the environment the test gives) against the fakes, real HTTP servers; none
+of these tests is about signals, Slurm or the process itself, which test_signals.py and
+test_slurm.py run as processes.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import pytest
 from fakes import direct_access as da_fake
 from fakes import pasqal_cloud as pasqal_fake
 from fakes.qiskit_runtime import API_KEY, SERVICE_CRN, FakeQiskitRuntime, runner_env
-from helpers import EXAMPLES, ROOT, clean_env, run_runner
+from helpers import EXAMPLES, ROOT, clean_env
 from payloads import write_pulser_payload
 
 from qrmi_tasks import compat
@@ -65,14 +71,15 @@ def _open_session(fake: FakeQiskitRuntime, session_id: str) -> None:
     ("rtype", "prefix"),
     [("qiskit-runtime-service", "QRMI_IBM_QRS_"), ("ibm-quantum-compute-service", "QRMI_IBM_QCS_")],
 )
-def test_acquisition_token_is_the_session_and_is_left_open(runtime, rtype, prefix):
+def test_acquisition_token_is_the_session_and_is_left_open(in_process, runtime, rtype, prefix):
     _open_session(runtime, "s-plugin")
     # SESSION_MODE as a qrmi site sets it for the plugin's acquire(): the token still wins
     env = clean_env(
         **runner_env(BACKEND, runtime, prefix=prefix, rtype=rtype, SESSION_MODE="batch"),
         **{f"{BACKEND}_QRMI_JOB_ACQUISITION_TOKEN": "s-plugin"},
     )
-    proc = run_runner(BACKEND, str(SAMPLER), env=env)
+    in_process.use_env(env)
+    proc = in_process.run(BACKEND, str(SAMPLER))
     assert proc.returncode == 0, proc.stderr
     assert [body["session_id"] for body in runtime.created] == ["s-plugin"]
     assert _session_calls(runtime) == []  # neither opened nor closed a session
@@ -81,27 +88,29 @@ def test_acquisition_token_is_the_session_and_is_left_open(runtime, rtype, prefi
     assert "is not read" not in proc.stderr  # the token is a known variable
 
 
-def test_session_id_wins_over_the_acquisition_token(runtime):
+def test_session_id_wins_over_the_acquisition_token(in_process, runtime):
     _open_session(runtime, "s-given")
     _open_session(runtime, "s-plugin")
     env = clean_env(
         **runner_env(BACKEND, runtime, SESSION_ID="s-given"),
         **{f"{BACKEND}_QRMI_JOB_ACQUISITION_TOKEN": "s-plugin"},
     )
-    proc = run_runner(BACKEND, str(SAMPLER), env=env)
+    in_process.use_env(env)
+    proc = in_process.run(BACKEND, str(SAMPLER))
     assert proc.returncode == 0, proc.stderr
     assert [body["session_id"] for body in runtime.created] == ["s-given"]
     assert _session_calls(runtime) == []
 
 
-def test_job_timeout_fallback_and_session_max_ttl(runtime):
+def test_job_timeout_fallback_and_session_max_ttl(in_process, runtime):
     # qrmi: TIMEOUT_SECONDS falls back to {name}_QRMI_JOB_TIMEOUT_SECONDS; SESSION_MAX_TTL
     # is the max_ttl of a session we open
     env = clean_env(
         **runner_env(BACKEND, runtime, SESSION_MODE="dedicated", SESSION_MAX_TTL="900"),
         **{f"{BACKEND}_QRMI_JOB_TIMEOUT_SECONDS": "300"},
     )
-    proc = run_runner(BACKEND, str(SAMPLER), env=env)
+    in_process.use_env(env)
+    proc = in_process.run(BACKEND, str(SAMPLER))
     assert proc.returncode == 0, proc.stderr
     (session,) = runtime.sessions.values()
     assert session["max_ttl"] == 900 and session["mode"] == "dedicated"
@@ -111,7 +120,8 @@ def test_job_timeout_fallback_and_session_max_ttl(runtime):
 
     # the type's own TIMEOUT_SECONDS wins over the generic one
     env[f"{BACKEND}_QRMI_IBM_QRS_TIMEOUT_SECONDS"] = "120"
-    proc = run_runner(BACKEND, str(SAMPLER), env=env)
+    in_process.use_env(env)
+    proc = in_process.run(BACKEND, str(SAMPLER))
     assert proc.returncode == 0, proc.stderr
     assert runtime.created[1]["cost"] == 120
 
@@ -141,7 +151,7 @@ def _qrmi(env: dict[str, str], *args: str) -> str:
     return proc.stdout.strip()
 
 
-def test_qrmi_acquire_runner_job_in_session_qrmi_release(runtime):
+def test_qrmi_acquire_runner_job_in_session_qrmi_release(in_process, runtime):
     pytest.importorskip("qrmi", reason="qrmi==0.26.4 is a test dependency (pip install '.[dev]')")
     env = clean_env(
         **runner_env(BACKEND, runtime, prefix="QRMI_IBM_QCS_", rtype="ibm-quantum-compute-service")
@@ -154,7 +164,8 @@ def test_qrmi_acquire_runner_job_in_session_qrmi_release(runtime):
 
     # job step: our runner with the token the plugin exports
     step_env = dict(env, **{f"{BACKEND}_QRMI_JOB_ACQUISITION_TOKEN": token})
-    proc = run_runner(BACKEND, str(SAMPLER), env=step_env)
+    in_process.use_env(step_env)
+    proc = in_process.run(BACKEND, str(SAMPLER))
     assert proc.returncode == 0, proc.stderr
     assert [body["session_id"] for body in runtime.created] == [token]
     assert _session_calls(runtime) == opened  # the runner touched no session
@@ -184,7 +195,7 @@ def _config_env(name: str, rtype: str) -> dict[str, str]:
     return clean_env(SLURM_JOB_QPU_RESOURCES=name, SLURM_JOB_QPU_TYPES=rtype)
 
 
-def test_qrmi_config_ibm_quantum_system(tmp_path):
+def test_qrmi_config_ibm_quantum_system(in_process, tmp_path):
     fake = da_fake.FakeDirectAccess(("fake_heron",), job_seconds=0.3).start()
     try:
         with da_fake.moto_s3() as s3_url:
@@ -208,7 +219,8 @@ def test_qrmi_config_ibm_quantum_system(tmp_path):
             )
             env = _config_env("fake_heron", "ibm-quantum-system")
             env["fake_heron_QRMI_JOB_ACQUISITION_TOKEN"] = "8a5b0c1e-dummy-uuid"  # accepted
-            proc = run_runner("fake_heron", str(SAMPLER), "--config", str(config), env=env)
+            in_process.use_env(env)
+            proc = in_process.run("fake_heron", str(SAMPLER), "--config", str(config))
     finally:
         fake.stop()
     assert proc.returncode == 0, proc.stderr
@@ -217,7 +229,7 @@ def test_qrmi_config_ibm_quantum_system(tmp_path):
     assert "WARNING" not in proc.stderr.upper(), proc.stderr
 
 
-def test_qrmi_config_ibm_quantum_compute_service(runtime, tmp_path):
+def test_qrmi_config_ibm_quantum_compute_service(in_process, runtime, tmp_path):
     config = _qrmi_config(
         tmp_path,
         BACKEND,
@@ -233,7 +245,8 @@ def test_qrmi_config_ibm_quantum_compute_service(runtime, tmp_path):
         },
     )
     env = _config_env(BACKEND, "ibm-quantum-compute-service")
-    proc = run_runner(BACKEND, str(SAMPLER), "--config", str(config), env=env)
+    in_process.use_env(env)
+    proc = in_process.run(BACKEND, str(SAMPLER), "--config", str(config))
     assert proc.returncode == 0, proc.stderr
     (session,) = runtime.sessions.values()  # no plugin token: the runner's own session
     assert (session["mode"], session["max_ttl"], session["accepting_jobs"]) == (
@@ -252,7 +265,7 @@ def pasqal():
     server.stop()
 
 
-def test_qrmi_config_pasqal_cloud_service_account(pasqal, pulser_payload, tmp_path):
+def test_qrmi_config_pasqal_cloud_service_account(in_process, pasqal, pulser_payload, tmp_path):
     config = _qrmi_config(
         tmp_path,
         "EMU_FREE",
@@ -269,7 +282,8 @@ def test_qrmi_config_pasqal_cloud_service_account(pasqal, pulser_payload, tmp_pa
     )
     env = _config_env("EMU_FREE", "pasqal-cloud")
     env["EMU_FREE_QRMI_JOB_ACQUISITION_TOKEN"] = "0d9e-dummy-uuid"  # qrmi's dummy: accepted
-    proc = run_runner("EMU_FREE", pulser_payload, "--config", str(config), "-vv", env=env)
+    in_process.use_env(env)
+    proc = in_process.run("EMU_FREE", pulser_payload, "--config", str(config), "-vv")
     assert proc.returncode == 0, proc.stderr
     assert sum(json.loads(proc.stdout)["counter"].values()) == pasqal.created[0]["jobs"][0]["runs"]
     assert pasqal.logins == ["client_credentials"]
@@ -288,17 +302,18 @@ def _pasqal_env(fake, **extra: str) -> dict[str, str]:
     return clean_env(**env, **extra)
 
 
-def test_pasqal_username_password_login(pasqal, pulser_payload):
+def test_pasqal_username_password_login(in_process, pasqal, pulser_payload):
     env = _pasqal_env(
         pasqal, PASQAL_USERNAME=pasqal_fake.USERNAME, PASQAL_PASSWORD=pasqal_fake.PASSWORD
     )
-    proc = run_runner("EMU_FREE", pulser_payload, "-vv", env=env)
+    in_process.use_env(env)
+    proc = in_process.run("EMU_FREE", pulser_payload, "-vv")
     assert proc.returncode == 0, proc.stderr
     assert pasqal.logins == [pasqal_fake.PASSWORD_GRANT]
     assert pasqal_fake.PASSWORD not in proc.stderr and "pasqal-issued-" not in proc.stderr
 
 
-def test_pasqal_expired_token_falls_back_to_the_login(pasqal, pulser_payload):
+def test_pasqal_expired_token_falls_back_to_the_login(in_process, pasqal, pulser_payload):
     expired = jwt.encode({"exp": int(time.time()) - 60}, "k" * 32, algorithm="HS256")
     env = _pasqal_env(
         pasqal,
@@ -306,14 +321,16 @@ def test_pasqal_expired_token_falls_back_to_the_login(pasqal, pulser_payload):
         EMU_FREE_QRMI_PASQAL_CLOUD_CLIENT_ID=pasqal_fake.CLIENT_ID,
         EMU_FREE_QRMI_PASQAL_CLOUD_CLIENT_SECRET=pasqal_fake.CLIENT_SECRET,
     )
-    proc = run_runner("EMU_FREE", pulser_payload, env=env)
+    in_process.use_env(env)
+    proc = in_process.run("EMU_FREE", pulser_payload)
     assert proc.returncode == 0, proc.stderr
     assert pasqal.logins == ["client_credentials"]
 
 
-def test_pasqal_refused_password_is_one_line_exit_3(pasqal, pulser_payload):
+def test_pasqal_refused_password_is_one_line_exit_3(in_process, pasqal, pulser_payload):
     env = _pasqal_env(pasqal, PASQAL_USERNAME=pasqal_fake.USERNAME, PASQAL_PASSWORD="wrong-pw-1")
-    proc = run_runner("EMU_FREE", pulser_payload, env=env)
+    in_process.use_env(env)
+    proc = in_process.run("EMU_FREE", pulser_payload)
     assert proc.returncode == 3, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: authentication failed") and "PASQAL_USERNAME" in last
@@ -321,8 +338,9 @@ def test_pasqal_refused_password_is_one_line_exit_3(pasqal, pulser_payload):
     assert "Traceback" not in proc.stderr and not pasqal.created
 
 
-def test_pasqal_without_any_credential_is_exit_2(pasqal, pulser_payload):
-    proc = run_runner("EMU_FREE", pulser_payload, env=_pasqal_env(pasqal))
+def test_pasqal_without_any_credential_is_exit_2(in_process, pasqal, pulser_payload):
+    in_process.use_env(_pasqal_env(pasqal))
+    proc = in_process.run("EMU_FREE", pulser_payload)
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "has no credential" in last and "EMU_FREE_QRMI_PASQAL_CLOUD_CLIENT_ID" in last
@@ -449,10 +467,11 @@ def test_pasqal_config_root_is_reported_as_not_read():
     assert _warnings(_resource("ibm-quantum-system", environ)) == []
 
 
-def test_runner_warns_about_a_typo_before_the_missing_variable(runtime, tmp_path):
+def test_runner_warns_about_a_typo_before_the_missing_variable(in_process, runtime, tmp_path):
     env = runner_env(BACKEND, runtime)
     env[f"{BACKEND}_QRMI_IBM_QRS_ENDPONT"] = env.pop(f"{BACKEND}_QRMI_IBM_QRS_ENDPOINT")
-    proc = run_runner(BACKEND, str(SAMPLER), env=clean_env(**env))
+    in_process.use_env(clean_env(**env))
+    proc = in_process.run(BACKEND, str(SAMPLER))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert any(
