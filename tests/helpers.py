@@ -199,6 +199,16 @@ class InProcessCli:
         captured = self.capsys.readouterr()
         return Outcome(code, captured.out, captured.err)
 
+    def result(self, *args: Any) -> Outcome:
+        """``qrmi-result ARGS`` in this process: ``results_cli.main`` minus its exit."""
+        from qrmi_tasks.front import run_command
+        from qrmi_tasks.results_cli import PROGRAM, VERBOSE_HINT, cli
+
+        self.capsys.readouterr()
+        code = run_command(cli, PROGRAM, [str(a) for a in args], VERBOSE_HINT)
+        captured = self.capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
     def gen(self, *args: Any) -> Outcome:
         """``qrmi-gen ARGS`` in this process: ``generators.cli.main`` minus its exit."""
         from generators.cli import run

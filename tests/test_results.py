@@ -1,10 +1,14 @@
-"""qrmi-result: summaries and plots of real runner outputs."""
+"""qrmi-result: summaries and plots of real runner outputs.
+
+The runner and ``qrmi-result`` run in this process (the ``in_process`` fixture and its
+module-scoped equivalent in ``outputs``); the ``local`` resource's worker stays a
+process. What only a ``qrmi-result`` process shows (its exit, a closed stdout, a FIFO)
+is in test_front_door.py.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,17 +18,6 @@ from qiskit.primitives import PrimitiveResult
 from qiskit.primitives.containers import BitArray
 
 from qrmi_tasks.results import format_text, load, summarize
-
-
-def qrmi_result(*args: str) -> subprocess.CompletedProcess[str]:
-    code = "from qrmi_tasks.results_cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +53,11 @@ def _run_outputs(runner: InProcessCli, tmp: Path) -> dict[str, Path]:
     return files
 
 
-def test_sampler_summary(outputs):
-    proc = qrmi_result("summary", str(outputs["sampler"]))
+def test_sampler_summary(in_process, outputs):
+    proc = in_process.result("summary", str(outputs["sampler"]))
     assert proc.returncode == 0, proc.stderr
     assert "sampler result" in proc.stdout and "register meas: 1000 shots" in proc.stdout
-    data = json.loads(qrmi_result("summary", "--json", str(outputs["sampler"])).stdout)
+    data = json.loads(in_process.result("summary", "--json", str(outputs["sampler"])).stdout)
     top = data["pubs"][0]["registers"][0]["top"]
     assert {t["bitstring"] for t in top} == {"00", "11"}
     assert sum(t["count"] for t in top) == 1000
@@ -78,25 +71,27 @@ def test_plain_sampler_summary_matches_encoded_form(outputs):
     assert register.shots == 1000 and set(register.counts) == {"00", "11"}
 
 
-def test_estimator_summary(outputs):
+def test_estimator_summary(in_process, outputs):
     result = load(outputs["estimator"])
     assert isinstance(result, PrimitiveResult) and result[0].data.evs.shape == (3,)
-    data = json.loads(qrmi_result("summary", "--json", str(outputs["estimator"])).stdout)
+    data = json.loads(in_process.result("summary", "--json", str(outputs["estimator"])).stdout)
     evs = data["pubs"][0]["evs"]
     assert data["kind"] == "estimator" and len(evs) == 3
     assert abs(evs[0] - 1) < 0.1 and abs(evs[2]) < 0.1  # ZZ, ..., ZI on a Bell state
-    text = qrmi_result("summary", str(outputs["estimator"])).stdout
+    text = in_process.result("summary", str(outputs["estimator"])).stdout
     assert "expectation values (shape [3])" in text and "±" in text
 
 
-def test_pulser_summary_uses_pulser_words(outputs):
-    text = qrmi_result("summary", str(outputs["pulser"])).stdout
+def test_pulser_summary_uses_pulser_words(in_process, outputs):
+    text = in_process.result("summary", str(outputs["pulser"])).stdout
     assert text.startswith("Pulser sequence result") and "120 runs" in text
     assert "pub" not in text and "register" not in text
 
 
-def test_pulser_summary(outputs):
-    data = json.loads(qrmi_result("summary", "--json", "-k", "3", str(outputs["pulser"])).stdout)
+def test_pulser_summary(in_process, outputs):
+    data = json.loads(
+        in_process.result("summary", "--json", "-k", "3", str(outputs["pulser"])).stdout
+    )
     register = data["pubs"][0]["registers"][0]
     assert data["kind"] == "pulser" and register["shots"] == 120
     assert len(register["top"]) <= 3
@@ -105,7 +100,7 @@ def test_pulser_summary(outputs):
     assert register["top"][0]["count"] == best
 
 
-def test_hand_written_plain_json_result(tmp_path):
+def test_hand_written_plain_json_result(in_process, tmp_path):
     path = tmp_path / "r.json"
     path.write_text(
         json.dumps(
@@ -119,13 +114,13 @@ def test_hand_written_plain_json_result(tmp_path):
     )
     register = summarize(path).pubs[0].registers[0]
     assert register.counts == {"11": 1, "00": 1}
-    assert "11" in qrmi_result("summary", str(path)).stdout
+    assert "11" in in_process.result("summary", str(path)).stdout
 
 
 @pytest.mark.parametrize("name", ["sampler", "estimator", "pulser"])
-def test_plot_writes_png(outputs, tmp_path, name):
+def test_plot_writes_png(in_process, outputs, tmp_path, name):
     png = tmp_path / f"{name}.png"
-    proc = qrmi_result("plot", str(outputs[name]), "-o", str(png))
+    proc = in_process.result("plot", str(outputs[name]), "-o", str(png))
     assert proc.returncode == 0, proc.stderr
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -140,11 +135,11 @@ def test_plot_writes_png(outputs, tmp_path, name):
         ('{"a": 1}', "not a runner result"),
     ],
 )
-def test_bad_result_file(tmp_path, content, fragment):
+def test_bad_result_file(in_process, tmp_path, content, fragment):
     path = tmp_path / "bad.json"
     if content is not None:
         path.write_text(content)
-    proc = qrmi_result("summary", str(path))
+    proc = in_process.result("summary", str(path))
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
@@ -199,7 +194,7 @@ def test_plain_results_match_ibm_schemas(outputs):
     jsonschema.validate(json.loads(outputs["plain"].read_text()), ibm_schema("sampler_result_v2"))
 
 
-def test_result_among_log_lines(outputs, tmp_path):
+def test_result_among_log_lines(in_process, outputs, tmp_path):
     """A slurm-N.out: log lines, the result (ending with a newline), more log lines; and the
     old glued form, where the next log line followed the JSON on its line."""
     result = outputs["sampler"].read_text().rstrip("\n")
@@ -209,7 +204,7 @@ def test_result_among_log_lines(outputs, tmp_path):
         "slurm-2.out": log + result + log,
     }.items():
         (tmp_path / name).write_text(text)
-        proc = qrmi_result("summary", str(tmp_path / name))
+        proc = in_process.result("summary", str(tmp_path / name))
         assert proc.returncode == 0, proc.stderr
         assert "register meas: 1000 shots" in proc.stdout
 
@@ -221,27 +216,27 @@ def test_stdout_result_ends_with_newline(in_process):
     json.loads(proc.stdout)
 
 
-def test_version_and_top_default():
+def test_version_and_top_default(in_process):
     from qrmi_tasks import __version__
     from qrmi_tasks.results import DEFAULT_TOP
 
-    assert qrmi_result("--version").stdout.strip() == f"qrmi-result {__version__}"
-    assert f"default: {DEFAULT_TOP}" in qrmi_result("summary", "--help").stdout
+    assert in_process.result("--version").stdout.strip() == f"qrmi-result {__version__}"
+    assert f"default: {DEFAULT_TOP}" in in_process.result("summary", "--help").stdout
     readme = (EXAMPLES.parent / "README.md").read_text()
     assert f"(`--top K`, default {DEFAULT_TOP})" in readme
 
 
-def test_plot_format_from_extension(outputs, tmp_path):
+def test_plot_format_from_extension(in_process, outputs, tmp_path):
     pdf = tmp_path / "counts.pdf"
-    proc = qrmi_result("plot", str(outputs["sampler"]), "-o", str(pdf))
+    proc = in_process.result("plot", str(outputs["sampler"]), "-o", str(pdf))
     assert proc.returncode == 0, proc.stderr
     assert pdf.read_bytes()[:5] == b"%PDF-"
-    proc = qrmi_result("plot", str(outputs["sampler"]), "-o", str(tmp_path / "x.nope"))
+    proc = in_process.result("plot", str(outputs["sampler"]), "-o", str(tmp_path / "x.nope"))
     assert proc.returncode == 2 and "cannot tell the image format" in proc.stderr
     assert not (tmp_path / "x.nope").exists()
 
 
-def test_plots_are_figures_per_binding_and_label_observables(outputs, tmp_path):
+def test_plots_are_figures_per_binding_and_label_observables(in_process, outputs, tmp_path):
     from matplotlib.figure import Figure
 
     sweep = {
@@ -261,7 +256,7 @@ def test_plots_are_figures_per_binding_and_label_observables(outputs, tmp_path):
     figure = load(outputs["estimator"], payload=payload).plot()
     labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     assert labels == ["ZZ [0]", "XX [1]", "ZI [2]"]
-    text = qrmi_result("summary", "--payload", str(payload), str(outputs["estimator"])).stdout
+    text = in_process.result("summary", "--payload", str(payload), str(outputs["estimator"])).stdout
     assert "[0]  ZZ" in text
 
 
