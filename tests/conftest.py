@@ -48,7 +48,8 @@ def in_process(monkeypatch, capsys):
     """Our commands called in this process, as their ``main`` does minus the exit.
 
     Yields an :class:`InProcessCli`: ``.run(*args)`` is ``qrmi-task-runner ARGS``,
-    ``.gen(*args)`` is ``qrmi-gen ARGS``, each returning its exit code and output;
+    ``.gen(*args)`` is ``qrmi-gen ARGS``, ``.result(*args)`` is ``qrmi-result ARGS``, each
+    returning its exit code and output;
     ``.use_env(env)`` replaces the environment (clean_env() until then: no Slurm or QRMI
     variable of the developer's leaks in). Afterwards restores what a command changes in
     its process (:func:`helpers.process_state_restored`).
