@@ -4,8 +4,8 @@ It speaks the protocol of ``/work/shared/protocols/direct-access.md``: IAM
 ``/identity/token`` (JWT access tokens with ``exp``), ``/version``, ``/v1/backends...``
 (``configuration`` and ``properties`` are those of qiskit-ibm-runtime's fake Torino),
 ``/v1/jobs...``; checks ``Authorization`` and ``Service-CRN``; runs each job by reading its
-input through the presigned GET URL, executing it with qiskit's reference primitives (the
-``local`` resource's worker, ``qrmi_tasks.providers.local_worker``) and PUTting the encoded
+input through the presigned GET URL, executing it on Qiskit Aer (the ``local`` resource's
+worker, through tests/fakes/worker.py) and PUTting the encoded
 result and a log through the presigned URLs, after ``job_seconds``. S3 is a real moto
 server (``ThreadedMotoServer``).
 
