@@ -155,8 +155,9 @@ def _circuits(paths: tuple[str, ...], param_values: str | None) -> list[tuple[An
     Says on stderr in which order a circuit's parameters take the values: Qiskit sorts
     them by name, not by where they appear in the file.
     """
-    from generators.core import GeneratorError, first_line
+    from generators.core import GeneratorError
     from generators.inputs import load_circuits, parse_param_values
+    from qrmi_tasks.errors import first_line
 
     circuits = [c for path in paths for c in load_circuits(path)]
     values = parse_param_values(param_values) if param_values is not None else None

@@ -36,12 +36,6 @@ def warn_not_isa() -> None:
     )
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type name when it has none."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class Payload:
     """A QRMI payload document, validated like the runner validates payload files.
 

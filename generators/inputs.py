@@ -8,7 +8,8 @@ import runpy
 from pathlib import Path
 from typing import Any
 
-from generators.core import GeneratorError, first_line
+from generators.core import GeneratorError
+from qrmi_tasks.errors import first_line
 from qrmi_tasks.payload import read_input
 
 _QPY_MAGIC = b"QISKIT"

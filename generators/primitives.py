@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from generators.core import GeneratorError, Payload, first_line, warn_not_isa
+from generators.core import GeneratorError, Payload, warn_not_isa
 from generators.targets import NamedTarget, fake_target
+from qrmi_tasks.errors import first_line
 
 
 def resolve_target(target: Any) -> NamedTarget | None:
@@ -199,8 +200,7 @@ def sampler_payload(
         pub = SamplerPub(circuit, pub.parameter_values, pub.shots, validate=False)
         pub_shots = None if pub.shots is None else int(pub.shots)
         entries.append(_entry([dumps_qasm3(circuit)], _values(pub), pub_shots))
-    parameters: dict[str, Any] = {"pubs": entries, "version": 2}
-    parameters["support_qiskit"] = support_qiskit
+    parameters: dict[str, Any] = {"pubs": entries, "version": 2, "support_qiskit": support_qiskit}
     if shots is not None:
         parameters["shots"] = shots
     parameters["options"] = _options(options)
@@ -249,8 +249,7 @@ def estimator_payload(
         pub_precision = None if pub.precision is None else float(pub.precision)
         head = [dumps_qasm3(circuit), observables_list]
         entries.append(_entry(head, _values(pub), pub_precision))
-    parameters: dict[str, Any] = {"pubs": entries, "version": 2}
-    parameters["support_qiskit"] = support_qiskit
+    parameters: dict[str, Any] = {"pubs": entries, "version": 2, "support_qiskit": support_qiskit}
     if precision is not None:
         parameters["precision"] = float(precision)
     if resilience_level is not None:

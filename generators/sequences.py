@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from generators.core import GeneratorError, Payload, first_line
-from qrmi_tasks.errors import PayloadError
+from generators.core import GeneratorError, Payload
+from qrmi_tasks.errors import PayloadError, first_line
 from qrmi_tasks.payload import rebuild_sequence
 from qrmi_tasks.quiet import quiet_import_warnings
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from generators.core import GeneratorError
 from qrmi_tasks.errors import ConfigError
-from qrmi_tasks.isa import target_from_json
+from qrmi_tasks.isa import backend_target
 from qrmi_tasks.payload import QISKIT
 
 
@@ -91,7 +91,6 @@ def resource_target(
     # no task to cancel: the provider's back-off waits are plain sleeps
     provider = cls(resource, settings, RunContext("qrmi-gen"))
     try:
-        configuration, properties = provider.backend_documents()
+        return NamedTarget(resource.name, backend_target(provider))
     finally:
         provider.close()
-    return NamedTarget(resource.name, target_from_json(configuration, properties, resource.name))

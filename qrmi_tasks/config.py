@@ -179,6 +179,11 @@ class Resource:
     file_environment: Mapping[str, str] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def variable_prefix(self) -> str:
+        """What this resource's own variables start with: ``ibm_x_QRMI_IBM_DA_``."""
+        return f"{self.name}_{self.type.prefix}"
+
     def suffix(self, setting: Setting) -> str:
         """``setting``'s variable name without ``{NAME}_`` (the config file's key)."""
         if setting.shared or not setting.prefixed:

@@ -16,6 +16,13 @@ EXIT_SIGNAL_BASE = 128
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: an error we did not foresee (a bug)
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none (a
+    library's multi-line error inside our one-line messages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class QrmiError(Exception):
     """Base class: an error with a one-line message and an exit code."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from qrmi_tasks.errors import ProviderError
+from qrmi_tasks.errors import ProviderError, first_line
 from qrmi_tasks.payload import QISKIT, CheckedPayload
 
 if TYPE_CHECKING:
@@ -36,12 +36,16 @@ def target_from_json(configuration: Any, properties: Any, name: str) -> Any:
         props = BackendProperties.from_dict(properties) if properties else None
         return convert_to_target(config, props)
     except Exception as exc:  # malformed documents raise KeyError, TypeError, ValueError...
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
         raise TargetUnavailable(
             f"cannot build a transpiler target for '{name}' from its configuration and "
-            f"properties: {reason}"
+            f"properties: {first_line(exc)}"
         ) from None
+
+
+def backend_target(provider: Provider) -> Any:
+    """The transpiler target of ``provider``'s backend, from its documents (network)."""
+    configuration, properties = provider.backend_documents()
+    return target_from_json(configuration, properties, provider.resource.name)
 
 
 def payload_circuits(payload: CheckedPayload) -> list[Any]:
@@ -96,10 +100,7 @@ def target_problems(provider: Provider, payload: CheckedPayload) -> list[str]:
     """
     if not checks_target(provider, payload):
         return []
-    configuration, properties = provider.backend_documents()
-    name = provider.resource.name
-    target = target_from_json(configuration, properties, name)
-    return isa_problems(payload_circuits(payload), target, name)
+    return isa_problems(payload_circuits(payload), backend_target(provider), provider.resource.name)
 
 
 def refusal(payload: CheckedPayload, backend: str, problems: list[str]) -> str:

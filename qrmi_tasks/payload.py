@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from qrmi_tasks.errors import InputError, PayloadError, QrmiError
+from qrmi_tasks.errors import InputError, PayloadError, QrmiError, first_line
 
 QISKIT = "qiskit"
 PULSER = "pulser"
@@ -450,8 +450,7 @@ def rebuild_sequence(text: str) -> Any:
     try:
         return Sequence.from_abstract_repr(text)
     except Exception as exc:  # pulser raises many types: schema, value, key, type errors
-        detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PayloadError(f"not a valid Pulser sequence: {_short(detail)}") from None
+        raise PayloadError(f"not a valid Pulser sequence: {_short(first_line(exc))}") from None
 
 
 def validate_sequence(payload: CheckedPayload) -> None:

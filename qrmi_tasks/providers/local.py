@@ -89,38 +89,38 @@ class LocalProvider(Provider):
             "automatic",
             "statevector",
         ):
-            variables = f"{resource.name}_{resource.type.prefix}"
+            variables = resource.variable_prefix
             raise ConfigError(
                 f"{variables}ENGINE=reference simulates statevectors only; unset "
                 f"{variables}METHOD or use {variables}ENGINE=aer for {settings['METHOD']}"
             )
 
     def _command(self) -> list[str]:
-        settings = self.settings
+        settings = self.settings  # every one resolved, defaults included (settings_spec)
         command = [sys.executable, "-m", "qrmi_tasks.providers.local_worker", str(self._workdir)]
-        if settings.get("SEED") is not None:
+        if settings["SEED"] is not None:
             command += ["--seed", str(settings["SEED"])]
-        for option, name, default in (
-            ("--engine", "ENGINE", "aer"),
-            ("--method", "METHOD", "automatic"),
-            ("--device", "DEVICE", "auto"),
-            ("--pulser-engine", "PULSER_ENGINE", "qutip"),
+        for option, name in (
+            ("--engine", "ENGINE"),
+            ("--method", "METHOD"),
+            ("--device", "DEVICE"),
+            ("--pulser-engine", "PULSER_ENGINE"),
         ):
-            command += [option, str(settings.get(name) or default)]
-        return [*command, "--variables", f"{self.resource.name}_{self.resource.type.prefix}"]
+            command += [option, settings[name]]
+        return [*command, "--variables", self.resource.variable_prefix]
 
     def _refuse_a_register_that_cannot_fit(self, payload: CheckedPayload) -> None:
         """A Pulser register too large for this job's memory: exit 2 before any worker
         starts (the sequence is already rebuilt by the payload check; a Qiskit payload's
         circuits are checked in the worker, which decodes them anyway)."""
-        engine = self.settings.get("PULSER_ENGINE") or "qutip"
+        engine = self.settings["PULSER_ENGINE"]
         sequence = payload.sequence
         atoms = len(sequence.register.qubit_ids)
         levels = 3 if len(sequence.get_addressed_bases()) > 1 else 2
         needed = local_memory.pulser_state_bytes(engine, atoms, levels)
         if needed is None:
             return
-        variables = f"{self.resource.name}_{self.resource.type.prefix}"
+        variables = self.resource.variable_prefix
         reason = local_memory.refusal(
             needed,
             f"emulating {atoms} atoms with {engine} needs about",

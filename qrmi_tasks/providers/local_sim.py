@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from qrmi_tasks.errors import first_line
 from qrmi_tasks.payload import qasm_include_problem, qasm_version
 from qrmi_tasks.providers import local_codec, local_memory
 from qrmi_tasks.providers.local_options import GPU_METHODS
@@ -76,8 +77,7 @@ def _load_circuit(circuit: Any, where: str):
             )
         return _native_qasm3(circuit) or qasm3.loads(circuit)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExecutionError(f"{where}: cannot parse OpenQASM: {first}") from None
+        raise ExecutionError(f"{where}: cannot parse OpenQASM: {first_line(exc)}") from None
 
 
 def _native_qasm3(source: str):
@@ -297,8 +297,9 @@ def _for_engine(engine: Engine, method: str, device: str, circuit):
     try:
         return transpile(circuit, basis_gates=basis, optimization_level=0)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExecutionError(f"cannot translate the circuit to Aer's gates: {first}") from None
+        raise ExecutionError(
+            f"cannot translate the circuit to Aer's gates: {first_line(exc)}"
+        ) from None
 
 
 _OPERATIONS: dict[tuple[str, str], frozenset[str]] = {}
@@ -388,23 +389,18 @@ def _device(engine: Engine, method: str) -> str:
     return "GPU" if gpu and method in GPU_METHODS else "CPU"
 
 
-def _check_memory(engine: Engine, method: str, width: int, what: str, factor: float = 0.0) -> None:
+def _check_memory(engine: Engine, method: str, width: int, what: str) -> None:
+    """Refuse (exit 2) a dense simulation this job's memory cannot hold."""
     state = local_memory.dense_state_bytes(width, method)
     if state is None:
         return
-    needed = int(state * (factor or local_memory.DENSE_FACTOR[engine.qiskit]))
-    _refuse_unless_fits(
-        needed,
+    reason = local_memory.refusal(
+        int(state * local_memory.DENSE_FACTOR[engine.qiskit]),
         f"a {what} simulation needs",
         f"Set {engine.variables}METHOD=matrix_product_state (memory grows with entanglement, "
         "not with qubits) for a weakly entangled circuit, ask the job for more memory, or run "
         "it on a QPU resource",
     )
-
-
-def _refuse_unless_fits(needed: int, what_needs: str, remedy: str) -> None:
-    """Refuse (exit 2) a simulation whose ``needed`` bytes this job's memory cannot hold."""
-    reason = local_memory.refusal(needed, what_needs, remedy)
     if reason is not None:
         raise Rejected(reason)
 
@@ -420,8 +416,7 @@ def _run(primitive, pubs):
     except ExecutionError:
         raise
     except Exception as exc:  # qiskit's coercion errors: shape, observables, parameters
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExecutionError(f"cannot run the pubs: {first}") from None
+        raise ExecutionError(f"cannot run the pubs: {first_line(exc)}") from None
 
 
 def encode_primitive_result(result, support_qiskit: bool = True) -> str:
@@ -442,10 +437,13 @@ def _steady_metadata(result):
     pubs = []
     for pub in result:
         if "simulator_metadata" in pub.metadata:
-            metadata = {k: v for k, v in pub.metadata.items() if k != "simulator_metadata"}
-            pub = type(pub)(pub.data, metadata)
+            pub = type(pub)(pub.data, _steady(pub.metadata))
         pubs.append(pub)
     return PrimitiveResult(pubs, metadata=result.metadata)
+
+
+def _steady(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metadata.items() if k != "simulator_metadata"}
 
 
 def _samples(bit_array) -> Any:
@@ -478,8 +476,7 @@ def plain_result(result) -> dict[str, Any]:
                 data[name] = {"samples": _samples(value), "num_bits": value.num_bits}
             else:
                 data[name] = np.asarray(value).tolist()
-        metadata = {k: v for k, v in pub.metadata.items() if k != "simulator_metadata"}
-        pubs.append({"data": data, "metadata": metadata})
+        pubs.append({"data": data, "metadata": _steady(pub.metadata)})
     return {"results": pubs, "metadata": dict(result.metadata)}
 
 

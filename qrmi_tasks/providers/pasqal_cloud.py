@@ -121,7 +121,7 @@ class PasqalCloudProvider(Provider):
                 f"be one of: {', '.join(DEVICE_TYPES)}"
             )
         if pasqal_auth.credential_kind(settings) is None:
-            prefix = f"{resource.name}_{resource.type.prefix}"
+            prefix = resource.variable_prefix
             # qrmi would also look in ~/.pasqal/config; say that we do not, if one is there
             home_file = Path.home() / ".pasqal" / "config"
             hint = (
@@ -169,7 +169,7 @@ class PasqalCloudProvider(Provider):
 
     def _credential_hint(self) -> str:
         """The variables of the credential in use, for an authentication error."""
-        prefix = f"{self.resource.name}_{self.resource.type.prefix}"
+        prefix = self.resource.variable_prefix
         return {
             "token": f"{prefix}AUTH_TOKEN",
             "password": "PASQAL_USERNAME / PASQAL_PASSWORD",
