@@ -1,5 +1,6 @@
-"""Helpers shared by the test modules: run the real CLI as a subprocess with a controlled
-environment, wait on it, and check its one-line errors.
+"""Helpers shared by the test modules: run the real CLI as a process (forked from
+tests/runner_server.py, or fresh) with a controlled environment, wait on it, run it in
+process, and check its one-line errors.
 
 Test modules import from here (``from helpers import ...``), never from each other or
 from conftest.py, which only holds fixtures.
@@ -7,15 +8,18 @@ from conftest.py, which only holds fixtures.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,28 +74,193 @@ def runner_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "qrmi_tasks", *args]
 
 
-def start_runner(*args: str, env: dict[str, str], capture: bool = True) -> subprocess.Popen[str]:
+# ``QRMI_TEST_FRESH_RUNNERS=1``: every runner of the tests is a fresh interpreter.
+_ALWAYS_FRESH = os.environ.get("QRMI_TEST_FRESH_RUNNERS") == "1"
+
+
+def start_runner(
+    *args: str,
+    env: dict[str, str],
+    capture: bool = True,
+    fresh: bool = False,
+    cwd: Path | None = None,
+) -> subprocess.Popen[str] | ForkedRunner:
     """Start ``qrmi-task-runner ARGS`` in the background (for signal and reattach tests).
 
     With ``capture`` its stdout/stderr are pipes (read them with ``communicate``),
-    otherwise they are discarded.
+    otherwise they are discarded. The runner is a child of tests/runner_server.py (its
+    imports done) unless ``fresh``: then ``python -m qrmi_tasks``, whose start-up is
+    part of what the test checks.
     """
     stream = subprocess.PIPE if capture else subprocess.DEVNULL
-    return subprocess.Popen(runner_cmd(*args), env=env, stdout=stream, stderr=stream, text=True)
+    if fresh or _ALWAYS_FRESH:
+        return subprocess.Popen(
+            runner_cmd(*args), env=env, stdout=stream, stderr=stream, text=True, cwd=cwd
+        )
+    return ForkedRunner([str(a) for a in args], env, cwd, capture)
 
 
 def run_runner(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    fresh: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``qrmi-task-runner ARGS`` to completion and capture stdout/stderr."""
-    return subprocess.run(
-        runner_cmd(*args),
-        env=clean_env() if env is None else env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
+    """Run ``qrmi-task-runner ARGS`` to completion and capture stdout/stderr (``fresh``:
+    as :func:`start_runner`)."""
+    proc = start_runner(*args, env=clean_env() if env is None else env, fresh=fresh, cwd=cwd)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+class _RunnerServer:
+    """This test process's tests/runner_server.py, started on first use."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="qrmi-runners-")
+        self.path = os.path.join(self._dir.name, "socket")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("runner_server.py")), self.path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=clean_env(),
+            cwd=ROOT,
+            text=True,
+        )
+        ready = self.proc.stdout.readline().strip()
+        if ready != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"runner_server.py did not start (said {ready!r})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._dir.cleanup()
+
+
+_server: _RunnerServer | None = None
+
+
+def _runner_server() -> _RunnerServer:
+    global _server
+    if _server is None or _server.proc.poll() is not None:
+        _server = _RunnerServer()
+        atexit.register(_server.stop)
+    return _server
+
+
+class ForkedRunner:
+    """A runner forked by tests/runner_server.py, with ``subprocess.Popen``'s interface
+    (``pid``, ``returncode``, ``poll``, ``wait``, ``communicate``, ``send_signal``,
+    ``terminate``, ``kill``; text pipes when captured)."""
+
+    def __init__(
+        self, args: list[str], env: dict[str, str], cwd: Path | None, capture: bool
+    ) -> None:
+        self.args = runner_cmd(*args)
+        self.returncode: int | None = None
+        self.stdout = self.stderr = None
+        self._read: dict[int, list[bytes]] = {}  # what communicate() has read, per pipe
+        child_fds, ours = [], []
+        with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as devnull:
+            child_fds.append(os.dup(stdin.fileno()))
+            for _ in "12":
+                if capture:
+                    read, write = os.pipe()
+                    ours.append(read)
+                    child_fds.append(write)
+                else:
+                    child_fds.append(os.dup(devnull.fileno()))
+        if capture:
+            # the test's ends of the pipes, closed by communicate() as Popen's are
+            self.stdout, self.stderr = (open(fd, encoding="utf-8", errors="replace") for fd in ours)  # noqa: SIM115
+        request = {"argv": args, "env": env, "cwd": str(cwd or os.getcwd())}
+        self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._conn.connect(_runner_server().path)
+            socket.send_fds(self._conn, [json.dumps(request).encode()], child_fds)
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+        kind, pid = self._conn.recv(64).decode().split()
+        assert kind == "started", kind
+        self.pid = int(pid)
+
+    def poll(self) -> int | None:
+        """The exit code if the runner has ended, else None."""
+        if self.returncode is None:
+            readable, _, _ = select.select([self._conn], [], [], 0)
+            if readable:
+                self._read_exit()
+        return self.returncode
+
+    def _read_exit(self) -> None:
+        message = self._conn.recv(64).decode().split()
+        if not message:  # the server is gone: it cannot say how the runner ended
+            raise RuntimeError(f"runner_server.py ended before runner {self.pid}")
+        self.returncode = int(message[1])
+        self._conn.close()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the runner's end; its exit code (``TimeoutExpired`` after ``timeout``)."""
+        if self.returncode is None:
+            readable, _, _ = select.select([self._conn], [], [], timeout)
+            if not readable:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self._read_exit()
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
+        """Read stdout and stderr to their end, then wait; as ``Popen.communicate``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        streams = [s for s in (self.stdout, self.stderr) if s is not None and not s.closed]
+        for stream in streams:
+            self._read.setdefault(stream.fileno(), [])
+        open_fds = [s.fileno() for s in streams]
+        while open_fds:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select(open_fds, [], [], left)
+            if not readable:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            for fd in readable:
+                data = os.read(fd, 65536)
+                if data:
+                    self._read[fd].append(data)
+                else:
+                    open_fds.remove(fd)
+        texts = []
+        for stream in (self.stdout, self.stderr):
+            if stream is None or stream.closed:
+                texts.append(None)
+                continue
+            texts.append(b"".join(self._read.pop(stream.fileno(), [])).decode("utf-8", "replace"))
+            stream.close()
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self.wait(left)
+        return texts[0], texts[1]
+
+    def send_signal(self, signum: int) -> None:
+        """Send ``signum`` to the runner (nothing once it has ended)."""
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        """SIGTERM."""
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL."""
+        self.send_signal(signal.SIGKILL)
 
 
 def wait_for(

@@ -54,7 +54,8 @@ def _created(fake: FakeDirectAccess) -> int:
 
 def test_sampler_end_to_end(fake, env, tmp_path):
     out = tmp_path / "out.json"
-    proc = run_runner(BACKEND, str(BELL), "-o", str(out), env=env)
+    # fresh: the whole start-up of a runner on this resource type, imports included
+    proc = run_runner(BACKEND, str(BELL), "-o", str(out), env=env, fresh=True)
     assert proc.returncode == 0, proc.stderr
     counts = _decode(out.read_text())[0].data.meas.get_counts()
     assert set(counts) == {"00", "11"} and sum(counts.values()) == 1000

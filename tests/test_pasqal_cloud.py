@@ -38,7 +38,8 @@ def payloads(tmp_path_factory):
 
 def test_end_to_end_counts_sum_to_job_runs(fake, env, payloads, tmp_path):
     out = tmp_path / "out.json"
-    proc = run_runner(DEVICE, str(payloads["object"]), "-o", str(out), env=env)
+    # fresh: a new interpreter imports pasqal-cloud and Pulser, and their warnings must stay quiet
+    proc = run_runner(DEVICE, str(payloads["object"]), "-o", str(out), env=env, fresh=True)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert sum(result["counter"].values()) == 120

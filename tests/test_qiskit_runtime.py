@@ -70,7 +70,8 @@ def test_sampler_end_to_end_bell_counts(fake, env, tmp_path):
     }
     payload, document = _payload(tmp_path, SAMPLER, options=options, support_qiskit=True)
     out = tmp_path / "out.json"
-    proc = run_runner(BACKEND, str(payload), "-o", str(out), env=env)
+    # fresh: the whole start-up of a runner on this resource type, imports included
+    proc = run_runner(BACKEND, str(payload), "-o", str(out), env=env, fresh=True)
     assert proc.returncode == 0, proc.stderr
 
     counts = _decode(out.read_text())[0].data.meas.get_counts()

@@ -1,0 +1,142 @@
+"""Fork server for the runner processes of the tests: import once, fork one child per run.
+
+A fresh ``python -m qrmi_tasks`` on a cloud resource spends seconds importing its SDK
+before it sends a request (qiskit-ibm-runtime about 2 s, pasqal-cloud with Pulser about
+2.4 s, more under coverage), and the provider tests start a runner per test, often
+several. This server imports the runner and every provider's libraries once; each run is
+a child forked from it that calls ``qrmi_tasks.cli.main`` with the test's arguments,
+environment, working directory and standard streams. The child is a process of its own,
+as ``subprocess.Popen`` gives: signals reach it by pid, it exits with the runner's exit
+code (or dies by a signal), its children are its own.
+
+What a fork cannot show (what a fresh interpreter imports and prints at start-up, the
+installed entry point script) is tested with real processes: ``helpers.run_runner`` /
+``start_runner`` with ``fresh=True``, or ``QRMI_TEST_FRESH_RUNNERS=1`` for every run.
+
+Protocol: ``python runner_server.py SOCKET`` binds a Unix SOCK_SEQPACKET socket at
+SOCKET, prints ``ready`` once its imports are done, and serves until its stdin closes.
+A client connects and sends one packet, JSON ``{"argv": [...], "env": {...}, "cwd":
+"..."}`` with three file descriptors (the child's stdin, stdout, stderr) attached; the
+server answers ``started PID``, and ``exited CODE`` when the child ends (CODE is -N when
+signal N killed it), then closes the connection.
+
+Kept single-threaded on purpose: a fork copies only the forking thread, and a lock held
+by another thread at that moment would stay held in the child forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import traceback
+
+# Everything a run imports on its way to the first request (a child inherits it).
+from qrmi_tasks import cli, config, isa, payload, runner  # noqa: F401
+from qrmi_tasks.providers import (  # noqa: F401
+    da_client,
+    da_storage,
+    direct_access,
+    local,
+    pasqal_cloud,
+    qiskit_runtime,
+    qiskit_runtime_api,
+)
+from qrmi_tasks.quiet import quiet_import_warnings
+
+with quiet_import_warnings():
+    import boto3  # noqa: F401
+    import jsonschema  # noqa: F401
+    import pasqal_cloud as pasqal_sdk  # noqa: F401
+    import pulser  # noqa: F401
+    import qiskit_ibm_runtime  # noqa: F401
+    import requests  # noqa: F401
+    from botocore.exceptions import BotoCoreError  # noqa: F401
+    from qiskit_ibm_runtime.utils.backend_converter import convert_to_target  # noqa: F401
+
+_MAX_REQUEST = 1 << 20
+
+
+def _child(request: dict, fds: list[int], inherited: list[socket.socket]) -> None:
+    """In the forked child: become ``qrmi-task-runner ARGV`` and never return."""
+    code = 70
+    try:
+        for sock in inherited:
+            sock.close()
+        # a fresh interpreter's dispositions (the runner installs its own handlers)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCONT, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = ["qrmi-task-runner", *request["argv"]]
+        try:
+            cli.main(request["argv"])
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (exit_.code is not None)
+    except BaseException:  # what a fresh interpreter would print, then exit 1
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
+                stream.flush()
+        os._exit(code)
+
+
+def _send(conn: socket.socket, text: str) -> None:
+    with contextlib.suppress(OSError):  # the client went away; the child runs on
+        conn.send(text.encode())
+
+
+def serve(path: str) -> None:
+    """Serve fork requests on the Unix socket ``path`` until stdin closes."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path)
+    listener.listen(64)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, "accept")
+    selector.register(sys.stdin, selectors.EVENT_READ, "stdin")
+    children: dict[int, socket.socket] = {}
+    print("ready", flush=True)
+    while True:
+        for key, _ in selector.select(timeout=0.005):
+            if key.data == "stdin":
+                if not sys.stdin.buffer.read1(4096):
+                    return
+                continue
+            conn, _ = listener.accept()
+            message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)
+            request = json.loads(message)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _child(request, fds, [listener, conn, *children.values()])
+            for fd in fds:
+                os.close(fd)
+            children[pid] = conn
+            _send(conn, f"started {pid}")
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            conn = children.pop(pid)
+            _send(conn, f"exited {os.waitstatus_to_exitcode(status)}")
+            conn.close()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])
