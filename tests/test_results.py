@@ -19,6 +19,10 @@ from qiskit.primitives.containers import BitArray
 
 from qrmi_tasks.results import format_text, load, summarize
 
+# One xdist worker runs the whole module: its outputs (four local runs, ~10 s) are made
+# once, not once per worker that gets some of its tests.
+pytestmark = pytest.mark.xdist_group("results")
+
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
