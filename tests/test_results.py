@@ -24,6 +24,14 @@ from qrmi_tasks.results import format_text, load, summarize
 pytestmark = pytest.mark.xdist_group("results")
 
 
+def test_an_xdist_group_runs_on_one_worker(request):
+    """``--dist loadgroup`` keeps a group on one worker by renaming its tests
+    (``...@results``); pytest 9.2 broke that without a word (pytest-xdist#1386), and the
+    Slurm tests then ran at the same time on one cluster."""
+    if request.config.getvalue("loadgroup"):
+        assert request.node.nodeid.endswith("@results"), request.node.nodeid
+
+
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
     """Outputs of the local resource for sampler, estimator, plain sampler and Pulser.
