@@ -59,7 +59,7 @@ def test_object_and_string_sequence_submit_the_same_string(fake, env, payloads):
 
 
 def test_sigterm_while_running_cancels_promptly(fake, env, payloads, tmp_path):
-    fake.configure(job_seconds=12)  # PENDING for the first half, then RUNNING
+    fake.configure(job_seconds=12, pending_seconds=0.5)  # RUNNING from 0.5 s to 12 s
     out = tmp_path / "out.json"
     proc = start_runner(DEVICE, str(payloads["object"]), "-o", str(out), env=env)
     deadline = time.monotonic() + 60
@@ -114,7 +114,7 @@ def test_unknown_status_is_a_warning_and_polled_again(fake, env, payloads):
 
 def test_canceling_then_canceled_is_cancelled(fake, env, payloads):
     # someone cancels the batch in the portal; the service shows CANCELING for a while
-    fake.configure(job_seconds=12, cancel_seconds=2.0)  # RUNNING from 6 s to 12 s
+    fake.configure(job_seconds=12, pending_seconds=0.5, cancel_seconds=2.0)  # RUNNING at 0.5 s
     proc = start_runner(DEVICE, str(payloads["object"]), env=env)
     deadline = time.monotonic() + 60
     while not any(b["status"] == "RUNNING" for b in fake.batches.values()):

@@ -20,7 +20,8 @@ once all its jobs are terminal), an invalid create is a 422 with
 Fault injection and behaviour via ``configure``: ``faults`` (see :mod:`fakes.server`:
 injected statuses, 401s included, lost answers, delays, dropped connections; an injected
 422 answers the recorded 422 body), ``fail_jobs`` + ``job_errors`` (the job ends ERROR,
-its batch DONE), ``job_seconds``, ``detours`` (``[(status, seconds), ...]`` a batch passes
+its batch DONE), ``job_seconds`` (PENDING for ``pending_seconds`` of them, by default
+half, then RUNNING), ``detours`` (``[(status, seconds), ...]`` a batch passes
 through between PENDING and RUNNING: ``PAUSED``, or a status nobody knows yet),
 ``cancel_seconds`` (how long a cancelled batch stays ``CANCELING`` before ``CANCELED``),
 ``ignore_tag_filter`` (``GET /batches?tag=`` lists every batch, as a server whose filter
@@ -86,6 +87,7 @@ class FakePasqalCloud(FakeServer):
     def __init__(self, job_seconds: float = 0.3) -> None:
         super().__init__(
             job_seconds=job_seconds,
+            pending_seconds=None,
             fail_jobs=False,
             job_errors=["Device calibration failed."],
             detours=[],
@@ -230,14 +232,17 @@ class FakePasqalCloud(FakeServer):
             return True
 
     def _run(self, batch: dict[str, Any], sequence: str) -> None:
-        time.sleep(float(self.config["job_seconds"]) / 2)
+        total = float(self.config["job_seconds"])
+        pending = self.config["pending_seconds"]
+        pending = total / 2 if pending is None else min(total, float(pending))
+        time.sleep(pending)
         for status, seconds in list(self.config["detours"]):
             if not self._set(batch, status):  # jobs stay PENDING meanwhile
                 return
             time.sleep(float(seconds))
         if not self._set(batch, "RUNNING", "RUNNING", start_timestamp=_now()):
             return
-        time.sleep(float(self.config["job_seconds"]) / 2)
+        time.sleep(total - pending)
         if self.config["fail_jobs"]:
             # the batch ends DONE: all its jobs reached a terminal status (Pasqal's docs)
             self._set(
