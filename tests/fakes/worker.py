@@ -27,10 +27,16 @@ class _ForkServer:
     """The test process's worker_server.py, started on first use."""
 
     def __init__(self) -> None:
+        # Not measured by coverage (``make test`` would start it in every Python process):
+        # it is the fakes' machinery, and the simulator code it runs is measured where the
+        # product runs it, in the ``local`` resource's tests. Tracing its imports and jobs
+        # cost the suite CPU time it did not have.
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("worker_server.py"))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env=environ,
             text=True,
             bufsize=1,
         )
