@@ -35,8 +35,13 @@ _children: set[int] = set()
 
 def _say(line: str) -> None:
     with _write:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            # the test process has ended (a fake's job thread asked for a job as it
+            # exited): nobody is left to tell, and its children end with their jobs
+            os._exit(0)
 
 
 def _reap() -> None:
@@ -51,11 +56,13 @@ def _reap() -> None:
 
 
 def _child(workdir: str) -> None:
-    # stderr to a file the client reads when the job fails
-    fd = os.open(os.path.join(workdir, "stderr.txt"), os.O_WRONLY | os.O_CREAT, 0o644)
-    os.dup2(fd, 2)
     code = 70
+    if not os.path.isdir(workdir):  # removed as the test process exited: no job to run
+        os._exit(code)
     try:
+        # stderr to a file the client reads when the job fails
+        fd = os.open(os.path.join(workdir, "stderr.txt"), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.dup2(fd, 2)
         code = local_worker.main([workdir])
     except BaseException:
         traceback.print_exc()
