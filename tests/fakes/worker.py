@@ -76,12 +76,18 @@ class _ForkServer:
         return self._exits.pop(pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        end_server(self.proc)
+
+
+def end_server(proc: subprocess.Popen[str], timeout: float = 10) -> None:
+    """End a fork server that serves until its stdin closes (this one, and the tests'
+    runner server); killed if it is still there after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 _server: _ForkServer | None = None
