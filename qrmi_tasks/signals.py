@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from types import FrameType
 
 _TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: Every signal a :class:`SignalWatch` may handle (SIGCONT unless it is opted out).
+WATCHABLE = (*_TERMINATING, signal.SIGCONT)
 
 
 class SignalWatch:
@@ -51,7 +53,7 @@ class SignalWatch:
 
     @property
     def signals(self) -> tuple[int, ...]:
-        return (*_TERMINATING, signal.SIGCONT) if self.cancel_on_sigcont else _TERMINATING
+        return WATCHABLE if self.cancel_on_sigcont else _TERMINATING
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         # Runs in the main thread between bytecodes. No I/O; the main thread never waits

@@ -37,9 +37,6 @@ BELL = EXAMPLES / "qiskit" / "bell_sampler.json"
 # workspace's shared folder, or from QRMI_IBM_SCHEMAS.
 SCHEMAS = Path(os.environ.get("QRMI_IBM_SCHEMAS") or ROOT.parent / "shared" / "schemas")
 
-#: Every signal the runner watches (the in-process fixtures restore their handlers).
-RUNNER_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCONT)
-
 # Variables that would leak the developer's (or Slurm's) configuration into a test.
 _SCRUB_PREFIXES = ("SLURM_", "QRMI_", "SRUN_")
 
@@ -98,7 +95,7 @@ def start_runner(
         return subprocess.Popen(
             runner_cmd(*args), env=env, stdout=stream, stderr=stream, text=True, cwd=cwd
         )
-    return ForkedRunner([str(a) for a in args], env, cwd, capture)
+    return ForkedRunner(_texts(args), env, cwd, capture)
 
 
 def run_runner(
@@ -336,8 +333,8 @@ class Outcome:
 
 @dataclass
 class InProcessCli:
-    """The ``cli`` fixture (and ``scripted``, which adds ``script``): our commands called
-    in this process, in an environment the test sets with :meth:`use_env`."""
+    """The ``in_process`` fixture (and ``scripted``, which adds ``script``): our commands
+    called in this process, in an environment the test sets with :meth:`use_env`."""
 
     capsys: Any
     monkeypatch: Any
@@ -359,29 +356,32 @@ class InProcessCli:
         from qrmi_tasks.cli import command
         from qrmi_tasks.front import run_command
 
-        self.capsys.readouterr()
-        code = run_command(command, "qrmi-task-runner", [str(a) for a in args])
-        captured = self.capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
+        return self._outcome(lambda: run_command(command, "qrmi-task-runner", _texts(args)))
 
     def result(self, *args: Any) -> Outcome:
         """``qrmi-result ARGS`` in this process: ``results_cli.main`` minus its exit."""
         from qrmi_tasks.front import run_command
         from qrmi_tasks.results_cli import PROGRAM, VERBOSE_HINT, cli
 
-        self.capsys.readouterr()
-        code = run_command(cli, PROGRAM, [str(a) for a in args], VERBOSE_HINT)
-        captured = self.capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
+        return self._outcome(lambda: run_command(cli, PROGRAM, _texts(args), VERBOSE_HINT))
 
     def gen(self, *args: Any) -> Outcome:
         """``qrmi-gen ARGS`` in this process: ``generators.cli.main`` minus its exit."""
         from generators.cli import run
 
+        return self._outcome(lambda: run(_texts(args)))
+
+    def _outcome(self, command: Callable[[], int]) -> Outcome:
+        """Run ``command`` (returns an exit code) and capture what it alone wrote."""
         self.capsys.readouterr()
-        code = run([str(a) for a in args])
+        code = command()
         captured = self.capsys.readouterr()
         return Outcome(code, captured.out, captured.err)
+
+
+def _texts(args: tuple[Any, ...]) -> list[str]:
+    """Command-line arguments as text (tests pass paths and numbers as they are)."""
+    return [str(a) for a in args]
 
 
 @contextlib.contextmanager
@@ -393,8 +393,9 @@ def process_state_restored() -> Iterator[None]:
     mask (a later run in a fresh process would not mask them).
     """
     from qrmi_tasks import logsetup
+    from qrmi_tasks.signals import WATCHABLE
 
-    handlers = {s: signal.getsignal(s) for s in RUNNER_SIGNALS}
+    handlers = {s: signal.getsignal(s) for s in WATCHABLE}
     root = logging.getLogger()
     root_state = (list(root.handlers), root.level)
     ours = logging.getLogger(logsetup.LOGGER_NAME)

@@ -24,9 +24,9 @@ def _decode(text: str):
 
 
 def test_bell_sampler_to_stdout_is_only_the_result():
-    # a process: the installed entry point end to end; main() ends the runner with
-    # os._exit, and the result must still reach the stdout pipe, alone and whole, exit 0
-    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"))
+    # a fresh process: the entry point end to end; main() ends the runner with os._exit,
+    # and the result must still reach the stdout pipe, alone and whole, exit 0
+    proc = run_runner("local", str(EXAMPLES / "qiskit" / "bell_sampler.json"), fresh=True)
     assert proc.returncode == 0, proc.stderr
     result = _decode(proc.stdout)  # stdout holds the result and nothing else
     counts = result[0].data.meas.get_counts()
