@@ -8,6 +8,7 @@ CI), where that is a failure.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -270,11 +271,15 @@ def test_requeue_reattaches_instead_of_resubmitting(fake, tmp_path):
         time.sleep(0.2)
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=20)
     # slurmctld holds a requeued batch job back (pending, reason BeginTime, about two
-    # minutes); that wait says nothing about the runner, so let it start again at once
+    # minutes); that wait says nothing about the runner, so let it start again early.
+    # Not at once: slurmd refuses a job credential created in the same second as the
+    # requeue revoked the old one (whole seconds; it logged "Job 237 already killed, do
+    # not launch batch job" and the job FAILED), so start it in the next second.
     deadline = time.monotonic() + 30
     while (held := job_info(job)).get("Reason") != "BeginTime":
         assert time.monotonic() < deadline and held.get("JobState") not in FINAL, held
         time.sleep(0.2)
+    time.sleep(max(0.0, math.floor(time.time()) + 1.2 - time.time()))
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=20)
     info = wait_final(job, timeout=240)
     log = job_output(tmp_path, job)
