@@ -5,7 +5,13 @@ from __future__ import annotations
 import signal
 
 import pytest
-from helpers import ConnectionCounter, InProcessCli, clean_env, process_state_restored
+from helpers import (
+    ConnectionCounter,
+    InProcessCli,
+    clean_env,
+    process_state_restored,
+    use_forked_local_workers,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -15,6 +21,16 @@ def pytest_configure(config: pytest.Config) -> None:
     KeyboardInterrupt: give this process (and so its children) the default again."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forked_local_workers():
+    """The ``local`` resource's workers started in this process (in-process runs, the
+    notebook API) are forked from a server with Qiskit and Pulser imported, not fresh
+    interpreters that import them again each time (:func:`helpers.use_forked_local_workers`).
+    The runners that tests start as processes do the same; fresh ones do not."""
+    with use_forked_local_workers():
+        yield
 
 
 @pytest.fixture(scope="session")

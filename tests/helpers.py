@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from fakes.worker import end_server
+from forked import ForkedProcess, worker_launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -152,16 +153,13 @@ def _runner_server() -> _RunnerServer:
     return _server
 
 
-class ForkedRunner:
+class ForkedRunner(ForkedProcess):
     """A runner forked by tests/runner_server.py, with ``subprocess.Popen``'s interface
-    (``pid``, ``returncode``, ``poll``, ``wait``, ``communicate``, ``send_signal``,
-    ``terminate``, ``kill``; text pipes when captured)."""
+    (:class:`forked.ForkedProcess`, plus ``communicate`` and text pipes when captured)."""
 
     def __init__(
         self, args: list[str], env: dict[str, str], cwd: Path | None, capture: bool
     ) -> None:
-        self.args = runner_cmd(*args)
-        self.returncode: int | None = None
         self.stdout = self.stderr = None
         self._read: dict[int, list[bytes]] = {}  # what communicate() has read, per pipe
         child_fds, ours = [], []
@@ -178,40 +176,7 @@ class ForkedRunner:
             # the test's ends of the pipes, closed by communicate() as Popen's are
             self.stdout, self.stderr = (open(fd, encoding="utf-8", errors="replace") for fd in ours)  # noqa: SIM115
         request = {"argv": args, "env": env, "cwd": str(cwd or os.getcwd())}
-        self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self._conn.connect(_runner_server().path)
-            socket.send_fds(self._conn, [json.dumps(request).encode()], child_fds)
-        finally:
-            for fd in child_fds:
-                os.close(fd)
-        kind, pid = self._conn.recv(64).decode().split()
-        assert kind == "started", kind
-        self.pid = int(pid)
-
-    def poll(self) -> int | None:
-        """The exit code if the runner has ended, else None."""
-        if self.returncode is None:
-            readable, _, _ = select.select([self._conn], [], [], 0)
-            if readable:
-                self._read_exit()
-        return self.returncode
-
-    def _read_exit(self) -> None:
-        message = self._conn.recv(64).decode().split()
-        if not message:  # the server is gone: it cannot say how the runner ended
-            raise RuntimeError(f"runner_server.py ended before runner {self.pid}")
-        self.returncode = int(message[1])
-        self._conn.close()
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for the runner's end; its exit code (``TimeoutExpired`` after ``timeout``)."""
-        if self.returncode is None:
-            readable, _, _ = select.select([self._conn], [], [], timeout)
-            if not readable:
-                raise subprocess.TimeoutExpired(self.args, timeout)
-            self._read_exit()
-        return self.returncode
+        super().__init__(_runner_server().path, request, child_fds, runner_cmd(*args))
 
     def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
         """Read stdout and stderr to their end, then wait; as ``Popen.communicate``."""
@@ -242,18 +207,23 @@ class ForkedRunner:
         self.wait(left)
         return texts[0], texts[1]
 
-    def send_signal(self, signum: int) -> None:
-        """Send ``signum`` to the runner (nothing once it has ended)."""
-        if self.poll() is None:
-            os.kill(self.pid, signum)
 
-    def terminate(self) -> None:
-        """SIGTERM."""
-        self.send_signal(signal.SIGTERM)
+@contextlib.contextmanager
+def use_forked_local_workers() -> Iterator[None]:
+    """While active, the ``local`` resource's simulator workers started in this process
+    are forked by the runner server (:func:`forked.worker_launcher`), unless every
+    process of the tests is to be fresh (``QRMI_TEST_FRESH_RUNNERS=1``)."""
+    from qrmi_tasks.providers.local import LocalProvider
 
-    def kill(self) -> None:
-        """SIGKILL."""
-        self.send_signal(signal.SIGKILL)
+    if _ALWAYS_FRESH:
+        yield
+        return
+    before = LocalProvider.worker_launcher
+    LocalProvider.worker_launcher = worker_launcher(lambda: _runner_server().path)
+    try:
+        yield
+    finally:
+        LocalProvider.worker_launcher = before
 
 
 def wait_for(

@@ -35,6 +35,8 @@ import socket
 import sys
 import traceback
 
+import forked
+
 # Everything a run imports on its way to the first request (a child inherits it).
 from qrmi_tasks import cli, config, isa, payload, runner  # noqa: F401
 from qrmi_tasks.providers import (  # noqa: F401
@@ -42,6 +44,7 @@ from qrmi_tasks.providers import (  # noqa: F401
     da_storage,
     direct_access,
     local,
+    local_worker,
     pasqal_cloud,
     qiskit_runtime,
     qiskit_runtime_api,
@@ -61,28 +64,40 @@ with quiet_import_warnings():
 _MAX_REQUEST = 1 << 20
 
 
+def _reset_process(fds: list[int], inherited: list[socket.socket], request: dict) -> None:
+    """In a forked child: a fresh interpreter's signal dispositions (the runner installs
+    its own handlers), the request's stdio, directory and environment."""
+    for sock in inherited:
+        sock.close()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCONT, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+
+
 def _child(request: dict, fds: list[int], inherited: list[socket.socket]) -> None:
-    """In the forked child: become ``qrmi-task-runner ARGV`` and never return."""
+    """In the forked child: become ``qrmi-task-runner ARGV``, or the ``local`` resource's
+    worker (``python -m qrmi_tasks.providers.local_worker ARGS``), and never return."""
     code = 70
     try:
-        for sock in inherited:
-            sock.close()
-        # a fresh interpreter's dispositions (the runner installs its own handlers)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCONT, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        sys.argv = ["qrmi-task-runner", *request["argv"]]
-        try:
-            cli.main(request["argv"])
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else (exit_.code is not None)
+        _reset_process(fds, inherited, request)
+        if "worker" in request:
+            if request["session"]:
+                os.setsid()
+            sys.argv = ["local_worker", *request["worker"]]
+            code = local_worker.main(request["worker"])
+        else:
+            sys.argv = ["qrmi-task-runner", *request["argv"]]
+            try:
+                cli.main(request["argv"])
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (exit_.code is not None)
     except BaseException:  # what a fresh interpreter would print, then exit 1
         traceback.print_exc()
         code = 1
@@ -93,6 +108,22 @@ def _child(request: dict, fds: list[int], inherited: list[socket.socket]) -> Non
         os._exit(code)
 
 
+_simulators_imported = False
+
+
+def _import_simulators() -> None:
+    """What a ``local`` worker imports to simulate: done once, before the first worker is
+    forked (not at start: most test processes never run one)."""
+    global _simulators_imported
+    if not _simulators_imported:
+        with quiet_import_warnings():
+            import pulser_simulation  # noqa: F401
+            import qiskit_aer.primitives  # noqa: F401
+
+            from qrmi_tasks.providers import local_sim  # noqa: F401
+        _simulators_imported = True
+
+
 def _send(conn: socket.socket, text: str) -> None:
     with contextlib.suppress(OSError):  # the client went away; the child runs on
         conn.send(text.encode())
@@ -100,6 +131,8 @@ def _send(conn: socket.socket, text: str) -> None:
 
 def serve(path: str) -> None:
     """Serve fork requests on the Unix socket ``path`` until stdin closes."""
+    # the runners forked from here ask this server for their local workers too
+    local.LocalProvider.worker_launcher = forked.worker_launcher(lambda: path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(path)
     listener.listen(64)
@@ -114,9 +147,14 @@ def serve(path: str) -> None:
                 if not sys.stdin.buffer.read1(4096):
                     return
                 continue
+            if key.data != "accept":  # a worker's client: readable only once it has gone
+                _client_gone(key.data, selector, key.fileobj)
+                continue
             conn, _ = listener.accept()
             message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)
             request = json.loads(message)
+            if "worker" in request:
+                _import_simulators()
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
@@ -125,6 +163,8 @@ def serve(path: str) -> None:
             for fd in fds:
                 os.close(fd)
             children[pid] = conn
+            if "worker" in request:
+                selector.register(conn, selectors.EVENT_READ, pid)
             _send(conn, f"started {pid}")
         while children:
             try:
@@ -135,7 +175,20 @@ def serve(path: str) -> None:
                 break
             conn = children.pop(pid)
             _send(conn, f"exited {os.waitstatus_to_exitcode(status)}")
+            with contextlib.suppress(KeyError, ValueError):
+                selector.unregister(conn)
             conn.close()
+
+
+def _client_gone(pid: int, selector: selectors.BaseSelector, conn: socket.socket) -> None:
+    """A worker's client (the runner) closed its connection: the runner has ended, so its
+    worker goes too, as a real worker's parent-death signal (SIGKILL) makes it."""
+    with contextlib.suppress(OSError):
+        if conn.recv(64):
+            return  # clients send nothing after their request; not an end
+    selector.unregister(conn)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
-from helpers import clean_env, runner_cmd
+from helpers import clean_env, start_runner
 from payloads import write_long_estimator
 
 pytestmark = pytest.mark.timeout(180)
@@ -30,14 +30,8 @@ def long_payload(tmp_path_factory):
 class Running:
     """A runner subprocess whose stderr is collected line by line."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            runner_cmd(*args),
-            env=env or clean_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    def __init__(self, *args: str, env: dict[str, str] | None = None, fresh: bool = True) -> None:
+        self.proc = start_runner(*args, env=env or clean_env(), fresh=fresh)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -69,11 +63,15 @@ class Running:
 
 
 def _gone(pid: int, timeout: float = 5) -> bool:
+    """Whether process ``pid`` has ended within ``timeout`` (a zombie has: an orphan is
+    reaped by whatever reaps here, maybe late)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
             return True
         time.sleep(0.02)
     return False
@@ -131,6 +129,21 @@ def test_simulator_killed_by_someone_else_is_a_failure_not_a_cancel(long_payload
     assert code == 1, stderr
     assert "killed by SIGKILL, probably out of memory" in stderr
     assert "cancelled" not in stderr and "provider" not in stderr
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "forked"])
+def test_a_sigkilled_runner_takes_its_simulator_with_it(long_payload, fresh):
+    """SIGKILL (Slurm's last word after KillWait) cannot be caught: the simulator must
+    not run on for nobody. A fresh runner's worker has a parent-death signal; the tests'
+    forked runners' workers must behave the same (tests/forked.py), or they would hide
+    leaks from every other test."""
+    run = Running("local", str(long_payload), fresh=fresh)
+    run.wait_for(": running")
+    worker = run.worker_pid()
+    run.proc.kill()
+    code, _ = run.finish()
+    assert code == -signal.SIGKILL
+    assert _gone(worker), "the simulator outlived its SIGKILLed runner"
 
 
 def test_sigterm_while_reading_a_fifo_payload(tmp_path):

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -76,6 +77,10 @@ class LocalProvider(Provider):
     # Calls only poll a child process: they never block, and the child must be started
     # from the main thread (its parent-death signal follows the thread that forked it).
     remote: ClassVar[bool] = False
+    # Starts the worker process: subprocess.Popen, or a stand-in with its signature and
+    # interface (pid, poll, wait, terminate, kill). The test suite forks its workers from
+    # a server that imported Qiskit and Pulser once (tests/forked.py).
+    worker_launcher: ClassVar[Callable[..., subprocess.Popen[bytes]]] = subprocess.Popen
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -137,7 +142,7 @@ class LocalProvider(Provider):
         (self._workdir / "payload.json").write_text(json.dumps(payload.document))
         command = self._command()
         try:
-            self._child = subprocess.Popen(
+            self._child = type(self).worker_launcher(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
