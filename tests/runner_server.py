@@ -145,6 +145,7 @@ def serve(path: str) -> None:
         for key, _ in selector.select(timeout=0.005):
             if key.data == "stdin":
                 if not sys.stdin.buffer.read1(4096):
+                    _end_children(children)
                     return
                 continue
             if key.data != "accept":  # a worker's client: readable only once it has gone
@@ -178,6 +179,13 @@ def serve(path: str) -> None:
             with contextlib.suppress(KeyError, ValueError):
                 selector.unregister(conn)
             conn.close()
+
+
+def _end_children(children: dict[int, socket.socket]) -> None:
+    """The test process has ended: nothing it started may run on without it."""
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _client_gone(pid: int, selector: selectors.BaseSelector, conn: socket.socket) -> None:
