@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.worker import end_server
 from forked import ForkedProcess, worker_launcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,27 +117,58 @@ def run_runner(
 
 
 class _RunnerServer:
-    """This test process's tests/runner_server.py, started on first use."""
+    """The test run's tests/runner_server.py: one for all pytest-xdist workers (its
+    imports cost seconds of CPU each time), started by the first worker that needs it.
+
+    Each test process holds a connection to it; the server ends when the last holder
+    has gone, so it outlives the worker that started it as long as others use it.
+    """
 
     def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="qrmi-runners-")
-        self.path = os.path.join(self._dir.name, "socket")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("runner_server.py")), self.path],
-            stdin=subprocess.PIPE,
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+        self.name = f"qrmi-test-runners-{run}"
+        self.path = "\0" + self.name  # abstract namespace (runner_server.py)
+        self._hold = self._held()
+        if self._hold is None:
+            self._start()  # it serves, or another process's server already does
+            self._hold = self._held()
+        if self._hold is None:
+            raise RuntimeError(f"runner_server.py {self.name} does not answer")
+
+    def _held(self) -> socket.socket | None:
+        """A holder's connection to the running server, or None if none runs."""
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            conn.connect(self.path)
+            conn.send(json.dumps({"hold": True}).encode())
+        except OSError:
+            conn.close()
+            return None
+        return conn
+
+    def _start(self) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("runner_server.py")), self.name],
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             env=clean_env(),
             cwd=ROOT,
             text=True,
         )
-        ready = self.proc.stdout.readline().strip()
-        if ready != "ready":
-            self.proc.kill()
-            raise RuntimeError(f"runner_server.py did not start (said {ready!r})")
+        said = proc.stdout.readline().strip()
+        proc.stdout.close()
+        if said not in ("ready", "taken"):
+            proc.kill()
+            raise RuntimeError(f"runner_server.py did not start (said {said!r})")
 
-    def stop(self) -> None:
-        end_server(self.proc)
-        self._dir.cleanup()
+    def alive(self) -> bool:
+        """Whether the server still runs (it never writes to a holder: readable is EOF)."""
+        readable, _, _ = select.select([self._hold], [], [], 0)
+        return not readable
+
+    def release(self) -> None:
+        """This test process is done with the server (the last one to go ends it)."""
+        self._hold.close()
 
 
 _server: _RunnerServer | None = None
@@ -147,9 +176,9 @@ _server: _RunnerServer | None = None
 
 def _runner_server() -> _RunnerServer:
     global _server
-    if _server is None or _server.proc.poll() is not None:
+    if _server is None or not _server.alive():
         _server = _RunnerServer()
-        atexit.register(_server.stop)
+        atexit.register(_server.release)
     return _server
 
 

@@ -13,11 +13,18 @@ What a fork cannot show (what a fresh interpreter imports and prints at start-up
 installed entry point script) is tested with real processes: ``helpers.run_runner`` /
 ``start_runner`` with ``fresh=True``, or ``QRMI_TEST_FRESH_RUNNERS=1`` for every run.
 
-Protocol: ``python runner_server.py SOCKET`` binds a Unix SOCK_SEQPACKET socket at
-SOCKET, prints ``ready`` once its imports are done, and serves until its stdin closes.
-A client connects and sends one packet, JSON ``{"argv": [...], "env": {...}, "cwd":
-"..."}`` with three file descriptors (the child's stdin, stdout, stderr) attached; the
-server answers ``started PID``, and ``exited CODE`` when the child ends (CODE is -N when
+One server serves the whole test run (every pytest-xdist worker): its imports cost
+seconds of CPU, which the suite paid once per worker before.
+
+Protocol: ``python runner_server.py NAME`` binds a Unix SOCK_SEQPACKET socket at the
+abstract address ``\\0NAME`` and prints ``ready`` (or ``taken``, and exits, if another
+server has it), then does its imports. A test process connects and
+sends ``{"hold": true}`` to hold the server; the server ends (and kills what it forked)
+when the last holder's connection closes. To run a child, a client connects and sends
+one packet, JSON ``{"argv": [...], "env": {...}, "cwd": "..."}`` (or ``{"worker":
+[...], "session": bool, ...}`` for a ``local`` simulator worker, see tests/forked.py)
+with three file descriptors (the child's stdin, stdout, stderr) attached; the server
+answers ``started PID``, and ``exited CODE`` when the child ends (CODE is -N when
 signal N killed it), then closes the connection.
 
 Kept single-threaded on purpose: a fork copies only the forking thread, and a lock held
@@ -27,6 +34,7 @@ by another thread at that moment would stay held in the child forever.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import selectors
@@ -37,29 +45,32 @@ import traceback
 
 import forked
 
-# Everything a run imports on its way to the first request (a child inherits it).
-from qrmi_tasks import cli, config, isa, payload, runner  # noqa: F401
-from qrmi_tasks.providers import (  # noqa: F401
-    da_client,
-    da_storage,
-    direct_access,
-    local,
-    local_worker,
-    pasqal_cloud,
-    qiskit_runtime,
-    qiskit_runtime_api,
-)
-from qrmi_tasks.quiet import quiet_import_warnings
 
-with quiet_import_warnings():
-    import boto3  # noqa: F401
-    import jsonschema  # noqa: F401
-    import pasqal_cloud as pasqal_sdk  # noqa: F401
-    import pulser  # noqa: F401
-    import qiskit_ibm_runtime  # noqa: F401
-    import requests  # noqa: F401
-    from botocore.exceptions import BotoCoreError  # noqa: F401
-    from qiskit_ibm_runtime.utils.backend_converter import convert_to_target  # noqa: F401
+def _import_libraries() -> None:
+    """Everything a run imports on its way to the first request (a child inherits it)."""
+    from qrmi_tasks import cli, config, isa, payload, runner  # noqa: F401
+    from qrmi_tasks.providers import (  # noqa: F401
+        da_client,
+        da_storage,
+        direct_access,
+        local,
+        local_worker,
+        pasqal_cloud,
+        qiskit_runtime,
+        qiskit_runtime_api,
+    )
+    from qrmi_tasks.quiet import quiet_import_warnings
+
+    with quiet_import_warnings():
+        import boto3  # noqa: F401
+        import jsonschema  # noqa: F401
+        import pasqal_cloud as pasqal_sdk  # noqa: F401
+        import pulser  # noqa: F401
+        import qiskit_ibm_runtime  # noqa: F401
+        import requests  # noqa: F401
+        from botocore.exceptions import BotoCoreError  # noqa: F401
+        from qiskit_ibm_runtime.utils.backend_converter import convert_to_target  # noqa: F401
+
 
 _MAX_REQUEST = 1 << 20
 
@@ -86,6 +97,9 @@ def _child(request: dict, fds: list[int], inherited: list[socket.socket]) -> Non
     code = 70
     try:
         _reset_process(fds, inherited, request)
+        from qrmi_tasks import cli
+        from qrmi_tasks.providers import local_worker
+
         if "worker" in request:
             if request["session"]:
                 os.setsid()
@@ -116,6 +130,8 @@ def _import_simulators() -> None:
     forked (not at start: most test processes never run one)."""
     global _simulators_imported
     if not _simulators_imported:
+        from qrmi_tasks.quiet import quiet_import_warnings
+
         with quiet_import_warnings():
             import pulser_simulation  # noqa: F401
             import qiskit_aer.primitives  # noqa: F401
@@ -129,22 +145,37 @@ def _send(conn: socket.socket, text: str) -> None:
         conn.send(text.encode())
 
 
-def serve(path: str) -> None:
-    """Serve fork requests on the Unix socket ``path`` until stdin closes."""
+def serve(name: str) -> None:
+    """Serve fork requests at the abstract Unix socket ``name`` until the last holder
+    has gone; print ``taken`` and return if another server already serves there."""
+    path = "\0" + name  # Linux's abstract namespace: no file left behind, ever
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        listener.bind(path)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print("taken", flush=True)  # another test process started it first: use that one
+        return
+    listener.listen(64)
+    # clients may connect now: they wait in the backlog while the imports are done
+    print("ready", flush=True)
+    _import_libraries()
+    from qrmi_tasks.providers import local
+
     # the runners forked from here ask this server for their local workers too
     local.LocalProvider.worker_launcher = forked.worker_launcher(lambda: path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind(path)
-    listener.listen(64)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
-    selector.register(sys.stdin, selectors.EVENT_READ, "stdin")
     children: dict[int, socket.socket] = {}
-    print("ready", flush=True)
+    holders: set[socket.socket] = set()
     while True:
         for key, _ in selector.select(timeout=0.005):
-            if key.data == "stdin":
-                if not sys.stdin.buffer.read1(4096):
+            if key.data == "holder":  # readable only once a test process has gone
+                selector.unregister(key.fileobj)
+                holders.discard(key.fileobj)
+                key.fileobj.close()
+                if not holders:
                     _end_children(children)
                     # at once: tearing down the imported libraries object by object
                     # took seconds (coverage still saves its data on os._exit)
@@ -156,13 +187,17 @@ def serve(path: str) -> None:
             conn, _ = listener.accept()
             message, fds, _, _ = socket.recv_fds(conn, _MAX_REQUEST, 3)
             request = json.loads(message)
+            if request.get("hold"):
+                holders.add(conn)
+                selector.register(conn, selectors.EVENT_READ, "holder")
+                continue
             if "worker" in request:
                 _import_simulators()
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                _child(request, fds, [listener, conn, *children.values()])
+                _child(request, fds, [listener, conn, *children.values(), *holders])
             for fd in fds:
                 os.close(fd)
             children[pid] = conn
@@ -184,7 +219,7 @@ def serve(path: str) -> None:
 
 
 def _end_children(children: dict[int, socket.socket]) -> None:
-    """The test process has ended: nothing it started may run on without it."""
+    """The test processes have ended: nothing they started may run on without them."""
     for pid in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

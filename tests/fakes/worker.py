@@ -80,8 +80,8 @@ class _ForkServer:
 
 
 def end_server(proc: subprocess.Popen[str], timeout: float = 10) -> None:
-    """End a fork server that serves until its stdin closes (this one, and the tests'
-    runner server); killed if it is still there after ``timeout`` seconds."""
+    """End a fork server that serves until its stdin closes; killed if it is still there
+    after ``timeout`` seconds."""
     if proc.poll() is None:
         proc.stdin.close()
         try:
