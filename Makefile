@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# Three test workers per two cores: the tests wait on fakes and timers about as much as
-# they compute (on 2 cores: 2 workers 6 min 12 s, 3 workers 5 min 36 s, 4 no better).
-PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + n / 2 )))
+# Two test workers per core: the tests wait on fakes and timers about as much as they
+# compute (on 2 cores, pytest: 3 workers 3 min 52 s, 4 workers 3 min 30 s).
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( 2 * n )))
 
 .PHONY: setup demo test lint bench clean
 
@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## The whole test suite (lint included), on every core (pytest-xdist, 1.5 workers per core;
+## The whole test suite (lint included), on every core (pytest-xdist, 2 workers per core;
 ## PYTEST_WORKERS=N to choose), with a coverage summary of qrmi_tasks and generators (runner subprocesses
 ## included). As root it also starts a single-node Slurm cluster for tests/test_slurm.py
 ## (then a cluster that cannot start fails those tests).
