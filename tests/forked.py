@@ -6,16 +6,110 @@ to ask the same server for their ``local`` simulator workers.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
 import signal
 import socket
 import subprocess
+import sys
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 _WORKER_MODULE = ["-m", "qrmi_tasks.providers.local_worker"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _RunnerServer:
+    """The test run's tests/runner_server.py: one for all pytest-xdist workers (its
+    imports cost seconds of CPU each time), started by the first worker that needs it.
+
+    Each test process holds a connection to it; the server ends when the last holder
+    has gone, so it outlives the worker that started it as long as others use it.
+    """
+
+    def __init__(self) -> None:
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+        self.name = f"qrmi-test-runners-{run}"
+        self.path = "\0" + self.name  # abstract namespace (runner_server.py)
+        self._hold = self._held()
+        if self._hold is None:
+            self._start()  # it serves, or another process's server already does
+            self._hold = self._held()
+        if self._hold is None:
+            raise RuntimeError(f"runner_server.py {self.name} does not answer")
+
+    def _held(self) -> socket.socket | None:
+        """A holder's connection to the running server, or None if none runs."""
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            conn.connect(self.path)
+            conn.send(json.dumps({"hold": True}).encode())
+        except OSError:
+            conn.close()
+            return None
+        return conn
+
+    def _start(self) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("runner_server.py")), self.name],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            env=_server_environment(),
+            cwd=ROOT,
+            text=True,
+        )
+        said = proc.stdout.readline().strip()
+        proc.stdout.close()
+        if said not in ("ready", "taken"):
+            proc.kill()
+            raise RuntimeError(f"runner_server.py did not start (said {said!r})")
+
+    def alive(self) -> bool:
+        """Whether the server still runs (it never writes to a holder: readable is EOF)."""
+        readable, _, _ = select.select([self._hold], [], [], 0)
+        return not readable
+
+    def release(self) -> None:
+        """This test process is done with the server (the last one to go ends it)."""
+        self._hold.close()
+
+
+_server: _RunnerServer | None = None
+_server_lock = threading.Lock()  # the fakes start jobs from their server threads
+
+
+def runner_server() -> _RunnerServer:
+    """The test run's runner server, held by this process (started if none runs)."""
+    global _server
+    with _server_lock:
+        if _server is None or not _server.alive():
+            _server = _RunnerServer()
+            atexit.register(_server.release)
+        return _server
+
+
+_own_server: str | None = None
+
+
+def serve_from(path: str) -> None:
+    """In the runner server (and so in its children): fork workers from the server at
+    ``path``, this one, instead of looking for the test run's."""
+    global _own_server
+    _own_server = path
+
+
+def _server_environment() -> dict[str, str]:
+    # the developer's or Slurm's configuration stays out (each child gets its own
+    # environment with its request; this is the server's, at its imports)
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLURM_", "QRMI_", "SRUN_")) and "_QRMI_" not in k
+    }
 
 
 class ForkedProcess:
@@ -91,16 +185,39 @@ def _child_fd(stream: Any, inherited: int) -> int:
     return os.dup(stream if isinstance(stream, int) else stream.fileno())
 
 
-def worker_launcher(server_path: Callable[[], str]) -> Callable[..., ForkedProcess]:
-    """A stand-in for ``subprocess.Popen`` as ``LocalProvider.worker_launcher``: the
-    ``local`` simulator's worker is forked by the runner server at ``server_path()``,
-    which has imported Qiskit, Aer and Pulser once, instead of a fresh interpreter.
+def fork_worker(
+    args: list[str],
+    *,
+    stdin: Any = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    session: bool = False,
+    measured: bool = True,
+) -> ForkedProcess:
+    """``python -m qrmi_tasks.providers.local_worker ARGS``, forked by the runner server
+    (which has imported Qiskit, Aer and Pulser once) with ``subprocess.Popen``'s stdio
+    arguments, this process's environment and directory, and a session of its own if
+    ``session``. It dies when this process does: the server kills it when our connection
+    closes, as a real worker's parent-death signal does. ``measured=False``: coverage
+    does not trace it (the fakes' jobs: machinery, not the product under test)."""
+    fds = [_child_fd(stream, n) for n, stream in enumerate((stdin, stdout, stderr))]
+    request = {
+        "worker": args,
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "session": session,
+        "measured": measured,
+    }
+    path = _own_server or runner_server().path
+    return ForkedProcess(path, request, fds, [*_WORKER_MODULE, *args])
 
-    The worker keeps what the provider asks of its process: its own pid (signals, the
-    task id), its exit code or killing signal, a session of its own, the given stdio,
-    this process's environment and directory; and it dies when this process does (the
-    server kills it when our connection closes, as the real worker's parent-death signal).
-    """
+
+def worker_launcher() -> Callable[..., ForkedProcess]:
+    """A stand-in for ``subprocess.Popen`` as ``LocalProvider.worker_launcher``: the
+    ``local`` simulator's worker is forked (:func:`fork_worker`) instead of a fresh
+    interpreter, and keeps what the provider asks of its process: its own pid (signals,
+    the task id), its exit code or killing signal, a session of its own, the given stdio,
+    and its death with the runner (the server's doing; ``preexec_fn`` is not run)."""
 
     def launch(
         command: list[str],
@@ -109,17 +226,12 @@ def worker_launcher(server_path: Callable[[], str]) -> Callable[..., ForkedProce
         stdout: Any = None,
         stderr: Any = None,
         start_new_session: bool = False,
-        preexec_fn: Callable[[], None] | None = None,  # the server does its job (below)
+        preexec_fn: Callable[[], None] | None = None,  # the server does its job (above)
     ) -> ForkedProcess:
         if command[1:3] != _WORKER_MODULE:
             raise ValueError(f"not a local worker command: {command}")
-        fds = [_child_fd(stream, n) for n, stream in enumerate((stdin, stdout, stderr))]
-        request = {
-            "worker": command[3:],
-            "env": dict(os.environ),
-            "cwd": os.getcwd(),
-            "session": start_new_session,
-        }
-        return ForkedProcess(server_path(), request, fds, command)
+        return fork_worker(
+            command[3:], stdin=stdin, stdout=stdout, stderr=stderr, session=start_new_session
+        )
 
     return launch

@@ -8,7 +8,6 @@ from conftest.py, which only holds fixtures.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
 import json
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forked import ForkedProcess, worker_launcher
+from forked import ForkedProcess, runner_server, worker_launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -116,72 +115,6 @@ def run_runner(
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-class _RunnerServer:
-    """The test run's tests/runner_server.py: one for all pytest-xdist workers (its
-    imports cost seconds of CPU each time), started by the first worker that needs it.
-
-    Each test process holds a connection to it; the server ends when the last holder
-    has gone, so it outlives the worker that started it as long as others use it.
-    """
-
-    def __init__(self) -> None:
-        run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
-        self.name = f"qrmi-test-runners-{run}"
-        self.path = "\0" + self.name  # abstract namespace (runner_server.py)
-        self._hold = self._held()
-        if self._hold is None:
-            self._start()  # it serves, or another process's server already does
-            self._hold = self._held()
-        if self._hold is None:
-            raise RuntimeError(f"runner_server.py {self.name} does not answer")
-
-    def _held(self) -> socket.socket | None:
-        """A holder's connection to the running server, or None if none runs."""
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            conn.connect(self.path)
-            conn.send(json.dumps({"hold": True}).encode())
-        except OSError:
-            conn.close()
-            return None
-        return conn
-
-    def _start(self) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("runner_server.py")), self.name],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            env=clean_env(),
-            cwd=ROOT,
-            text=True,
-        )
-        said = proc.stdout.readline().strip()
-        proc.stdout.close()
-        if said not in ("ready", "taken"):
-            proc.kill()
-            raise RuntimeError(f"runner_server.py did not start (said {said!r})")
-
-    def alive(self) -> bool:
-        """Whether the server still runs (it never writes to a holder: readable is EOF)."""
-        readable, _, _ = select.select([self._hold], [], [], 0)
-        return not readable
-
-    def release(self) -> None:
-        """This test process is done with the server (the last one to go ends it)."""
-        self._hold.close()
-
-
-_server: _RunnerServer | None = None
-
-
-def _runner_server() -> _RunnerServer:
-    global _server
-    if _server is None or not _server.alive():
-        _server = _RunnerServer()
-        atexit.register(_server.release)
-    return _server
-
-
 class ForkedRunner(ForkedProcess):
     """A runner forked by tests/runner_server.py, with ``subprocess.Popen``'s interface
     (:class:`forked.ForkedProcess`, plus ``communicate`` and text pipes when captured)."""
@@ -205,7 +138,7 @@ class ForkedRunner(ForkedProcess):
             # the test's ends of the pipes, closed by communicate() as Popen's are
             self.stdout, self.stderr = (open(fd, encoding="utf-8", errors="replace") for fd in ours)  # noqa: SIM115
         request = {"argv": args, "env": env, "cwd": str(cwd or os.getcwd())}
-        super().__init__(_runner_server().path, request, child_fds, runner_cmd(*args))
+        super().__init__(runner_server().path, request, child_fds, runner_cmd(*args))
 
     def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
         """Read stdout and stderr to their end, then wait; as ``Popen.communicate``."""
@@ -248,7 +181,7 @@ def use_forked_local_workers() -> Iterator[None]:
         yield
         return
     before = LocalProvider.worker_launcher
-    LocalProvider.worker_launcher = worker_launcher(lambda: _runner_server().path)
+    LocalProvider.worker_launcher = worker_launcher()
     try:
         yield
     finally:

@@ -37,10 +37,12 @@ import contextlib
 import errno
 import json
 import os
+import posix
 import selectors
 import signal
 import socket
 import sys
+import threading
 import traceback
 
 import forked
@@ -95,11 +97,17 @@ def _child(request: dict, fds: list[int], inherited: list[socket.socket]) -> Non
     """In the forked child: become ``qrmi-task-runner ARGV``, or the ``local`` resource's
     worker (``python -m qrmi_tasks.providers.local_worker ARGS``), and never return."""
     code = 70
+    exit_ = os._exit  # coverage's: it saves the measurements first
     try:
         _reset_process(fds, inherited, request)
         from qrmi_tasks import cli
         from qrmi_tasks.providers import local_worker
 
+        if not request.get("measured", True):
+            # a fakes' job: machinery, not the product under test; tracing it cost CPU
+            sys.settrace(None)
+            threading.settrace(None)
+            exit_ = posix._exit  # os._exit as it was before coverage wrapped it
         if "worker" in request:
             if request["session"]:
                 os.setsid()
@@ -110,8 +118,8 @@ def _child(request: dict, fds: list[int], inherited: list[socket.socket]) -> Non
             try:
                 cli.main(request["argv"])
                 code = 0
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else (exit_.code is not None)
+            except SystemExit as end:
+                code = end.code if isinstance(end.code, int) else (end.code is not None)
     except BaseException:  # what a fresh interpreter would print, then exit 1
         traceback.print_exc()
         code = 1
@@ -119,7 +127,7 @@ def _child(request: dict, fds: list[int], inherited: list[socket.socket]) -> Non
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # a closed pipe: nothing left to say
                 stream.flush()
-        os._exit(code)
+        exit_(code)
 
 
 _simulators_imported = False
@@ -164,7 +172,8 @@ def serve(name: str) -> None:
     from qrmi_tasks.providers import local
 
     # the runners forked from here ask this server for their local workers too
-    local.LocalProvider.worker_launcher = forked.worker_launcher(lambda: path)
+    forked.serve_from(path)
+    local.LocalProvider.worker_launcher = forked.worker_launcher()
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
     children: dict[int, socket.socket] = {}
