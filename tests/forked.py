@@ -1,7 +1,7 @@
 """Clients of tests/runner_server.py: processes it forks, with ``subprocess.Popen``'s face.
 
-Light on purpose (standard library only): the runner server's children import it too,
-to ask the same server for their ``local`` simulator workers.
+Used by the tests (runners, the ``local`` resource's workers), the fakes (their jobs) and
+the runner server's own children (their workers); so it is light: standard library only.
 """
 
 from __future__ import annotations
