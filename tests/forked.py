@@ -58,7 +58,7 @@ class _RunnerServer:
             [sys.executable, str(Path(__file__).with_name("runner_server.py")), self.name],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            env=_server_environment(),
+            env=scrubbed_environ(),
             cwd=ROOT,
             text=True,
         )
@@ -102,13 +102,17 @@ def serve_from(path: str) -> None:
     _own_server = path
 
 
-def _server_environment() -> dict[str, str]:
-    # the developer's or Slurm's configuration stays out (each child gets its own
-    # environment with its request; this is the server's, at its imports)
+# Variables that would leak the developer's (or Slurm's) configuration into a test.
+_SCRUB_PREFIXES = ("SLURM_", "QRMI_", "SRUN_")
+
+
+def scrubbed_environ() -> dict[str, str]:
+    """This process's environment without Slurm/QRMI variables (the runner server's at
+    its imports; ``helpers.clean_env`` starts from it too)."""
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SLURM_", "QRMI_", "SRUN_")) and "_QRMI_" not in k
+        if not k.startswith(_SCRUB_PREFIXES) and "_QRMI_" not in k
     }
 
 
@@ -174,7 +178,7 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def _child_fd(stream: Any, inherited: int) -> int:
+def child_fd(stream: Any, inherited: int) -> int:
     """A duplicate of what ``subprocess.Popen`` would give the child for ``stream`` (None:
     this process's fd ``inherited``)."""
     if stream is None:
@@ -200,7 +204,7 @@ def fork_worker(
     ``session``. It dies when this process does: the server kills it when our connection
     closes, as a real worker's parent-death signal does. ``measured=False``: coverage
     does not trace it (the fakes' jobs: machinery, not the product under test)."""
-    fds = [_child_fd(stream, n) for n, stream in enumerate((stdin, stdout, stderr))]
+    fds = [child_fd(stream, n) for n, stream in enumerate((stdin, stdout, stderr))]
     request = {
         "worker": args,
         "env": dict(os.environ),

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from forked import ForkedProcess, runner_server, worker_launcher
+from forked import ForkedProcess, child_fd, runner_server, scrubbed_environ, worker_launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -34,9 +34,6 @@ BELL = EXAMPLES / "qiskit" / "bell_sampler.json"
 # IBM's primitive schemas are not ours to copy into the repository: they are read from the
 # workspace's shared folder, or from QRMI_IBM_SCHEMAS.
 SCHEMAS = Path(os.environ.get("QRMI_IBM_SCHEMAS") or ROOT.parent / "shared" / "schemas")
-
-# Variables that would leak the developer's (or Slurm's) configuration into a test.
-_SCRUB_PREFIXES = ("SLURM_", "QRMI_", "SRUN_")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -47,11 +44,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     backend a qiskit-ibm-runtime import, and most tests send the logical Bell circuit,
     which no real backend (nor the fakes' Torino documents) accepts as ISA.
     """
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(_SCRUB_PREFIXES) and "_QRMI_" not in k
-    }
+    env = scrubbed_environ()
     env["QRMI_CHECK_TARGET"] = "off"
     env.update(extra)
     return env
@@ -124,16 +117,14 @@ class ForkedRunner(ForkedProcess):
     ) -> None:
         self.stdout = self.stderr = None
         self._read: dict[int, list[bytes]] = {}  # what communicate() has read, per pipe
-        child_fds, ours = [], []
-        with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as devnull:
-            child_fds.append(os.dup(stdin.fileno()))
-            for _ in "12":
-                if capture:
-                    read, write = os.pipe()
-                    ours.append(read)
-                    child_fds.append(write)
-                else:
-                    child_fds.append(os.dup(devnull.fileno()))
+        child_fds, ours = [child_fd(subprocess.DEVNULL, 0)], []
+        for n in (1, 2):
+            if capture:
+                read, write = os.pipe()
+                ours.append(read)
+                child_fds.append(write)
+            else:
+                child_fds.append(child_fd(subprocess.DEVNULL, n))
         if capture:
             # the test's ends of the pipes, closed by communicate() as Popen's are
             self.stdout, self.stderr = (open(fd, encoding="utf-8", errors="replace") for fd in ours)  # noqa: SIM115

@@ -1,4 +1,5 @@
-"""Fork server for the runner processes of the tests: import once, fork one child per run.
+"""Fork server for the tests' processes (runners, simulator workers, the fakes' jobs):
+import once, fork one child per run.
 
 A fresh ``python -m qrmi_tasks`` on a cloud resource spends seconds importing its SDK
 before it sends a request (qiskit-ibm-runtime about 2 s, pasqal-cloud with Pulser about
@@ -22,7 +23,8 @@ server has it), then does its imports. A test process connects and
 sends ``{"hold": true}`` to hold the server; the server ends (and kills what it forked)
 when the last holder's connection closes. To run a child, a client connects and sends
 one packet, JSON ``{"argv": [...], "env": {...}, "cwd": "..."}`` (or ``{"worker":
-[...], "session": bool, ...}`` for a ``local`` simulator worker, see tests/forked.py)
+[...], "session": bool, "measured": bool, ...}`` for a ``local`` simulator worker, see
+tests/forked.py; ``measured`` false: coverage does not trace it, as for the fakes' jobs)
 with three file descriptors (the child's stdin, stdout, stderr) attached; the server
 answers ``started PID``, and ``exited CODE`` when the child ends (CODE is -N when
 signal N killed it), then closes the connection.

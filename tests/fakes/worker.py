@@ -40,16 +40,13 @@ class WorkerRun:
                 stderr=stderr,
                 measured=False,
             )
-        self.pid = self._process.pid
-        self.returncode: int | None = None
 
     def wait(self) -> tuple[str | None, str | None]:
         """(result JSON text, None) or (None, one-line error)."""
-        if self.returncode is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.returncode = self._process.wait(600)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(600)
         workdir = Path(self.workdir.name)
-        if self.returncode != 0:
+        if self._process.returncode != 0:
             error = workdir / "error.txt"
             stderr = workdir / "stderr.txt"
             text = error.read_text() if error.exists() else stderr.read_text()[-300:]
@@ -62,7 +59,6 @@ class WorkerRun:
             self._process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(30)
-        self.returncode = self._process.returncode
         self.workdir.cleanup()
 
 
