@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generators.core import GeneratorError
-from qrmi_tasks.errors import ConfigError
 from qrmi_tasks.isa import backend_target
-from qrmi_tasks.payload import QISKIT
 
 
 @dataclass(frozen=True)
@@ -67,30 +65,12 @@ def resource_target(
 ) -> NamedTarget:
     """Fetch the live target of configured resource ``name`` (as the runner resolves it),
     through its provider's :meth:`~qrmi_tasks.providers.base.Provider.backend_documents`."""
-    from qrmi_tasks.logsetup import SECRETS
-    from qrmi_tasks.providers import resolve
+    from qrmi_tasks.providers import open_provider
     from qrmi_tasks.providers.base import RunContext
 
-    resource, cls = resolve(name, os.environ if environ is None else environ, config_path)
-    described = f"resource '{name}' ({resource.type.name})"
-    if cls.target_settings is None:
-        if QISKIT not in cls.payload_kinds:
-            raise ConfigError(
-                f"{described} does not run Qiskit primitives; --resource needs a "
-                "resource whose backend has a target (direct-access, qiskit-runtime-service)"
-            )
-        raise ConfigError(
-            f"{described} is the local simulator, which needs no ISA circuits; leave out "
-            "--resource (or use --target fake_NAME to try a transpilation)"
-            if not cls.remote
-            else f"{described} has no backend target to transpile for; leave out --resource"
-        )
-    spec = cls.target_spec()
-    settings = resource.settings(spec)
-    SECRETS.add(resource.secret_values(spec))
     # no task to cancel: the provider's back-off waits are plain sleeps
-    provider = cls(resource, settings, RunContext("qrmi-gen"))
+    provider = open_provider(name, environ, config_path, "target", RunContext("qrmi-gen"))
     try:
-        return NamedTarget(resource.name, backend_target(provider))
+        return NamedTarget(provider.resource.name, backend_target(provider))
     finally:
         provider.close()

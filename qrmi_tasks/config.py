@@ -30,43 +30,15 @@ CONFIG_ENV = "QRMI_CONFIG"
 
 @dataclass(frozen=True)
 class ResourceType:
-    """One accepted value of ``*_QPU_TYPES``."""
+    """One accepted value of ``*_QPU_TYPES`` and where its resources' settings are read.
+
+    Declared by the vendor package that serves it
+    (:class:`qrmi_tasks.providers.declaration.ProviderDeclaration`); this module only reads
+    resources, so it is handed the lookup (:func:`resolve_resource`'s ``types``).
+    """
 
     name: str  # as written in QRMI_JOB_QPU_TYPES / SLURM_JOB_QPU_TYPES
     prefix: str  # settings are read from {resource}_{prefix}{SETTING}
-    #: the type whose protocol (and so provider) it speaks: itself, or the older name
-    protocol: str = ""
-
-    @property
-    def speaks(self) -> str:
-        """The protocol's type name (``providers.provider_class`` maps it to a class)."""
-        return self.protocol or self.name
-
-
-# The newer type names (ibm-quantum-system, ibm-quantum-compute-service) speak the same
-# protocols as the old ones; only their variable prefixes differ.
-RESOURCE_TYPES: dict[str, ResourceType] = {
-    t.name: t
-    for t in (
-        ResourceType("local", "QRMI_LOCAL_"),
-        ResourceType("direct-access", "QRMI_IBM_DA_"),
-        ResourceType("ibm-quantum-system", "QRMI_IBM_QS_", protocol="direct-access"),
-        ResourceType("qiskit-runtime-service", "QRMI_IBM_QRS_"),
-        ResourceType(
-            "ibm-quantum-compute-service", "QRMI_IBM_QCS_", protocol="qiskit-runtime-service"
-        ),
-        ResourceType("pasqal-cloud", "QRMI_PASQAL_CLOUD_"),
-    )
-}
-
-
-def resource_type(name: str) -> ResourceType:
-    """Look up a resource type by the name used in ``*_QPU_TYPES``."""
-    try:
-        return RESOURCE_TYPES[name]
-    except KeyError:
-        known = ", ".join(sorted(RESOURCE_TYPES))
-        raise ConfigError(f"unknown resource type '{name}'; known types: {known}") from None
 
 
 @dataclass(frozen=True)
@@ -76,7 +48,7 @@ class Setting:
     ``name`` is appended to the type's prefix (``ENDPOINT`` -> ``QRMI_IBM_DA_ENDPOINT``)
     unless ``prefixed`` is false, in which case it is the whole variable name after
     ``{NAME}_`` (``QRMI_JOB_TIMEOUT_SECONDS``). ``aliases`` are read when the setting
-    itself is unset, in order (:mod:`qrmi_tasks.compat` explains which qrmi names exist).
+    itself is unset, in order (the vendor packages' ``qrmi_variables`` say which are qrmi's).
     """
 
     name: str
@@ -375,36 +347,39 @@ def _file_resources(path: Path) -> list[tuple[str, str, dict[str, str]]]:
 
 def resolve_resource(
     name: str,
-    environ: Mapping[str, str] | None = None,
-    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None,
+    config_path: str | os.PathLike[str] | None,
+    types: Callable[[str], ResourceType],
 ) -> Resource:
     """Find resource ``name`` in the config file and the environment.
 
-    With no resource list anywhere, ``local`` is the embedded local simulator.
+    ``types`` looks a type name up (ConfigError when unknown): the provider registry's
+    :func:`qrmi_tasks.providers.registry.resource_type`. With no resource list anywhere,
+    ``local`` is the embedded local simulator.
     """
     environ = os.environ if environ is None else environ
     if config_path is None and environ.get(CONFIG_ENV):
         config_path = environ[CONFIG_ENV]
 
-    types: dict[str, str] = {}
+    names: dict[str, str] = {}  # resource -> type name
     file_env: dict[str, dict[str, str]] = {}
     if config_path is not None:
         for rname, rtype, env in _file_resources(Path(config_path)):
-            types[rname] = rtype
+            names[rname] = rtype
             file_env[rname] = env
     for rname, rtype in _env_resources(environ):
-        types[rname] = rtype  # the process environment overrides the file
+        names[rname] = rtype  # the process environment overrides the file
 
-    if not types and name == LOCAL_RESOURCE:
-        return Resource(name, RESOURCE_TYPES[LOCAL_RESOURCE], {}, environ)
-    if name not in types:
-        if not types:
+    if not names and name == LOCAL_RESOURCE:
+        return Resource(name, types(LOCAL_RESOURCE), {}, environ)
+    if name not in names:
+        if not names:
             raise ConfigError(
                 f"no QPU resources are configured (set SLURM_JOB_QPU_RESOURCES and "
                 f"SLURM_JOB_QPU_TYPES, or --config FILE); '{name}' is unknown. "
                 f"Use '{LOCAL_RESOURCE}' for the embedded simulator"
             )
         raise ConfigError(
-            f"resource '{name}' is not configured; available: {', '.join(sorted(types))}"
+            f"resource '{name}' is not configured; available: {', '.join(sorted(names))}"
         )
-    return Resource(name, resource_type(types[name]), file_env.get(name, {}), environ)
+    return Resource(name, types(names[name]), file_env.get(name, {}), environ)

@@ -7,6 +7,11 @@ wrong and what to change, and never include a secret.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
@@ -27,6 +32,8 @@ class QrmiError(Exception):
     """Base class: an error with a one-line message and an exit code."""
 
     exit_code = EXIT_USAGE
+    #: the HTTP status of the foreign failure it translates (:class:`ErrorMap`), if any
+    status: int | None = None
 
     def __init__(self, message: str) -> None:
         # One line, always: a multi-line message would break log parsing in slurm-N.out.
@@ -100,3 +107,125 @@ class Interrupted(Exception):
         super().__init__(*(() if task_id is None else (task_id,)))
         self.task_id = task_id
         self.pending = pending
+
+
+# -- foreign failures -> our errors -------------------------------------------------------
+
+
+def class_names(exc: BaseException) -> set[str]:
+    """Dotted names of ``exc``'s class and its bases (``builtins.KeyError``...):
+    what an :class:`ErrorRule` matches, so a table never imports the SDK it describes."""
+    return {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A foreign failure being translated: what a rule's message is built from."""
+
+    exc: BaseException
+    #: the HTTP status behind it (None: no answer at all), as the table's ``status`` reads it
+    status: int | None
+    #: the service's own reason, one line (the table's ``detail``)
+    detail: str
+    #: the call's fields: ``what`` was being done, and whatever else its messages name
+    fields: Mapping[str, Any]
+
+    def format(self, template: str) -> str:
+        """``template`` with ``{what}``, ``{status}``, ``{detail}``, ``{kind}`` (the foreign
+        class's name) and the call's fields filled in."""
+        return template.format(
+            **{
+                "status": self.status,
+                "detail": self.detail,
+                "kind": type(self.exc).__name__,
+                **self.fields,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """One row of a vendor's error table: a foreign failure and the error it becomes.
+
+    ``exception``: dotted class name(s), matched anywhere in the raised exception's class
+    hierarchy. ``when``: only for these HTTP statuses (the table's reading; None: any).
+    ``error``: our class; None means not ours to translate (it propagates unchanged).
+    ``message``: a template for :meth:`Failure.format`, or a function of the Failure.
+    ``overridable``: a call may name another class for some statuses (``overrides``):
+    a 422 on the call that sends the payload is the payload's fault, say.
+    """
+
+    exception: str | tuple[str, ...]
+    error: type[QrmiError] | None
+    message: str | Callable[[Failure], str] = "{what}: {detail}"
+    when: Callable[[int | None], bool] | None = None
+    overridable: bool = False
+
+    def matches(self, names: set[str], status: int | None) -> bool:
+        """Whether the rule applies to an exception of ``names`` with ``status``."""
+        wanted = (self.exception,) if isinstance(self.exception, str) else self.exception
+        return bool(names.intersection(wanted)) and (self.when is None or self.when(status))
+
+
+class ErrorMap:
+    """A vendor's foreign failures as our one-line errors: an ordered table of
+    :class:`ErrorRule` (the first match wins), after httpx's ``map_exceptions``.
+
+    ``status(exc)`` and ``detail(exc)`` read a failure the vendor's way; ``messages`` gives
+    the text of a class a call's ``overrides`` asked for.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[ErrorRule],
+        *,
+        status: Callable[[BaseException], int | None] = lambda exc: None,
+        detail: Callable[[BaseException], str] = first_line,
+        messages: Mapping[type[QrmiError], str | Callable[[Failure], str]] | None = None,
+    ) -> None:
+        self.rules = tuple(rules)
+        self.status = status
+        self.detail = detail
+        self.messages = dict(messages or {})
+
+    def translate(
+        self,
+        exc: BaseException,
+        *,
+        overrides: Mapping[int, type[QrmiError]] | None = None,
+        **fields: Any,
+    ) -> QrmiError | None:
+        """Our error for ``exc`` (its ``status`` set), or None when no rule translates it."""
+        names = class_names(exc)
+        status = self.status(exc)
+        for rule in self.rules:
+            if not rule.matches(names, status):
+                continue
+            if rule.error is None:
+                return None
+            error, message = rule.error, rule.message
+            if rule.overridable and overrides and status in overrides:
+                error = overrides[status]
+                message = self.messages.get(error, message)
+            failure = Failure(exc, status, self.detail(exc), fields)
+            text = message(failure) if callable(message) else failure.format(message)
+            translated = error(text)
+            translated.status = status
+            return translated
+        return None
+
+    @contextmanager
+    def mapped(
+        self, *, overrides: Mapping[int, type[QrmiError]] | None = None, **fields: Any
+    ) -> Iterator[None]:
+        """Raise the translation of any failure inside the block (one line, no chain);
+        what no rule translates propagates as it is."""
+        try:
+            yield
+        # BaseException: some SDKs' errors derive from it directly; a rule decides,
+        # and KeyboardInterrupt or SystemExit match none
+        except BaseException as exc:
+            translated = self.translate(exc, overrides=overrides, **fields)
+            if translated is None:
+                raise
+            raise translated from None

@@ -89,7 +89,11 @@ def isa_problems(circuits: list[Any], target: Any, backend: str) -> list[str]:
 
 def checks_target(provider: Provider, payload: CheckedPayload) -> bool:
     """Whether :func:`target_problems` applies: a Qiskit payload for a backend with a target."""
-    return payload.kind == QISKIT and type(provider).target_settings is not None
+    from qrmi_tasks.providers.registry import declaration
+
+    if payload.kind != QISKIT:
+        return False
+    return declaration(provider.resource.type.name).target_settings is not None
 
 
 def target_problems(provider: Provider, payload: CheckedPayload) -> list[str]:

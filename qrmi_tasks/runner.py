@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from qrmi_tasks import calls, isa, output
 from qrmi_tasks.calls import Call
-from qrmi_tasks.config import RUNNER_SETTINGS
+from qrmi_tasks.config import RUNNER_SETTINGS, Resource
 from qrmi_tasks.errors import (
     EXIT_OK,
     EXIT_SIGNAL_BASE,
@@ -33,9 +33,8 @@ from qrmi_tasks.errors import (
     TransientError,
     UsageError,
 )
-from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.payload import CheckedPayload, load_payload, validate_sequence
-from qrmi_tasks.providers import resolve
+from qrmi_tasks.providers import open_provider
 from qrmi_tasks.providers.base import Provider, RunContext, StatusReport, TaskStatus
 from qrmi_tasks.retry import Backoff, Retry, with_retries
 from qrmi_tasks.signals import SignalWatch, describe
@@ -124,33 +123,38 @@ def prepare(
                 f"-o {request.output_path} and --logs {request.logs_path} are the same file; "
                 "give the logs another name"
             )
-    resource, cls = resolve(request.resource_name, environ, request.config_path)
-    settings = resource.settings(cls.settings_spec)
-    SECRETS.add(resource.secret_values(cls.settings_spec))
-    cls.check_settings(resource, settings)
-    if request.logs_path is not None and not cls.has_logs:
-        log.warning("resource type %s has no task logs; --logs is ignored", resource.type.name)
-    payload = request.payload or load_payload(request.payload_path)
-    cls.check_kind(payload, f"resource '{resource.name}' ({resource.type.name})")
-    validate_sequence(payload)
-    if request.task_id:
-        request_id, deterministic = request.task_id, True
-    else:
-        request_id, deterministic = request_id_for(resource.name, payload, environ)
-    if watch is None:
-        context = RunContext(request_id, deterministic)
-    else:
-        context = RunContext(request_id, deterministic, watch.sleep, watch.interrupted)
-    log.debug(
-        "resource %s: type %s, payload %s (sha256 %s), request id %s%s",
-        resource.name,
-        resource.type.name,
-        payload.source,
-        payload.digest[:12],
-        request_id,
-        " (deterministic)" if deterministic else "",
+    checked: list[CheckedPayload] = []
+
+    def run_context(resource: Resource, cls: type[Provider]) -> RunContext:
+        """The payload, checked for this resource (its configuration is right by now),
+        and the run's context: its request id derives from the payload."""
+        if request.logs_path is not None and not cls.has_logs:
+            log.warning("resource type %s has no task logs; --logs is ignored", resource.type.name)
+        payload = request.payload or load_payload(request.payload_path)
+        cls.check_kind(payload, f"resource '{resource.name}' ({resource.type.name})")
+        validate_sequence(payload)
+        if request.task_id:
+            request_id, deterministic = request.task_id, True
+        else:
+            request_id, deterministic = request_id_for(resource.name, payload, environ)
+        log.debug(
+            "resource %s: type %s, payload %s (sha256 %s), request id %s%s",
+            resource.name,
+            resource.type.name,
+            payload.source,
+            payload.digest[:12],
+            request_id,
+            " (deterministic)" if deterministic else "",
+        )
+        checked.append(payload)
+        if watch is None:
+            return RunContext(request_id, deterministic)
+        return RunContext(request_id, deterministic, watch.sleep, watch.interrupted)
+
+    provider = open_provider(
+        request.resource_name, environ, request.config_path, "run", run_context
     )
-    return cls(resource, settings, context), payload
+    return provider, checked[0]
 
 
 class TaskRun:

@@ -6,6 +6,7 @@ import signal
 
 import pytest
 from helpers import (
+    ROOT,
     ConnectionCounter,
     InProcessCli,
     clean_env,
@@ -21,6 +22,10 @@ def pytest_configure(config: pytest.Config) -> None:
     KeyboardInterrupt: give this process (and so its children) the default again."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+#: vendor packages of the tests' own resource types (the ``scripted`` fixture adds them)
+VENDORS = ROOT / "tests" / "vendors"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,16 +86,14 @@ def scripted(in_process, monkeypatch):
     """The runner's CLI, in this process, on a ``scripted`` resource (tests/scripted.py).
 
     The :class:`InProcessCli` of ``in_process`` with ``.script``, what the provider
-    answers. Registers the resource type for this test only.
+    answers. The type is declared by a vendor package of its own (tests/vendors), found
+    by the provider registry for this test only, as any vendor package is.
     """
     import scripted as module
 
-    from qrmi_tasks import config, providers
+    from qrmi_tasks import providers
 
-    monkeypatch.setitem(
-        config.RESOURCE_TYPES, module.TYPE, config.ResourceType(module.TYPE, module.PREFIX)
-    )
-    monkeypatch.setitem(providers.PROVIDERS, module.TYPE, module.TARGET)
+    monkeypatch.setattr(providers, "__path__", [*providers.__path__, str(VENDORS)])
     monkeypatch.setenv("QRMI_JOB_QPU_RESOURCES", module.RESOURCE)
     monkeypatch.setenv("QRMI_JOB_QPU_TYPES", module.TYPE)
     in_process.script = module.Script()

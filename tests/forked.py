@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_WORKER_MODULE = ["-m", "qrmi_tasks.providers.local_worker"]
+_WORKER_MODULE = ["-m", "qrmi_tasks.providers.local.worker"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -198,7 +198,7 @@ def fork_worker(
     session: bool = False,
     measured: bool = True,
 ) -> ForkedProcess:
-    """``python -m qrmi_tasks.providers.local_worker ARGS``, forked by the runner server
+    """``python -m qrmi_tasks.providers.local.worker ARGS``, forked by the runner server
     (which has imported Qiskit, Aer and Pulser once) with ``subprocess.Popen``'s stdio
     arguments, this process's environment and directory, and a session of its own if
     ``session``. It dies when this process does: the server kills it when our connection

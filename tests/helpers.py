@@ -166,7 +166,7 @@ def use_forked_local_workers() -> Iterator[None]:
     """While active, the ``local`` resource's simulator workers started in this process
     are forked by the runner server (:func:`forked.worker_launcher`), unless every
     process of the tests is to be fresh (``QRMI_TEST_FRESH_RUNNERS=1``)."""
-    from qrmi_tasks.providers.local import LocalProvider
+    from qrmi_tasks.providers.local.provider import LocalProvider
 
     if _ALWAYS_FRESH:
         yield

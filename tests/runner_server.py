@@ -53,16 +53,15 @@ import forked
 def _import_libraries() -> None:
     """Everything a run imports on its way to the first request (a child inherits it)."""
     from qrmi_tasks import cli, config, isa, payload, runner  # noqa: F401
-    from qrmi_tasks.providers import (  # noqa: F401
+    from qrmi_tasks.providers.ibm import (  # noqa: F401
         da_client,
         da_storage,
         direct_access,
-        local,
-        local_worker,
-        pasqal_cloud,
         qiskit_runtime,
         qiskit_runtime_api,
     )
+    from qrmi_tasks.providers.local import provider, worker  # noqa: F401
+    from qrmi_tasks.providers.pasqal import cloud  # noqa: F401
     from qrmi_tasks.quiet import quiet_import_warnings
 
     with quiet_import_warnings():
@@ -97,13 +96,13 @@ def _reset_process(fds: list[int], inherited: list[socket.socket], request: dict
 
 def _child(request: dict, fds: list[int], inherited: list[socket.socket]) -> None:
     """In the forked child: become ``qrmi-task-runner ARGV``, or the ``local`` resource's
-    worker (``python -m qrmi_tasks.providers.local_worker ARGS``), and never return."""
+    worker (``python -m qrmi_tasks.providers.local.worker ARGS``), and never return."""
     code = 70
     exit_ = os._exit  # coverage's: it saves the measurements first
     try:
         _reset_process(fds, inherited, request)
         from qrmi_tasks import cli
-        from qrmi_tasks.providers import local_worker
+        from qrmi_tasks.providers.local import worker as local_worker
 
         if not request.get("measured", True):
             # a fakes' job: machinery, not the product under test; tracing it cost CPU
@@ -146,7 +145,7 @@ def _import_simulators() -> None:
             import pulser_simulation  # noqa: F401
             import qiskit_aer.primitives  # noqa: F401
 
-            from qrmi_tasks.providers import local_sim  # noqa: F401
+            from qrmi_tasks.providers.local import sim  # noqa: F401
         _simulators_imported = True
 
 
@@ -171,11 +170,11 @@ def serve(name: str) -> None:
     # clients may connect now: they wait in the backlog while the imports are done
     print("ready", flush=True)
     _import_libraries()
-    from qrmi_tasks.providers import local
+    from qrmi_tasks.providers.local.provider import LocalProvider
 
     # the runners forked from here ask this server for their local workers too
     forked.serve_from(path)
-    local.LocalProvider.worker_launcher = forked.worker_launcher()
+    LocalProvider.worker_launcher = forked.worker_launcher()
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
     children: dict[int, socket.socket] = {}

@@ -7,8 +7,9 @@ runner against an HTTP fake. The provider tests (tests/fakes/*) still drive the 
 client libraries; the end-to-end process tests still prove the CLI, signals and Slurm.
 
 A test fills a :class:`Script` (what each call answers, in order), and the ``scripted``
-fixture (conftest.py) registers the ``scripted`` resource type for the test, so the
-runner resolves it through the normal provider table (no patched runner code). Class
+fixture (conftest.py) lets the registry find the ``scripted`` resource type's vendor
+package (tests/vendors) for the test, so the runner resolves it as any other (no patched
+runner code). Class
 flags (``has_logs``, ``can_reattach``) are set per test with ``monkeypatch.setattr``.
 """
 
@@ -24,9 +25,7 @@ from qrmi_tasks.errors import Interrupted
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
 
 RESOURCE = "scripted_qpu"
-TYPE = "scripted"
-PREFIX = "QRMI_SCRIPTED_"
-TARGET = "scripted:ScriptedProvider"
+TYPE = "scripted"  # declared by tests/vendors/scripted_vendor
 RESULT = b'{"counts": {"00": 512, "11": 512}}'
 
 # One answer of a scripted call: a value (a TaskStatus, a StatusReport, a task id, None),

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from qrmi_tasks.config import Setting, positive_int, resolve_resource
+from qrmi_tasks.config import Setting, positive_int
 from qrmi_tasks.errors import ConfigError
+from qrmi_tasks.providers import resolve_resource
 
 SPEC = (
     Setting("ENDPOINT"),
@@ -191,7 +192,7 @@ def test_plain_http_to_another_host_is_a_warning(caplog, url, warned):
             )
         assert values[setting] == url  # a warning, never an error
         # ACCOUNT_BASE_URL is made up for this test: leave out the unknown-variable warning
-        # qrmi_tasks.compat gives for it (tested in test_qrmi_compat.py)
+        # qrmi_tasks.providers.compat gives for it (tested in test_qrmi_compat.py)
         messages = [r.getMessage() for r in caplog.records if "is not read" not in r.getMessage()]
         if warned:
             assert (

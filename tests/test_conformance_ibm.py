@@ -32,9 +32,9 @@ from fakes.qiskit_runtime import FakeQiskitRuntime
 from fakes.qiskit_runtime import runner_env as qrs_env
 from helpers import EXAMPLES, assert_clean_error, clean_env, run_runner, start_runner
 
-from qrmi_tasks.providers import direct_access as da_provider
-from qrmi_tasks.providers import qiskit_runtime as qrs_provider
 from qrmi_tasks.providers.base import TaskStatus
+from qrmi_tasks.providers.ibm import direct_access as da_provider
+from qrmi_tasks.providers.ibm import qiskit_runtime as qrs_provider
 from qrmi_tasks.retry import error_text
 
 pytestmark = pytest.mark.timeout(180)

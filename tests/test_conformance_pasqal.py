@@ -84,7 +84,7 @@ def test_sdk_enums_are_recorded():
 
 
 def test_provider_handles_every_documented_status():
-    from qrmi_tasks.providers import pasqal_cloud as provider
+    from qrmi_tasks.providers.pasqal import cloud as provider
 
     handled = set(provider._LIVE) | set(provider._BATCH_FINAL) | {provider._CANCELING}
     assert handled == _enum("batch")

@@ -307,7 +307,7 @@ def test_missing_variables_listed_and_no_network(tmp_path):
 
 def test_provider_import_is_light():
     code = (
-        "import sys, qrmi_tasks.providers.direct_access\n"
+        "import sys, qrmi_tasks.providers.ibm.direct_access\n"
         "print([m for m in ('qiskit', 'pulser', 'pasqal_cloud', 'qiskit_ibm_runtime')"
         " if m in sys.modules])"
     )

@@ -140,12 +140,46 @@ def test_no_import_cycle_even_through_imports_inside_functions():
     assert find_cycle(graph) is None
 
 
-def test_resource_types_live_in_config_not_in_the_provider_registry():
+def test_resource_types_are_declared_by_vendor_packages_only():
     graph = import_graph(lazy=True)
+    # config reads resources; it is handed the type lookup, it imports no provider
     assert not any(m.startswith("qrmi_tasks.providers") for m in graph["qrmi_tasks.config"])
-    assert "qrmi_tasks.compat" not in graph["qrmi_tasks.config"]
+    # a vendor package's declarations import none of its provider modules (nor the SDKs
+    # those import: see test_declarations_import_no_sdk)
+    for package in ("ibm", "pasqal", "local"):
+        name = f"qrmi_tasks.providers.{package}"
+        inside = {m for m in graph[name] if m.startswith(name + ".")}
+        assert inside <= {f"{name}.iam", f"{name}.options"}, (name, inside)
+    # the registry finds packages on disk: it names none of them
+    assert not any(
+        m.startswith(("qrmi_tasks.providers.ibm", "qrmi_tasks.providers.pasqal"))
+        for m in graph["qrmi_tasks.providers.registry"]
+    )
     # the runner's command line module is nobody's library
     assert not any("qrmi_tasks.cli" in targets for targets in graph.values())
+
+
+def test_declarations_import_no_sdk():
+    """Every type's declaration is read (for a config error, --help, warnings) without
+    importing an SDK or simulator."""
+    code = (
+        "import sys\n"
+        "from qrmi_tasks.providers import compat, declarations\n"
+        "assert len(declarations()) >= 4 and compat.markdown_table()\n"
+        "heavy = ('qiskit', 'qiskit_ibm_runtime', 'pulser', 'pasqal_cloud', 'boto3', 'botocore',"
+        " 'ibm_cloud_sdk_core', 'requests', 'numpy')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 # Imports each module with none of ours loaded before it (third-party modules stay cached:

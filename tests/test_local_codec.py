@@ -21,8 +21,8 @@ from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 
-from qrmi_tasks.providers import local_codec
-from qrmi_tasks.providers.local_sim import Engine, plain_result, run_primitive
+from qrmi_tasks.providers.local import codec as local_codec
+from qrmi_tasks.providers.local.sim import Engine, plain_result, run_primitive
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -115,7 +115,7 @@ def test_worker_never_imports_qiskit_ibm_runtime_for_a_bell_payload(tmp_path):
 
     (tmp_path / "payload.json").write_text((EXAMPLES / "qiskit" / "bell_sampler.json").read_text())
     code = (
-        "import sys; from qrmi_tasks.providers.local_worker import main; "
+        "import sys; from qrmi_tasks.providers.local.worker import main; "
         f"rc = main([{str(tmp_path)!r}]); "
         "print(rc, 'qiskit_ibm_runtime' in sys.modules)"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qrmi_tasks.providers import local_memory
+from qrmi_tasks.providers.local import memory as local_memory
 
 GIB = 1 << 30
 
@@ -95,11 +95,9 @@ def _register_payload(atoms: int):
 
 
 def _local_provider(**environ: str):
-    from qrmi_tasks.providers import resolve
-    from qrmi_tasks.providers.base import RunContext
+    from qrmi_tasks.providers import open_provider
 
-    resource, cls = resolve("local", environ, None)
-    return cls(resource, resource.settings(cls.settings_spec), RunContext("test"))
+    return open_provider("local", environ)
 
 
 def test_a_register_that_cannot_fit_is_refused_before_the_worker_starts(monkeypatch):

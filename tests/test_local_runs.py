@@ -124,7 +124,7 @@ def test_config_file_declares_local_resource(in_process, tmp_path):
 def test_simulator_takes_explicit_option_values_not_defaults():
     # In-process: the simulator behind `local` and the fakes. An explicit option is used
     # as given ("or" once turned an explicit value into the 4096 default).
-    from qrmi_tasks.providers.local_sim import run_primitive
+    from qrmi_tasks.providers.local.sim import run_primitive
 
     bell = json.loads((EXAMPLES / "qiskit" / "bell_sampler.json").read_text())
     circuit = bell["parameters"]["pubs"][0][0]
@@ -136,7 +136,7 @@ def test_simulator_takes_explicit_option_values_not_defaults():
 
 def test_simulator_refuses_includes_itself(tmp_path):
     # The fakes hand pubs to the simulator without the runner's payload check.
-    from qrmi_tasks.providers.local_sim import ExecutionError, run_primitive
+    from qrmi_tasks.providers.local.sim import ExecutionError, run_primitive
 
     included = tmp_path / "defs.inc"
     included.write_text("leaked_file_content;\n")
@@ -250,7 +250,7 @@ def test_estimator_std_matches_its_deviation_from_the_exact_value(engine):
     # exact expectation (noisy), or 0 with the exact value (precision 0).
     from qiskit import QuantumCircuit, qasm3
 
-    from qrmi_tasks.providers.local_sim import Engine, run_primitive
+    from qrmi_tasks.providers.local.sim import Engine, run_primitive
 
     circuit = QuantumCircuit(2)
     circuit.ry(0.7, 0)
@@ -338,7 +338,7 @@ def test_gates_aer_has_no_kernel_for_are_translated():
     # payload that ran on the reference engine must run on Aer too.
     from qiskit import QuantumCircuit
 
-    from qrmi_tasks.providers.local_sim import Engine, run_primitive
+    from qrmi_tasks.providers.local.sim import Engine, run_primitive
 
     flip = QuantumCircuit(1, name="flip")
     flip.x(0)
@@ -361,15 +361,14 @@ def test_gates_aer_has_no_kernel_for_are_translated():
 def test_pulser_engine_setting_names_a_missing_package(monkeypatch):
     # Runs everywhere (the runner test above only where emu-sv is absent): the engine
     # table points at a module that does not exist.
-    from qrmi_tasks.config import resolve_resource
     from qrmi_tasks.errors import ConfigError
-    from qrmi_tasks.providers import local_options
-    from qrmi_tasks.providers.local import LocalProvider
+    from qrmi_tasks.providers import declaration, resolve_resource
+    from qrmi_tasks.providers.local import options as local_options
 
     monkeypatch.setitem(local_options.PULSER_MODULES, "emu-mps", ("no_such_emu_mps", "emu-mps"))
     resource = resolve_resource("local", clean_env(local_QRMI_LOCAL_PULSER_ENGINE="EMU-MPS"), None)
     with pytest.raises(ConfigError) as info:
-        resource.settings(LocalProvider.settings_spec)
+        resource.settings(declaration("local").settings)
     assert str(info.value) == (
         "local_QRMI_LOCAL_PULSER_ENGINE names emu-mps, but its Python package emu-mps is not "
         "installed: pip install 'qrmi-tasks[emulators]', or unset it for qutip (got 'EMU-MPS')"

@@ -241,7 +241,7 @@ def test_local_rejections_make_no_request(fake, payloads, tmp_path, case):
 def test_device_names_match_the_sdk():
     from pasqal_cloud.device import DeviceTypeName
 
-    from qrmi_tasks.providers.pasqal_cloud import DEVICE_TYPES
+    from qrmi_tasks.providers.pasqal.cloud import DEVICE_TYPES
 
     assert sorted(DEVICE_TYPES) == sorted(d.value for d in DeviceTypeName)
 

@@ -1,13 +1,19 @@
-"""The provider seam: settings validated where declared, one resource-type vocabulary,
-cross-setting rules in check_settings, and the backend-target hook qrmi-gen uses."""
+"""The provider seam: settings validated where declared, one resource-type vocabulary
+(the vendor packages' declarations, found by the registry), cross-setting rules in
+check_settings, the backend-target hook qrmi-gen uses, and the vendors' error tables."""
 
 from __future__ import annotations
 
 import pytest
 
-from qrmi_tasks.config import RESOURCE_TYPES, Resource, http_url, one_of, resource_type
+from qrmi_tasks.config import Resource, http_url, one_of
 from qrmi_tasks.errors import ConfigError, QrmiError
-from qrmi_tasks.providers import PROVIDERS, provider_class
+from qrmi_tasks.providers import (
+    declaration,
+    provider_class,
+    resource_type,
+    resource_types,
+)
 from qrmi_tasks.providers.base import Provider
 
 
@@ -50,7 +56,7 @@ def test_a_bad_setting_is_a_config_error_naming_its_variable(rtype, variable, va
     """Checked when the settings are resolved (exit 2), not as a payload error."""
     variables = dict(DA_VALID, **{variable: value})
     resource = _resource("dev", rtype, **variables)
-    spec = provider_class(rtype).settings_spec
+    spec = declaration(rtype).settings
     with pytest.raises(ConfigError) as caught:
         resource.settings(spec)
     message = caught.value.message
@@ -60,37 +66,39 @@ def test_a_bad_setting_is_a_config_error_naming_its_variable(rtype, variable, va
 
 def test_parsed_settings_reach_the_provider_normalised():
     resource = _resource("dev", "qiskit-runtime-service", **DA_VALID, SESSION_MODE="Batch")
-    assert resource.settings(provider_class("qiskit-runtime-service").settings_spec)[
-        "SESSION_MODE"
-    ] == ("batch")
+    assert resource.settings(declaration("qiskit-runtime-service").settings)["SESSION_MODE"] == (
+        "batch"
+    )
     resource = _resource("dev", "direct-access", **DA_VALID, LOG_LEVEL="INFO")
-    settings = resource.settings(provider_class("direct-access").target_spec())
+    settings = resource.settings(declaration("direct-access").target_spec())
     assert settings["LOG_LEVEL"] == "info"
 
 
 def test_no_provider_reads_raw_settings_to_check_payloads():
-    for speaks in PROVIDERS:
-        assert not hasattr(provider_class(speaks), "check_payload")
+    for rtype in resource_types():
+        assert not hasattr(provider_class(rtype.name), "check_payload")
 
 
 def test_pasqal_cross_setting_rules_are_check_settings():
     cls = provider_class("pasqal-cloud")
+    spec = declaration("pasqal-cloud").settings
     resource = _resource("EMU_FREE", "pasqal-cloud", PROJECT_ID="p")
     with pytest.raises(ConfigError, match="has no credential"):
-        cls.check_settings(resource, resource.settings(cls.settings_spec))
+        cls.check_settings(resource, resource.settings(spec))
     resource = _resource("NOT_A_DEVICE", "pasqal-cloud", PROJECT_ID="p", AUTH_TOKEN="t-123")
     with pytest.raises(ConfigError, match="not a Pasqal Cloud device type"):
-        cls.check_settings(resource, resource.settings(cls.settings_spec))
+        cls.check_settings(resource, resource.settings(spec))
     resource = _resource("EMU_FREE", "pasqal-cloud", PROJECT_ID="p", AUTH_TOKEN="t-123")
-    cls.check_settings(resource, resource.settings(cls.settings_spec))  # accepted
+    cls.check_settings(resource, resource.settings(spec))  # accepted
 
 
 def test_every_resource_type_maps_to_a_provider():
-    for rtype in RESOURCE_TYPES.values():
+    for rtype in resource_types():
         cls = provider_class(rtype.name)
         assert issubclass(cls, Provider)
-        assert rtype.speaks in PROVIDERS
+        assert declaration(rtype.name).provider == f"{cls.__module__}:{cls.__name__}"
     assert provider_class("ibm-quantum-system") is provider_class("direct-access")
+    assert declaration("ibm-quantum-compute-service") is declaration("qiskit-runtime-service")
     assert resource_type("ibm-quantum-system").prefix == "QRMI_IBM_QS_"
     with pytest.raises(ConfigError, match="unknown resource type 'nope'; known types: "):
         resource_type("nope")
@@ -98,15 +106,15 @@ def test_every_resource_type_maps_to_a_provider():
 
 def test_backend_target_needs_only_the_api_settings():
     """qrmi-gen --resource: no S3 bucket, no job timeout required."""
-    da = provider_class("direct-access")
+    da = declaration("direct-access")
     resource = _resource("dev", "direct-access", **DA_VALID)
     with pytest.raises(ConfigError, match="S3_BUCKET"):
-        resource.settings(da.settings_spec)  # a run needs them
+        resource.settings(da.settings)  # a run needs them
     settings = resource.settings(da.target_spec())
     assert settings["ENDPOINT"] == "https://da.example" and settings["S3_BUCKET"] is None
     assert {s.name for s in da.target_spec() if s.required} <= da.target_settings
-    for speaks in ("local", "pasqal-cloud"):
-        assert provider_class(speaks).target_settings is None
+    for rtype in ("local", "pasqal-cloud"):
+        assert declaration(rtype).target_settings is None
 
 
 def test_a_type_without_a_backend_target_says_so():

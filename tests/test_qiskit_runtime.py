@@ -344,7 +344,7 @@ def test_library_is_imported_only_when_the_resource_needs_it(fake):
         "import sys\n"
         "from qrmi_tasks.cli import command\n"
         "from qrmi_tasks.front import run_command\n"
-        "import qrmi_tasks.providers.qiskit_runtime\n"
+        "import qrmi_tasks.providers.ibm.qiskit_runtime\n"
         "run_command(command, 'qrmi-task-runner', sys.argv[1:])\n"  # main() minus its exit
         "print('LOADED=' + str('qiskit_ibm_runtime' in sys.modules), file=sys.stderr)\n"
     )

@@ -29,10 +29,9 @@ from fakes.qiskit_runtime import API_KEY, SERVICE_CRN, FakeQiskitRuntime, runner
 from helpers import EXAMPLES, ROOT, clean_env
 from payloads import write_pulser_payload
 
-from qrmi_tasks import compat
-from qrmi_tasks.config import Resource, Setting, resolve_resource, resource_type
+from qrmi_tasks.config import Resource, Setting
 from qrmi_tasks.errors import ConfigError
-from qrmi_tasks.providers import provider_class
+from qrmi_tasks.providers import compat, declaration, resolve_resource, resource_type
 
 pytestmark = pytest.mark.timeout(180)
 BACKEND = "ibm_fake"
@@ -353,9 +352,8 @@ def _resource(rtype: str, environ: dict[str, str], file_env: dict[str, str] | No
 
 
 def _warnings(resource: Resource) -> list[str]:
-    """compat's warnings for ``resource``, with its provider's settings."""
-    spec = provider_class(resource.type.name).settings_spec
-    return compat.unknown_variable_warnings(resource, spec)
+    """compat's warnings for ``resource``, with its type's declared settings."""
+    return compat.unknown_variable_warnings(resource)
 
 
 def test_aliases_are_read_in_order_and_masked():
@@ -400,7 +398,7 @@ def test_shared_setting_reads_the_bare_name():
 def test_qsapi_name_and_daapi_alias_reach_the_presigned_urls():
     pytest.importorskip("boto3")
     from qrmi_tasks.providers.base import RunContext
-    from qrmi_tasks.providers.direct_access import DirectAccessProvider
+    from qrmi_tasks.providers.ibm.direct_access import DirectAccessProvider
 
     base = {
         "SLURM_JOB_QPU_RESOURCES": "dev",
@@ -424,7 +422,7 @@ def test_qsapi_name_and_daapi_alias_reach_the_presigned_urls():
     for name, url in (("QSAPI", "http://s3.qsapi.example:8080"), ("DAAPI", "http://s3.da:80")):
         env = dict(base, **{f"dev_QRMI_IBM_QS_S3_ENDPOINT_FOR_{name}": url})
         resource = resolve_resource("dev", env)
-        spec = DirectAccessProvider.settings_spec
+        spec = declaration("ibm-quantum-system").settings
         provider = DirectAccessProvider(resource, resource.settings(spec), RunContext("r"))
         urls = provider.storage.presigned("job-1", 60)
         assert urls["input"]["presigned_url"].startswith(url + "/"), urls
@@ -451,7 +449,8 @@ def test_unknown_variable_warning_names_the_closest(rtype, variable, suggestion)
 
 def test_every_qrmi_name_is_known_and_config_file_typos_are_reported():
     for rtype in ("ibm-quantum-system", "ibm-quantum-compute-service", "pasqal-cloud"):
-        names = {v.suffix(rtype): "v" for v in compat.qrmi_variables(rtype) if not v.shared}
+        prefix = resource_type(rtype).prefix
+        names = {v.suffix(prefix): "v" for v in compat.qrmi_variables(rtype) if not v.shared}
         assert names and _warnings(_resource(rtype, {}, names)) == []
     typo = _resource("ibm-quantum-system", {}, {"QRMI_IBM_QS_S3_REGOIN": "us-east"})
     (message,) = _warnings(typo)
@@ -483,23 +482,27 @@ def test_runner_warns_about_a_typo_before_the_missing_variable(in_process, runti
     assert runtime.requests == []
 
 
-def test_docs_table_lists_every_qrmi_variable():
-    # docs/qrmi-compat.md: one row per variable, types in the second cell; the
-    # compute-service rows are written with the QCS prefix and name both types
-    rows: dict[str, set[str]] = {}
-    for line in (ROOT / "docs" / "qrmi-compat.md").read_text().splitlines():
-        if line.startswith("| `"):
-            cells = line.strip("|").split("|")
-            name = cells[0].strip().strip("`")
-            rows.setdefault(name, set()).update(re.findall(r"`([^`]+)`", cells[1]))
-    for variable in compat.QRMI_VARIABLES:
-        suffix = variable.suffix(variable.types[0])
-        name = suffix if variable.shared else f"{{name}}_{suffix}"
-        assert set(variable.types) <= rows.get(name, set()), f"docs/qrmi-compat.md: {name}"
+def test_docs_table_is_the_one_the_declarations_generate():
+    """docs/qrmi-compat.md's table of qrmi's variables is generated from the vendor
+    packages' declarations (python -m qrmi_tasks.providers.compat): never edited apart."""
+    text = (ROOT / "docs" / "qrmi-compat.md").read_text()
+    begin, end = "<!-- begin: python -m qrmi_tasks.providers.compat -->\n", "<!-- end -->"
+    assert begin in text and end in text
+    table = text.split(begin, 1)[1].split(end, 1)[0]
+    assert table == compat.markdown_table()
+    # every variable qrmi reads for a declared type is a row, with its types
+    rows = {line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:]}
+    for rtype in ("ibm-quantum-system", "ibm-quantum-compute-service", "pasqal-cloud"):
+        prefix = resource_type(rtype).prefix
+        for variable in compat.qrmi_variables(rtype):
+            name = variable.suffix(prefix)
+            name = name if variable.shared else f"{{name}}_{name}"
+            # compute-service rows are written with the QCS prefix for both of its types
+            assert name in rows or name.replace("_QRS_", "_QCS_") in rows, name
 
 
 def test_pasqal_token_usability_urls_and_credential_order():
-    from qrmi_tasks.providers import pasqal_auth
+    from qrmi_tasks.providers.pasqal import auth as pasqal_auth
 
     now = time.time()
     fresh = jwt.encode({"exp": int(now) + 60}, "k" * 32, algorithm="HS256")

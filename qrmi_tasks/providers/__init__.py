@@ -1,65 +1,113 @@
-"""Provider registry: resource type -> provider class, imported on first use.
+"""Providers: one package per vendor (``ibm``, ``pasqal``, ``local``), the registry of the
+resource types they declare, and :func:`open_provider`, the one way to turn a configured
+resource into a provider (the runner, the Python API through it, and ``qrmi-gen
+--resource`` all use it).
 
-Only this table knows which module implements which protocol, so that ``--help``,
-configuration errors and a Direct Access run never import qiskit, pulser or another
-provider's SDK. The resource types themselves (names, variable prefixes, which older type
-a newer name speaks for) are :data:`qrmi_tasks.config.RESOURCE_TYPES`.
+Importing this package imports the declarations only: no provider module, no SDK, so
+``--help``, configuration errors and a Direct Access run stay light.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Literal
 
-from qrmi_tasks.compat import warn_unknown_variables
-from qrmi_tasks.config import Resource, resolve_resource, resource_type
+from qrmi_tasks.config import Resource
+from qrmi_tasks.config import resolve_resource as _find_resource
 from qrmi_tasks.errors import ConfigError
+from qrmi_tasks.logsetup import SECRETS
+from qrmi_tasks.providers.compat import warn_unknown_variables
+from qrmi_tasks.providers.registry import (
+    declaration,
+    declarations,
+    provider_class,
+    resource_type,
+    resource_types,
+)
 
 if TYPE_CHECKING:
-    from qrmi_tasks.providers.base import Provider
+    from qrmi_tasks.providers.base import Provider, RunContext
 
-#: protocol (a resource type's ``speaks``) -> "module:Class" implementing it
-PROVIDERS: dict[str, str] = {
-    "local": "qrmi_tasks.providers.local:LocalProvider",
-    "direct-access": "qrmi_tasks.providers.direct_access:DirectAccessProvider",
-    "qiskit-runtime-service": "qrmi_tasks.providers.qiskit_runtime:QiskitRuntimeProvider",
-    "pasqal-cloud": "qrmi_tasks.providers.pasqal_cloud:PasqalCloudProvider",
-}
+__all__ = [
+    "Purpose",
+    "declaration",
+    "declarations",
+    "open_provider",
+    "provider_class",
+    "resolve_resource",
+    "resource_type",
+    "resource_types",
+]
 
-
-def provider_class(type_name: str) -> type[Provider]:
-    """Import and return the provider class for a resource type."""
-    target = PROVIDERS.get(resource_type(type_name).speaks)
-    if target is None:
-        raise ConfigError(f"resource type '{type_name}' is not available in this installation")
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise ConfigError(
-                f"resource type '{type_name}' is not available in this installation"
-            ) from None
-        raise ConfigError(
-            f"resource type '{type_name}' needs the Python package '{exc.name}', which is not "
-            "installed; reinstall qrmi-tasks with its dependencies"
-        ) from None
-    return getattr(module, class_name)
+#: what a provider is opened for: a ``run`` (every setting, and the rules among them) or
+#: the backend's ``target`` (``qrmi-gen --resource``: only the settings that fetch it)
+Purpose = Literal["run", "target"]
 
 
-def resolve(
+def resolve_resource(
     name: str,
     environ: Mapping[str, str] | None = None,
     config_path: str | os.PathLike[str] | None = None,
-) -> tuple[Resource, type[Provider]]:
-    """Configured resource ``name`` and its provider class, as a run uses them.
+) -> Resource:
+    """Configured resource ``name`` (config file and environment), its type looked up in
+    the registry."""
+    return _find_resource(name, environ, config_path, resource_type)
 
-    qrmi's variable names are read as aliases; anything else spelled ``{name}_QRMI_*``
-    that nobody reads (a typo, another type's variable) is worth one warning line each.
+
+def _no_target(resource: Resource, cls: type[Provider]) -> ConfigError:
+    from qrmi_tasks.payload import QISKIT
+
+    described = f"resource '{resource.name}' ({resource.type.name})"
+    if QISKIT not in cls.payload_kinds:
+        return ConfigError(
+            f"{described} does not run Qiskit primitives; --resource needs a "
+            "resource whose backend has a target (direct-access, qiskit-runtime-service)"
+        )
+    if not cls.remote:
+        return ConfigError(
+            f"{described} is the local simulator, which needs no ISA circuits; leave out "
+            "--resource (or use --target fake_NAME to try a transpilation)"
+        )
+    return ConfigError(f"{described} has no backend target to transpile for; leave out --resource")
+
+
+def open_provider(
+    name: str,
+    environ: Mapping[str, str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    purpose: Purpose = "run",
+    context: RunContext | Callable[[Resource, type[Provider]], RunContext] | None = None,
+) -> Provider:
+    """The provider of configured resource ``name``, after every check that needs no network.
+
+    In order: the resource and its type; one warning per ``{NAME}_QRMI_*`` variable nobody
+    reads; the settings ``purpose`` needs (one ConfigError listing every missing or bad
+    variable), whose secrets are masked in logs from then on; for a run, the rules among
+    them (``check_settings``); for a target, that the backend has one. ``context`` is the
+    run's :class:`~qrmi_tasks.providers.base.RunContext`, or a function of the resource and
+    provider class making it (the runner reads and checks the payload there, once the
+    configuration is known to be right); None: a context without a task to cancel.
     """
-    resource = resolve_resource(name, environ, config_path)
+    environ = os.environ if environ is None else environ
+    resource = resolve_resource(name, environ, config)
+    found = declaration(resource.type.name)
     cls = provider_class(resource.type.name)
-    warn_unknown_variables(resource, cls.settings_spec)
-    return resource, cls
+    warn_unknown_variables(resource)
+    if purpose == "target":
+        if found.target_settings is None:
+            raise _no_target(resource, cls)
+        spec = found.target_spec()
+    else:
+        spec = found.settings
+    settings = resource.settings(spec)
+    SECRETS.add(resource.secret_values(spec))
+    if purpose == "run":
+        cls.check_settings(resource, settings)
+    if context is None:
+        from qrmi_tasks.providers.base import RunContext
+
+        context = RunContext(f"qrmi-{purpose}")  # back-off waits are plain sleeps
+    elif callable(context):
+        context = context(resource, cls)
+    return cls(resource, settings, context)

@@ -19,10 +19,10 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
-from qrmi_tasks.config import Resource, Setting
+from qrmi_tasks.config import Resource
 from qrmi_tasks.errors import Interrupted, PayloadError
 from qrmi_tasks.payload import CheckedPayload
 
@@ -145,8 +145,6 @@ class Provider(ABC):
 
     #: payload kinds this resource type runs ("qiskit", "pulser")
     payload_kinds: ClassVar[frozenset[str]]
-    #: per-resource settings read from {NAME}_{PREFIX}{SETTING}
-    settings_spec: ClassVar[tuple[Setting, ...]] = ()
     poll_policy: ClassVar[PollPolicy] = PollPolicy()
     #: whether fetch_logs can return anything
     has_logs: ClassVar[bool] = False
@@ -156,10 +154,6 @@ class Provider(ABC):
     #: the task runs on a service: calls may block on the network (the runner makes them
     #: in worker threads) and a task can outlive this process. False for ``local``.
     remote: ClassVar[bool] = True
-    #: names of the settings :meth:`backend_documents` needs (``qrmi-gen --resource``
-    #: resolves only these; the others are None then). None: the resource type has no
-    #: backend whose target circuits are transpiled for.
-    target_settings: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, resource: Resource, settings: dict[str, Any], context: RunContext) -> None:
         self.resource = resource
@@ -183,25 +177,18 @@ class Provider(ABC):
     def check_settings(cls, resource: Resource, settings: dict[str, Any]) -> None:
         """Reject, without network, settings that are wrong together (raise ConfigError).
 
-        A rule about one setting belongs to its ``Setting(parse=...)``; this is for what
+        A rule about one setting belongs to its ``Setting(parse=...)`` in the vendor
+        package's declaration; this is for what
         none of them can say alone (one credential out of several, the resource name).
         """
-
-    @classmethod
-    def target_spec(cls) -> tuple[Setting, ...]:
-        """:attr:`settings_spec` with only :attr:`target_settings` required."""
-        wanted = cls.target_settings or frozenset()
-        return tuple(
-            s if s.name in wanted else replace(s, required=False) for s in cls.settings_spec
-        )
 
     def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The backend's configuration and properties JSON documents (qiskit's
         BackendConfiguration and BackendProperties), from which ``qrmi-gen --resource``
         builds a transpiler target; qrmi's ``QuantumResource.target()`` answers the same.
 
-        Only for types with :attr:`target_settings`; the instance may have been built
-        with only those settings resolved.
+        Only for types whose declaration has ``target_settings``; the instance may have
+        been built with only those settings resolved (``open_provider(purpose="target")``).
         """
         raise NotImplementedError(f"{type(self).__name__} has no backend target")
 

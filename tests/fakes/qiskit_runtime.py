@@ -16,7 +16,7 @@ Routes, as qiskit-ibm-runtime 0.51 calls them for one job (found by reading its
 
 Jobs go Queued -> Running -> Completed on timers; the params the fake received are run on
 Qiskit Aer by the ``local`` resource's worker process
-(``qrmi_tasks.providers.local_worker``, i.e. ``local_sim.run_primitive``) and the result
+(``qrmi_tasks.providers.local.worker``, i.e. ``local_sim.run_primitive``) and the result
 is stored encoded as the service encodes it (``RuntimeEncoder``; IBM's plain JSON when
 ``support_qiskit`` is false). A failed job has ``state.reason`` / ``reason_code`` and a
 traceback as its results body, as on the real service.

@@ -1,6 +1,6 @@
 """Run a payload the way the ``local`` resource does, for the fakes' job execution.
 
-A child process running ``qrmi_tasks.providers.local_worker``, never a thread of the
+A child process running ``qrmi_tasks.providers.local.worker``, never a thread of the
 test process: qiskit's primitives crashed it when run in server threads (segfaults in
 ``QuantumCircuit`` construction), and a child can be killed when a job is cancelled.
 The children are forked by the test run's runner server (tests/runner_server.py), which

@@ -1,6 +1,6 @@
 """Child process of the ``local`` resource: run one payload, write result.json or error.txt.
 
-Usage: ``python -m qrmi_tasks.providers.local_worker WORKDIR [--seed N] [--engine aer]
+Usage: ``python -m qrmi_tasks.providers.local.worker WORKDIR [--seed N] [--engine aer]
 [--method automatic] [--device auto] [--pulser-engine qutip] [--variables PREFIX]``;
 WORKDIR holds ``payload.json``. The result appears atomically (written as
 ``result.json.part``, renamed). Exit 0: result written; 1: the payload failed
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     """Run the payload in the given work directory; return the process exit code."""
     args = _arguments(argv)
     workdir: Path = args.workdir
-    from qrmi_tasks.providers.local_sim import (
+    from qrmi_tasks.providers.local.sim import (
         Engine,
         ExecutionError,
         Rejected,

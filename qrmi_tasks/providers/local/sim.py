@@ -18,8 +18,8 @@ import numpy as np
 
 from qrmi_tasks.errors import first_line
 from qrmi_tasks.payload import qasm_include_problem, qasm_version
-from qrmi_tasks.providers import local_codec, local_memory
-from qrmi_tasks.providers.local_options import GPU_METHODS
+from qrmi_tasks.providers.local import codec, memory
+from qrmi_tasks.providers.local.options import GPU_METHODS
 
 IBM_DEFAULT_SHOTS = 4096
 IBM_DEFAULT_PRECISION = 0.015625
@@ -187,7 +187,7 @@ def _labels(labels):
 
 def decode_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Decode RuntimeEncoder-typed values (``{"__type__": ...}``) inside primitive params."""
-    return local_codec.decode(json.dumps(params))
+    return codec.decode(json.dumps(params))
 
 
 def run_primitive(program_id: str, params: dict[str, Any], engine: Engine | None = None):
@@ -254,7 +254,7 @@ def _backend_options(method: str, device: str) -> dict[str, Any]:
     if device == "CPU":
         # Aer sizes its parallel shots and experiments by the machine's memory; a
         # Slurm job may only have its cgroup's share
-        options["max_memory_mb"] = max(1, local_memory.available_bytes() >> 20)
+        options["max_memory_mb"] = max(1, memory.available_bytes() >> 20)
     return options
 
 
@@ -391,11 +391,11 @@ def _device(engine: Engine, method: str) -> str:
 
 def _check_memory(engine: Engine, method: str, width: int, what: str) -> None:
     """Refuse (exit 2) a dense simulation this job's memory cannot hold."""
-    state = local_memory.dense_state_bytes(width, method)
+    state = memory.dense_state_bytes(width, method)
     if state is None:
         return
-    reason = local_memory.refusal(
-        int(state * local_memory.DENSE_FACTOR[engine.qiskit]),
+    reason = memory.refusal(
+        int(state * memory.DENSE_FACTOR[engine.qiskit]),
         f"a {what} simulation needs",
         f"Set {engine.variables}METHOD=matrix_product_state (memory grows with entanglement, "
         "not with qubits) for a weakly entangled circuit, ask the job for more memory, or run "
@@ -425,7 +425,7 @@ def encode_primitive_result(result, support_qiskit: bool = True) -> str:
     ``support_qiskit`` true (the default): RuntimeEncoder form, decodable with
     RuntimeDecoder. False: the plain-JSON form of IBM's ``*_result_v2`` schemas.
     """
-    return local_codec.encode(_steady_metadata(result) if support_qiskit else plain_result(result))
+    return codec.encode(_steady_metadata(result) if support_qiskit else plain_result(result))
 
 
 def _steady_metadata(result):

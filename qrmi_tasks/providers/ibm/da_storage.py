@@ -6,6 +6,7 @@ import logging
 from typing import Any, BinaryIO
 
 from qrmi_tasks.errors import ProviderError
+from qrmi_tasks.providers.ibm import S3_ERRORS
 
 log = logging.getLogger("qrmi_tasks.direct_access")
 
@@ -64,27 +65,19 @@ class JobStorage:
         )
 
     def _fail(self, action: str, exc: Exception) -> ProviderError:
-        from botocore.exceptions import ClientError
-
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            detail = f"{error.get('Code', '?')}: {error.get('Message', '')}".strip()
-        else:
-            detail = type(exc).__name__
-        return ProviderError(
-            f"S3 {action} failed (bucket {self.bucket} at {self.endpoint}): {detail}"
-        )
+        """``exc`` as the package's table words an S3 failure of ``action``."""
+        error = S3_ERRORS.translate(exc, action=action, bucket=self.bucket, endpoint=self.endpoint)
+        assert isinstance(error, ProviderError)  # the table maps every botocore failure
+        return error
 
     def upload_input(self, job_id: str, body: bytes) -> None:
         """Store the primitive parameters as ``input_{id}.json``."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with S3_ERRORS.mapped(
+            action="upload of the job input", bucket=self.bucket, endpoint=self.endpoint
+        ):
             self.client.put_object(
                 Bucket=self.bucket, Key=input_key(job_id), Body=body, ContentType="application/json"
             )
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("upload of the job input", exc) from None
 
     def presigned(self, job_id: str, timeout_secs: int) -> dict[str, Any]:
         """The job's ``storage`` object: GET for input, PUT for results and logs."""

@@ -26,7 +26,7 @@ from typing import Any
 import requests
 
 from qrmi_tasks.errors import AuthenticationError, ProviderError, TransientError
-from qrmi_tasks.logsetup import SECRETS
+from qrmi_tasks.providers.ibm.iam import IamError, IamTokens
 from qrmi_tasks.retry import (
     REQUEST_BACKOFF,
     THROTTLE_BACKOFF,
@@ -95,17 +95,6 @@ def error_message(response: Answer) -> str:
     return error_text(body, response.reason)
 
 
-def iam_reason(exc: Any) -> str:
-    """IAM's own reason for a failed token request (``errorCode: errorMessage``), from
-    ibm-cloud-sdk-core's ``ApiException``; both IBM providers use it."""
-    response = getattr(exc, "http_response", None)
-    try:
-        body: Any = response.json() if response is not None else None
-    except ValueError:
-        body = response.text if response is not None else None
-    return error_text(body, getattr(exc, "message", "") or str(exc))
-
-
 def _read(response: requests.Response, started: float) -> bytes:
     """The whole body of a streamed response, refusing oversize or endless answers."""
     chunks: list[bytes] = []
@@ -127,51 +116,6 @@ def _read(response: requests.Response, started: float) -> bytes:
     return b"".join(chunks)
 
 
-class IamTokens:
-    """IAM access tokens for an API key, through ibm-cloud-sdk-core's IAMAuthenticator."""
-
-    def __init__(self, iam_endpoint: str, apikey: str) -> None:
-        from ibm_cloud_sdk_core.authenticators import IAMAuthenticator
-
-        self._authenticator = IAMAuthenticator(apikey, url=iam_endpoint.rstrip("/"))
-        self._manager = self._authenticator.token_manager
-        # the SDK's default is one 60 s timeout for connect and each read
-        self._manager.http_config = {"timeout": (CONNECT_TIMEOUT, READ_TIMEOUT)}
-        self._endpoint = iam_endpoint
-
-    def token(self) -> str:
-        """A valid access token (fetched or refreshed by the SDK before it expires)."""
-        from ibm_cloud_sdk_core import ApiException
-
-        try:
-            token = self._manager.get_token()
-        except ApiException as exc:
-            if exc.code in (400, 401, 403):
-                raise AuthenticationError(
-                    f"authentication failed: IAM at {self._endpoint} rejected the API key "
-                    f"(HTTP {exc.code}: {iam_reason(exc)}); check the *_IAM_APIKEY variable"
-                ) from None
-            raise _Retry(f"IAM answered HTTP {exc.code}", throttled=False) from None
-        except requests.RequestException as exc:
-            raise _Retry(
-                f"cannot reach IAM at {self._endpoint} ({type(exc).__name__})", throttled=False
-            ) from None
-        except Exception as exc:  # a malformed token response (not a JWT, no exp)
-            raise AuthenticationError(
-                f"authentication failed: bad IAM token response ({exc})"
-            ) from None
-        finally:
-            # the SDK paces token requests for 60 s after one that did not complete
-            self._manager.request_time = 0
-        SECRETS.add([token])
-        return token
-
-    def invalidate(self) -> None:
-        """Forget the current token: the next call fetches a new one."""
-        self._manager.expire_time = 0
-        self._manager.refresh_time = 0
-
-
 class DirectAccessClient:
     """Requests to one Direct Access endpoint with the retry policy above."""
 
@@ -182,19 +126,42 @@ class DirectAccessClient:
         tokens: IamTokens,
         pause: Callable[[float], None],
         api_version: str | None = None,
+        session_factory: Callable[[], requests.Session] = requests.Session,
     ) -> None:
         """``pause(seconds)`` waits between attempts; it raises Interrupted on a signal
-        (the run context's ``pause``)."""
+        (the run context's ``pause``). ``session_factory`` makes the HTTP sessions (the
+        client's own, and a fresh one per ``once`` request): tests hand one whose
+        transport they control."""
         self.endpoint = endpoint.rstrip("/")
         self.service_crn = service_crn
         self.tokens = tokens
         self._pause = pause
         self.api_version = api_version
-        self.session = requests.Session()
+        self._new_session = session_factory
+        self.session = session_factory()
+
+    def _token(self) -> str:
+        """An IAM token; an authentication error when IAM refuses the key, else _Retry."""
+        try:
+            return self.tokens.token()
+        except IamError as exc:
+            where = self.tokens.endpoint
+            if exc.status in (400, 401, 403):
+                raise AuthenticationError(
+                    f"authentication failed: IAM at {where} rejected the API key "
+                    f"(HTTP {exc.status}: {exc.detail}); check the *_IAM_APIKEY variable"
+                ) from None
+            if exc.malformed:
+                raise AuthenticationError(
+                    f"authentication failed: bad IAM token response ({exc.detail})"
+                ) from None
+            if exc.status is not None:
+                raise _Retry(f"IAM answered HTTP {exc.status}", throttled=False) from None
+            raise _Retry(f"cannot reach IAM at {where} ({exc.detail})", throttled=False) from None
 
     def _headers(self) -> dict[str, str]:
         headers = {
-            "Authorization": f"Bearer {self.tokens.token()}",
+            "Authorization": f"Bearer {self._token()}",
             "Service-CRN": self.service_crn,
             "Accept": "application/json",
         }
@@ -221,7 +188,7 @@ class DirectAccessClient:
         ``once``: one attempt on a fresh connection, TransientError if it may be repeated.
         """
         refreshed = [False]
-        session = requests.Session() if once else self.session
+        session = self._new_session() if once else self.session
 
         def attempt() -> Answer:
             headers = self._headers()  # _Retry when IAM is unreachable or answers 5xx

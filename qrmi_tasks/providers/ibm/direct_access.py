@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar
 
-from qrmi_tasks.config import Setting, http_url, one_of, positive_int
+import requests
+
 from qrmi_tasks.errors import (
     AuthenticationError,
     ConfigError,
@@ -26,8 +28,10 @@ from qrmi_tasks.errors import (
 )
 from qrmi_tasks.payload import QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
-from qrmi_tasks.providers.da_client import DirectAccessClient, IamTokens, error_message
-from qrmi_tasks.providers.da_storage import JobStorage, logs_key, results_key
+from qrmi_tasks.providers.ibm import job_reason
+from qrmi_tasks.providers.ibm.da_client import DirectAccessClient, error_message
+from qrmi_tasks.providers.ibm.da_storage import JobStorage, logs_key, results_key
+from qrmi_tasks.providers.ibm.iam import IamTokens
 
 log = logging.getLogger("qrmi_tasks.direct_access")
 
@@ -43,54 +47,24 @@ _DELETE_WAIT_SECONDS = 10.0
 
 
 def _failure_message(job: dict[str, Any]) -> str:
-    parts = []
-    if job.get("reason_code") is not None:
-        parts.append(f"reason_code {job['reason_code']}")
-    if job.get("reason_message"):
-        parts.append(str(job["reason_message"]))
-    if job.get("reason_solution"):
-        parts.append(f"solution: {job['reason_solution']}")
-    return "; ".join(parts) or "no reason given"
+    text = job_reason(job.get("reason_code"), job.get("reason_message"), job.get("reason_solution"))
+    return text or "no reason given"
 
 
 class DirectAccessProvider(Provider):
     """Run Qiskit primitives on an IBM Direct Access backend."""
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT})
-    settings_spec: ClassVar[tuple[Setting, ...]] = (
-        Setting("ENDPOINT", parse=http_url),
-        Setting("IAM_ENDPOINT", parse=http_url),
-        Setting("IAM_APIKEY", secret=True),
-        Setting("SERVICE_CRN"),
-        Setting("AWS_ACCESS_KEY_ID", secret=True),
-        Setting("AWS_SECRET_ACCESS_KEY", secret=True),
-        Setting("S3_ENDPOINT"),
-        Setting("S3_BUCKET"),
-        Setting("S3_REGION"),
-        Setting("QRMI_JOB_TIMEOUT_SECONDS", prefixed=False, parse=positive_int),
-        # qrmi's name (src/ibm/quantum_system.rs); our older _FOR_DAAPI is read when it is unset
-        Setting(
-            "S3_ENDPOINT_FOR_QSAPI", required=False, aliases=(Setting("S3_ENDPOINT_FOR_DAAPI"),)
-        ),
-        Setting("API_VERSION", required=False),
-        Setting(
-            "LOG_LEVEL",
-            required=False,
-            default="warning",
-            parse=one_of("critical", "error", "warning", "info", "debug"),
-        ),
-    )
     has_logs: ClassVar[bool] = True
     can_reattach: ClassVar[bool] = True
-    # generating a payload needs no S3 bucket nor job timeout
-    target_settings: ClassVar[frozenset[str] | None] = frozenset(
-        {"ENDPOINT", "IAM_ENDPOINT", "IAM_APIKEY", "SERVICE_CRN", "API_VERSION"}
-    )
+    #: makes the client's HTTP sessions (None: ``requests.Session``); tests hand one whose
+    #: transport they script, so the client's rules run without a server process
+    session_factory: ClassVar[Callable[[], requests.Session] | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         s = self.settings
-        # None only on an instance made for backend_documents (see target_settings)
+        # None only on an instance made for backend_documents (the target settings only)
         self.timeout_secs: int = s["QRMI_JOB_TIMEOUT_SECONDS"]
         self.client = DirectAccessClient(
             s["ENDPOINT"],
@@ -98,6 +72,7 @@ class DirectAccessProvider(Provider):
             IamTokens(s["IAM_ENDPOINT"], s["IAM_APIKEY"]),
             self.context.pause,
             s["API_VERSION"],
+            self.session_factory or requests.Session,
         )
         self._storage: JobStorage | None = None
         self._list_only = False  # the server lacks GET /v1/jobs/{id}

@@ -25,10 +25,9 @@ through the client's own ``RetrySession`` (auth, retries and base URL included),
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from qrmi_tasks.providers.da_client import iam_reason
+from qrmi_tasks.providers.ibm.iam import IamTokens
 from qrmi_tasks.quiet import quiet_import_warnings
 from qrmi_tasks.retry import one_line
 
@@ -36,28 +35,16 @@ with quiet_import_warnings():
     import qiskit_ibm_runtime
     import requests
     import requests.adapters
-    from ibm_cloud_sdk_core import ApiException, IAMTokenManager
     from qiskit_ibm_runtime.api.auth import CloudAuth
     from qiskit_ibm_runtime.api.client import RuntimeClient
     from qiskit_ibm_runtime.api.client_parameters import ClientParameters
     from qiskit_ibm_runtime.api.exceptions import RequestsApiError
     from qiskit_ibm_runtime.api.rest.program_job import ProgramJob
-    from qiskit_ibm_runtime.exceptions import (
-        IBMError,
-        IBMNotAuthorizedError,
-        IBMRuntimeError,
-        RuntimeInvalidStateError,
-    )
+    from qiskit_ibm_runtime.exceptions import IBMNotAuthorizedError
 
-__all__ = [
-    "IBMError",
-    "IBMNotAuthorizedError",
-    "IBMRuntimeError",
-    "IamError",
-    "RequestsApiError",
-    "RuntimeApi",
-    "RuntimeInvalidStateError",
-]
+# the library's errors become ours through the package's table (ibm.RUNTIME_ERRORS);
+# only the 401 the provider renews its token for is caught by class
+__all__ = ["IBMNotAuthorizedError", "RuntimeApi"]
 
 #: versions whose internals this module was read against (lower inclusive, upper exclusive)
 SUPPORTED = ((0, 51), (0, 52))
@@ -65,20 +52,6 @@ _CHUNK = 1 << 20
 # RetrySession's default is (5, None): no read timeout at all, so a hung answer would
 # block forever. Per socket read; the runner bounds each whole call.
 TIMEOUTS = (10.0, 30.0)
-
-
-class IamError(Exception):
-    """The IAM token exchange failed (``status`` None: no HTTP answer)."""
-
-    def __init__(self, status: int | None, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-    @property
-    def refused(self) -> bool:
-        """IAM answered and refused the key (retrying cannot help)."""
-        return self.status is not None and 400 <= self.status < 500 and self.status != 429
 
 
 def _version() -> tuple[int, int]:
@@ -104,45 +77,19 @@ def load() -> None:
 
 
 class _StrictCloudAuth(CloudAuth):
-    """CloudAuth whose IAM URL is the configured one and whose IAM failures are errors.
+    """CloudAuth whose tokens come from :class:`~qrmi_tasks.providers.ibm.iam.IamTokens`.
 
     ``CloudAuth`` takes the IAM URL from ``$IAM_URL`` or the public IAM host, and when the
-    token call fails it warns and sends ``Authorization: apikey <key>`` to the API instead.
+    token call fails it warns and sends ``Authorization: apikey <key>`` to the API
+    instead; here the configured IAM URL is used and a failure is an ``IamError``.
     """
 
-    def __init__(
-        self, api_key: str, crn: str, iam_url: str, on_token: Callable[[str], None]
-    ) -> None:
+    def __init__(self, api_key: str, crn: str, tokens: IamTokens) -> None:
         super().__init__(api_key=api_key, crn=crn)
-        self.tm = IAMTokenManager(api_key, url=iam_url)
-        self.tm.http_config = {"timeout": TIMEOUTS}  # documented attribute; default 60 s each
-        self._on_token = on_token
+        self.tokens = tokens
 
     def get_headers(self) -> dict:
-        try:
-            token = self.tm.get_token()
-        except ApiException as exc:
-            self._reset()
-            raise IamError(exc.status_code, iam_reason(exc)) from None
-        except requests.RequestException as exc:
-            self._reset()
-            raise IamError(None, f"{type(exc).__name__}: {_first_line(exc)}") from None
-        except ValueError as exc:  # not JSON, or not a JWT
-            self._reset()
-            raise IamError(None, f"unexpected token answer ({type(exc).__name__})") from None
-        self._on_token(token)
-        return {"Service-CRN": self.crn, "Authorization": f"Bearer {token}"}
-
-    def _reset(self) -> None:
-        # paced_request_token marks a request as active and never clears the mark when it
-        # raises: without this, the next attempt would wait 60 s for a request long dead.
-        self.tm.request_time = 0
-
-    def expire(self) -> None:
-        """Forget the cached token, so the next request exchanges the key again."""
-        self.tm.expire_time = 0
-        self.tm.refresh_time = 0
-        self._reset()
+        return {"Service-CRN": self.crn, "Authorization": f"Bearer {self.tokens.token()}"}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -174,12 +121,12 @@ class RuntimeApi:
         iam_endpoint: str,
         api_key: str,
         crn: str,
-        on_token: Callable[[str], None],
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.iam_endpoint = iam_endpoint.rstrip("/")
         self.crn = crn
-        self.auth = _StrictCloudAuth(api_key, crn, self.iam_endpoint, on_token)
+        self.tokens = IamTokens(self.iam_endpoint, api_key)
+        self.auth = _StrictCloudAuth(api_key, crn, self.tokens)
         self._params = _Params(self.auth, self.endpoint, crn, api_key)
         self.client = self._new_client(retries=True)
 
@@ -200,7 +147,7 @@ class RuntimeApi:
 
     def expire_token(self) -> None:
         """Make the next request fetch a fresh IAM token."""
-        self.auth.expire()
+        self.tokens.invalidate()
 
     def create_job(
         self,

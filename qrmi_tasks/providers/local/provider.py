@@ -1,6 +1,6 @@
 """The embedded ``local`` resource: runs payloads on this machine, in a child process.
 
-The child (``python -m qrmi_tasks.providers.local_worker``) imports Qiskit Aer or pulser
+The child (``python -m qrmi_tasks.providers.local.worker``) imports Qiskit Aer or pulser
 and computes the result; this process stays light and can stop the child the moment a
 signal asks to cancel, exactly like a remote task. A state that cannot fit in the job's
 memory is refused before simulating (a Pulser register here, before the child starts;
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib.util
 import json
 import shutil
 import signal
@@ -22,19 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from qrmi_tasks.config import Resource, Setting, one_of
+from qrmi_tasks.config import Resource
 from qrmi_tasks.errors import ConfigError, PayloadError, ProviderError
 from qrmi_tasks.payload import PULSER, QISKIT, CheckedPayload
-from qrmi_tasks.providers import local_memory
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
-from qrmi_tasks.providers.local_options import (
-    AER_METHODS,
-    DEVICES,
-    PULSER_ENGINES,
-    PULSER_MODULES,
-    QISKIT_ENGINES,
-)
-from qrmi_tasks.providers.local_worker import EXIT_REJECTED
+from qrmi_tasks.providers.local import memory
+from qrmi_tasks.providers.local.worker import EXIT_REJECTED
 from qrmi_tasks.signals import describe
 
 _PR_SET_PDEATHSIG = 1
@@ -46,31 +38,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _pulser_engine(text: str) -> str:
-    """PULSER_ENGINE: one of the engines, whose package is installed (looked up, not imported)."""
-    engine = one_of(*PULSER_ENGINES)(text)
-    module, package = PULSER_MODULES[engine]
-    if importlib.util.find_spec(module) is None:
-        raise ValueError(
-            f"names {engine}, but its Python package {package} is not installed: "
-            "pip install 'qrmi-tasks[emulators]', or unset it for qutip"
-        )
-    return engine
-
-
 class LocalProvider(Provider):
     """Simulate on this machine (no credentials, no network)."""
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT, PULSER})
-    settings_spec: ClassVar[tuple[Setting, ...]] = (
-        Setting("SEED", required=False, parse=int),
-        # Qiskit payloads: Aer, or qiskit's reference primitives (slow; a fallback)
-        Setting("ENGINE", required=False, parse=one_of(*QISKIT_ENGINES), default="aer"),
-        Setting("METHOD", required=False, parse=one_of(*AER_METHODS), default="automatic"),
-        Setting("DEVICE", required=False, parse=one_of(*DEVICES), default="auto"),
-        # Pulser payloads: pulser-simulation (QuTiP), or Pasqal's emu-sv / emu-mps
-        Setting("PULSER_ENGINE", required=False, parse=_pulser_engine, default="qutip"),
-    )
     # A status call is one waitpid(WNOHANG): polling every 50 ms costs nothing and a short
     # simulation's end is seen at once (a 1 s cap added up to half a second to a Bell run).
     poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.02, factor=1.5, cap=0.05, late_cap=0.5)
@@ -101,8 +72,8 @@ class LocalProvider(Provider):
             )
 
     def _command(self) -> list[str]:
-        settings = self.settings  # every one resolved, defaults included (settings_spec)
-        command = [sys.executable, "-m", "qrmi_tasks.providers.local_worker", str(self._workdir)]
+        settings = self.settings  # every one resolved, defaults included (the declaration's)
+        command = [sys.executable, "-m", "qrmi_tasks.providers.local.worker", str(self._workdir)]
         if settings["SEED"] is not None:
             command += ["--seed", str(settings["SEED"])]
         for option, name in (
@@ -122,11 +93,11 @@ class LocalProvider(Provider):
         sequence = payload.sequence
         atoms = len(sequence.register.qubit_ids)
         levels = 3 if len(sequence.get_addressed_bases()) > 1 else 2
-        needed = local_memory.pulser_state_bytes(engine, atoms, levels)
+        needed = memory.pulser_state_bytes(engine, atoms, levels)
         if needed is None:
             return
         variables = self.resource.variable_prefix
-        reason = local_memory.refusal(
+        reason = memory.refusal(
             needed,
             f"emulating {atoms} atoms with {engine} needs about",
             f"Set {variables}PULSER_ENGINE=emu-mps (memory grows with entanglement, not "

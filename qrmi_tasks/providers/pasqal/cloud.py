@@ -29,9 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
-from qrmi_tasks.config import Resource, Setting
+from qrmi_tasks.config import Resource
 from qrmi_tasks.errors import (
-    AuthenticationError,
     ConfigError,
     Interrupted,
     PayloadError,
@@ -40,9 +39,9 @@ from qrmi_tasks.errors import (
     TransientError,
 )
 from qrmi_tasks.payload import PULSER, CheckedPayload
-from qrmi_tasks.providers import pasqal_auth
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
-from qrmi_tasks.retry import error_text, is_transient
+from qrmi_tasks.providers.pasqal import CLOUD_ERRORS
+from qrmi_tasks.providers.pasqal import auth as pasqal_auth
 
 log = logging.getLogger("qrmi_tasks.pasqal_cloud")
 T = TypeVar("T")
@@ -87,20 +86,6 @@ class PasqalCloudProvider(Provider):
     """Run Pulser sequences on a Pasqal Cloud device or emulator."""
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({PULSER})
-    settings_spec: ClassVar[tuple[Setting, ...]] = (
-        Setting("PROJECT_ID"),
-        # One credential is needed, taken in qrmi's order (see pasqal_auth): the token, the
-        # process-wide username/password, the service account's client id/secret
-        Setting("AUTH_TOKEN", required=False, secret=True),
-        Setting("PASQAL_USERNAME", required=False, shared=True),
-        Setting("PASQAL_PASSWORD", required=False, secret=True, shared=True),
-        Setting("CLIENT_ID", required=False),
-        Setting("CLIENT_SECRET", required=False, secret=True),
-        Setting("AUTH_ENDPOINT", required=False),  # OAuth token URL of both logins
-        Setting("BASE_URL", required=False),  # qrmi's API root: {BASE_URL}/core-fast, /account
-        Setting("ENDPOINT", required=False),  # core API URL (wins over BASE_URL's)
-        Setting("ACCOUNT_ENDPOINT", required=False),  # account API URL (same)
-    )
     can_reattach: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -177,39 +162,21 @@ class PasqalCloudProvider(Provider):
         }.get(pasqal_auth.credential_kind(self.settings) or "", f"{prefix}AUTH_TOKEN")
 
     def _call(
-        self, what: str, action: Callable[[], T], refused_payload: frozenset[int] = frozenset()
+        self,
+        what: str,
+        action: Callable[[], T],
+        refused_payload: frozenset[int] = frozenset(),
     ) -> T:
-        """Run an SDK call; turn its exceptions into one-line provider errors.
+        """Run an SDK call; its failures become one-line errors (the package's CLOUD_ERRORS).
 
         A status in ``refused_payload`` means the service refused what we sent: a
         :class:`PayloadError` with the service's reason.
         """
-        import requests
-
-        errors = self._sdk[2] if self._sdk else None
-        sdk_errors: tuple[type[BaseException], ...] = (
-            (errors.ExceptionWithResponseContext,) if errors else ()
-        )
-        try:
+        overrides = dict.fromkeys(refused_payload, PayloadError)
+        with CLOUD_ERRORS.mapped(
+            overrides=overrides, what=what, credential=self._credential_hint()
+        ):
             return action()
-        except (*sdk_errors, requests.RequestException) as exc:
-            cause = exc if isinstance(exc, requests.HTTPError) else exc.__cause__
-            status = getattr(getattr(cause, "response", None), "status_code", None)
-            detail = _reason(cause) or " ".join(str(exc).split())[:300]
-            if status in (401, 403):
-                raise AuthenticationError(
-                    f"authentication failed: Pasqal Cloud refused the token while trying to "
-                    f"{what} (HTTP {status}); check {self._credential_hint()}"
-                ) from None
-            if status in refused_payload:
-                raise PayloadError(
-                    f"Pasqal Cloud refused the payload (HTTP {status}): {detail}; fix the "
-                    "sequence or job_runs and submit again"
-                ) from None
-            where = f"HTTP {status}: " if status else f"{type(exc).__name__}: "
-            # no status: no answer at all (refused, dropped, timed out)
-            error = TransientError if is_transient(status) else ProviderError
-            raise error(f"Pasqal Cloud: cannot {what}: {where}{detail}") from None
 
     def _ours(self, batches: list[Any]) -> list[Any]:
         """The batches that carry our tag: never trust the server's filter with another's."""
@@ -461,17 +428,3 @@ def _timed_http_client() -> Any:
             self.session.mount("https://", adapter)
 
     return TimedHTTPClient
-
-
-def _reason(cause: Any) -> str | None:
-    """The service's reason in an error answer, one line (retry.error_text reads JSend)."""
-    response = getattr(cause, "response", None)
-    if response is None:
-        return None
-    try:
-        body = response.json()
-    except ValueError:
-        body = response.text
-    if not body:  # nothing to show: the SDK's own message says which call failed
-        return None
-    return error_text(body)

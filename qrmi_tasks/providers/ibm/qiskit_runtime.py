@@ -4,7 +4,7 @@ Hands the job to the ``qiskit-ibm-runtime`` library (see docs/qiskit-runtime.md)
 token exchange at the configured IAM endpoint, ``POST /jobs`` with the payload's
 ``parameters`` unchanged on backend NAME, polling ``GET /jobs/{id}`` through the library's
 REST client, the result body streamed byte for byte, one-attempt cancels. The
-library's internals are used only in :mod:`qrmi_tasks.providers.qiskit_runtime_api`,
+library's internals are used only in :mod:`qrmi_tasks.providers.ibm.qiskit_runtime_api`,
 imported on first use (importing qiskit-ibm-runtime costs over a second).
 
 Each job carries the tag ``qrmi-<request id>``: under Slurm a requeued or rerun step finds
@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
-from qrmi_tasks.compat import ACQUISITION_TOKEN, JOB_TIMEOUT
-from qrmi_tasks.config import Setting, http_url, one_of, positive_int
+from qrmi_tasks.config import Setting
 from qrmi_tasks.errors import (
-    AuthenticationError,
     ConfigError,
     Interrupted,
     PayloadError,
@@ -30,14 +27,12 @@ from qrmi_tasks.errors import (
     QrmiError,
     TransientError,
 )
-from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.payload import QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
+from qrmi_tasks.providers.ibm import QISKIT_RUNTIME, RUNTIME_ERRORS, job_reason
 from qrmi_tasks.retry import (
     REQUEST_BACKOFF,
     Retry,
-    error_text,
-    is_transient,
     one_line,
     retry_after_seconds,
     with_retries,
@@ -46,7 +41,6 @@ from qrmi_tasks.retry import (
 log = logging.getLogger("qrmi_tasks.qiskit_runtime")
 T = TypeVar("T")
 
-SESSION_MODES = ("batch", "dedicated")
 TAG_PREFIX = "qrmi-"
 # The API's job states (JobState.status: Queued, Running, Completed, Failed, Cancelled;
 # see tests/conformance/qiskit_runtime/), lower-cased.
@@ -66,26 +60,8 @@ _ALIVE = ("queued", "running", "completed", "initializing")
 MAX_ATTEMPTS = 6
 
 
-def _response(exc: BaseException) -> Any:
-    """The ``requests.Response`` behind a library error, if any."""
-    cause = exc.__cause__
-    return getattr(cause, "response", None)
-
-
-def _api_error(exc: BaseException) -> str:
-    """The service's error text behind a library error (:func:`retry.error_text`)."""
-    response = _response(exc)
-    if response is None:
-        return one_line(exc, 300)
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text
-    return error_text(body, str(exc))
-
-
 def _retry_after(exc: BaseException) -> float | None:
-    response = _response(exc)
+    response = getattr(exc.__cause__, "response", None)
     return retry_after_seconds(response.headers.get("Retry-After") if response else None, 60.0)
 
 
@@ -101,15 +77,8 @@ def _api_status(job: dict[str, Any]) -> str:
 
 def _reason(state: dict[str, Any]) -> str:
     """``state.reason`` with its code and suggested solution, or '' when there is none."""
-    parts = []
     code = state.get("reason_code") or state.get("reasonCode")
-    if state.get("reason"):
-        parts.append(f"reason_code {code}: {state['reason']}" if code else str(state["reason"]))
-    elif code:
-        parts.append(f"reason_code {code}")
-    if state.get("reason_solution"):
-        parts.append(f"solution: {state['reason_solution']}")
-    return one_line("; ".join(parts))
+    return job_reason(code, state.get("reason"), state.get("reason_solution"))
 
 
 def _session_messages(answer: dict[str, Any]) -> list[str]:
@@ -136,30 +105,7 @@ class QiskitRuntimeProvider(Provider):
     """Run Qiskit primitives on an IBM Qiskit Runtime (IBM Quantum Platform) backend."""
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT})
-    settings_spec: ClassVar[tuple[Setting, ...]] = (
-        Setting("ENDPOINT", parse=http_url),
-        Setting("IAM_ENDPOINT", parse=http_url),
-        Setting("IAM_APIKEY", secret=True),
-        Setting("SERVICE_CRN"),
-        # qrmi reads {NAME}_QRMI_JOB_TIMEOUT_SECONDS when TIMEOUT_SECONDS is unset
-        Setting(
-            "TIMEOUT_SECONDS",
-            required=False,
-            parse=positive_int,
-            aliases=(Setting(JOB_TIMEOUT, prefixed=False),),
-        ),
-        Setting("SESSION_MODE", required=False, parse=one_of(*SESSION_MODES)),
-        Setting("SESSION_MAX_TTL", required=False, parse=positive_int),
-        # The session to run in: SESSION_ID, else the token the spank_qrmi plugin handed the
-        # job (its acquire() opened that session), as qrmi's ::new reads them
-        Setting(
-            "SESSION_ID", required=False, aliases=(Setting(ACQUISITION_TOKEN, prefixed=False),)
-        ),
-    )
     can_reattach: ClassVar[bool] = True
-    target_settings: ClassVar[frozenset[str] | None] = frozenset(
-        {"ENDPOINT", "IAM_ENDPOINT", "IAM_APIKEY", "SERVICE_CRN"}
-    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -175,7 +121,7 @@ class QiskitRuntimeProvider(Provider):
         """The adapter around qiskit-ibm-runtime (imported and built on first use)."""
         if self._api is None:
             try:
-                from qrmi_tasks.providers import qiskit_runtime_api as lib
+                from qrmi_tasks.providers.ibm import qiskit_runtime_api as lib
 
                 lib.load()
             except ImportError as exc:
@@ -190,7 +136,6 @@ class QiskitRuntimeProvider(Provider):
                 s["IAM_ENDPOINT"],
                 s["IAM_APIKEY"],
                 s["SERVICE_CRN"],
-                on_token=lambda token: SECRETS.add([token]),
             )
             log.debug(
                 "Qiskit Runtime API %s, IAM %s, instance %s",
@@ -205,8 +150,7 @@ class QiskitRuntimeProvider(Provider):
 
     def _session_source(self) -> str:
         """Which variable named the given session (SESSION_ID or the acquisition token)."""
-        spec = next(s for s in self.settings_spec if s.name == "SESSION_ID")
-        hit = self.resource.found(spec)
+        hit = self.resource.found(QISKIT_RUNTIME.setting("SESSION_ID"))
         return hit[0] if hit else self._variable("SESSION_ID")
 
     def _call(
@@ -242,13 +186,14 @@ class QiskitRuntimeProvider(Provider):
                 return action()
 
         def classify(exc: Exception) -> Retry | None:
-            found = self._classify(what, exc, fail)
-            if found is None:
+            error = RUNTIME_ERRORS.translate(exc, overrides=fail, what=what, **self._where())
+            if error is None:
                 return None  # not the service's answer: propagate as is
-            status, reason, wait = found
-            if not retry(status):
-                raise _GiveUp(TransientError(f"Qiskit Runtime: cannot {what}: {reason}"))
-            return Retry(reason, wait)
+            if not isinstance(error, TransientError):
+                raise _GiveUp(error)
+            if not retry(error.status if error.status is not None else -1):
+                raise _GiveUp(TransientError(f"Qiskit Runtime: cannot {what}: {error.message}"))
+            return Retry(error.message, _retry_after(exc))
 
         try:
             return with_retries(
@@ -265,66 +210,14 @@ class QiskitRuntimeProvider(Provider):
         except TransientError as exc:  # with_retries gave up: "<what>: <last reason>"
             raise TransientError(f"Qiskit Runtime: cannot {exc.message}") from None
 
-    def _classify(
-        self, what: str, exc: Exception, fail: dict[int, type[QrmiError]] | None
-    ) -> tuple[int, str, float | None] | None:
-        """A library failure as (status, reason, Retry-After) when another attempt may
-        help; raises :class:`_GiveUp` with the one-line error otherwise; None for what
-        is no service failure (it propagates unchanged)."""
-        lib = self._lib
-        if isinstance(exc, lib.IamError):
-            if exc.refused:
-                raise _GiveUp(
-                    AuthenticationError(
-                        f"authentication failed: IAM at {self.api.iam_endpoint} refused the API "
-                        f"key (HTTP {exc.status}: {exc.detail}); check "
-                        f"{self._variable('IAM_APIKEY')}"
-                    )
-                )
-            return 0, f"IAM at {self.api.iam_endpoint}: {exc.detail}", None
-        if isinstance(exc, lib.IBMNotAuthorizedError):
-            raise _GiveUp(
-                AuthenticationError(
-                    f"authentication failed: Qiskit Runtime at {self.api.endpoint} refused a "
-                    f"fresh IAM token (HTTP 401) while trying to {what}; check "
-                    f"{self._variable('IAM_APIKEY')} and {self._variable('SERVICE_CRN')}"
-                )
-            )
-        if isinstance(exc, lib.RequestsApiError):
-            status = exc.status_code
-            if status == 403:
-                raise _GiveUp(
-                    AuthenticationError(
-                        f"authentication failed: Qiskit Runtime refused access while trying "
-                        f"to {what} (HTTP 403: {_api_error(exc)}); check "
-                        f"{self._variable('SERVICE_CRN')}"
-                    )
-                )
-            if status != -1 and not is_transient(status):  # -1: no HTTP answer
-                error = (fail or {}).get(status, ProviderError)
-                raise _GiveUp(
-                    error(f"Qiskit Runtime: cannot {what}: HTTP {status}: {_api_error(exc)}")
-                )
-            reason = f"HTTP {status}" if status > 0 else self._no_answer(exc)
-            return status, reason, _retry_after(exc)
-        if isinstance(exc, lib.RuntimeInvalidStateError):
-            return None
-        if isinstance(exc, lib.IBMError):  # RuntimeJobV2 wraps failures in IBMRuntimeError
-            raise _GiveUp(ProviderError(f"Qiskit Runtime: cannot {what}: {one_line(exc)}"))
-        if isinstance(exc, json.JSONDecodeError):
-            raise _GiveUp(
-                ProviderError(f"Qiskit Runtime: cannot {what}: the service's answer is not JSON")
-            )
-        return None
-
-    def _no_answer(self, exc: BaseException) -> str:
-        """Why a request got no HTTP answer, in a few words."""
-        text = str(exc)
-        errno = re.search(r"\[Errno -?\d+\] [^\"')]+", text)
-        if errno or "Max retries exceeded" in text:
-            detail = errno.group(0) if errno else "retries exhausted"
-            return f"no answer from {self.api.endpoint} ({detail})"
-        return one_line(text, 300)
+    def _where(self) -> dict[str, str]:
+        """What RUNTIME_ERRORS' messages name: the URLs and the variables to check."""
+        return {
+            "endpoint": self.api.endpoint,
+            "iam": self.api.iam_endpoint,
+            "apikey": self._variable("IAM_APIKEY"),
+            "crn": self._variable("SERVICE_CRN"),
+        }
 
     def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Backend NAME's configuration and properties, through qiskit-ibm-runtime's client

@@ -1,0 +1,115 @@
+"""Drop-in compatibility with qiskit-community/qrmi: the variables its resource types read.
+
+Sites configure QPUs for qrmi's own runner through the spank_qrmi Slurm plugin and a
+``qrmi_config.json``; this runner must run unchanged on such a site. Each vendor package
+declares qrmi's names for its types (``ProviderDeclaration.qrmi_variables``, with the
+settings that read them as aliases); this module works on those declarations:
+
+* :func:`qrmi_variables`: what qrmi reads for a type;
+* :func:`warn_unknown_variables`: one warning per ``{NAME}_QRMI_*`` variable that neither
+  the resource's provider nor qrmi reads for its type (a typo, or another type's
+  variable), naming the closest known variable;
+* :func:`markdown_table`: docs/qrmi-compat.md's table of qrmi's variables, generated
+  (``python -m qrmi_tasks.compat`` prints it; a test keeps the page in step).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+
+from qrmi_tasks.config import RUNNER_SETTINGS, Resource
+from qrmi_tasks.providers import registry
+from qrmi_tasks.providers.declaration import ProviderDeclaration, QrmiVariable
+
+log = logging.getLogger("qrmi_tasks.config")
+
+
+def qrmi_variables(type_name: str) -> list[QrmiVariable]:
+    """The variables qrmi reads for resource type ``type_name`` (empty for ours only)."""
+    return [v for v in registry.declaration(type_name).qrmi_variables if type_name in v.types]
+
+
+def known_suffixes(resource: Resource, declaration: ProviderDeclaration) -> set[str]:
+    """Every ``{NAME}_``-relative name read for the resource's type, here (its declared
+    settings and the runner's) or by qrmi."""
+    known = {
+        resource.suffix(candidate)
+        for setting in (*declaration.settings, *RUNNER_SETTINGS)
+        for candidate in (setting, *setting.aliases)
+        if not candidate.shared
+    }
+    known.update(
+        v.suffix(resource.type.prefix)
+        for v in declaration.qrmi_variables
+        if resource.type.name in v.types and not v.shared
+    )
+    return known
+
+
+def _other_type(suffix: str, own: str) -> str | None:
+    """The resource type whose prefix ``suffix`` carries, if not the resource's own."""
+    for rtype in registry.resource_types():
+        if rtype.name != own and suffix.startswith(rtype.prefix):
+            return rtype.name
+    return None
+
+
+def unknown_variable_warnings(resource: Resource) -> list[str]:
+    """One message per ``{NAME}_QRMI_*`` variable (environment or config file) read by
+    neither this runner nor qrmi for the resource's type, naming the closest known one;
+    then the type's own start-up warnings (its declaration's ``warnings``)."""
+    declaration = registry.declaration(resource.type.name)
+    known = known_suffixes(resource, declaration)
+    head = f"{resource.name}_"
+    seen: dict[str, str] = {}  # suffix -> where it was set
+    for key in resource.environ:
+        if key.startswith(head + "QRMI_"):
+            seen.setdefault(key[len(head) :], "")
+    for key in resource.file_environment:
+        if key.startswith("QRMI_"):
+            seen.setdefault(key, " (in the config file)")
+    messages = []
+    for suffix, where in sorted(seen.items()):
+        if suffix in known:
+            continue
+        text = f"{head}{suffix}{where} is not read for resource type {resource.type.name}"
+        other = _other_type(suffix, resource.type.name)
+        if other is not None:
+            text += f" (it belongs to resource type {other})"
+        close = difflib.get_close_matches(suffix, sorted(known), n=1, cutoff=0.6)
+        if close:
+            text += f"; did you mean {head}{close[0]}?"
+        else:
+            text += "; see docs/qrmi-compat.md for the variables this type reads"
+        messages.append(text)
+    if declaration.warnings is not None:
+        messages.extend(declaration.warnings(resource))
+    return messages
+
+
+def warn_unknown_variables(resource: Resource) -> None:
+    """Log :func:`unknown_variable_warnings` (names only: values are never shown)."""
+    for message in unknown_variable_warnings(resource):
+        log.warning("%s", message)
+
+
+def markdown_table() -> str:
+    """docs/qrmi-compat.md's table: one row per variable qrmi reads, from the declarations
+    (a variable read for several types is written with the first one's prefix)."""
+    lines = [
+        "| variable | resource types | here | notes |",
+        "| --- | --- | --- | --- |",
+    ]
+    for declaration in registry.declarations():
+        for variable in declaration.qrmi_variables:
+            first = declaration.type_named(variable.types[0])
+            suffix = variable.suffix(first.prefix)
+            name = suffix if variable.shared else f"{{name}}_{suffix}"
+            types = ", ".join(f"`{t}`" for t in variable.types)
+            lines.append(f"| `{name}` | {types} | {variable.handling} | {variable.note} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
