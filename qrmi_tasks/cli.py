@@ -8,19 +8,17 @@ from pathlib import Path
 import click
 
 from qrmi_tasks import __version__
+from qrmi_tasks.errors import exit_codes_help
 from qrmi_tasks.front import exit_with, run_command
 
-HELP = """qrmi_task_runner - Command to run a QRMI task
+HELP = f"""qrmi_task_runner - Command to run a QRMI task
 
 \b
 NAME  QPU resource name (one of SLURM_JOB_QPU_RESOURCES, or 'local')
 FILE  Input to QPU resource (QRMI payload JSON)
 
 \b
-Exit codes: 0 success; 1 task failed or cancelled by the provider;
-2 usage, configuration or payload error; 3 provider unreachable or protocol
-error; 4 result could not be written; 70 internal error; 128+N stopped by
-signal N (143 SIGTERM).
+{exit_codes_help()}
 """
 
 
