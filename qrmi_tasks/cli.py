@@ -90,7 +90,8 @@ def command(
         task_id=task_id,
         cancel_on_sigcont=not no_cancel_on_sigcont and cancel_on_sigcont_default(os.environ),
     )
-    return run(request)  # main() exits with it (os._exit when a call is abandoned)
+    # main() exits with the code (os._exit when a call is abandoned)
+    return run(request).exit_code
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping
+from typing import Any
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
@@ -121,6 +122,12 @@ class TaskFailed(QrmiError):
     """The task failed or was cancelled on the provider's side (exit 1)."""
 
     exit_code = EXIT_TASK_FAILED
+
+    def __init__(self, message: str, outcome: Any = None) -> None:
+        super().__init__(message)
+        #: the run's :class:`~qrmi_tasks.runner.RunOutcome` when the runner raised it
+        #: (typed loosely: the runner imports this module, not the other way round)
+        self.outcome = outcome
 
 
 class ProviderError(QrmiError):
