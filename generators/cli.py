@@ -15,14 +15,32 @@ from typing import Any
 import click
 
 from qrmi_tasks import __version__
-from qrmi_tasks.errors import UsageError
-from qrmi_tasks.front import exit_with, run_command
+from qrmi_tasks.errors import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_PROVIDER,
+    EXIT_USAGE,
+    UsageError,
+    exit_codes_help,
+)
+from qrmi_tasks.front import EXIT_INTERRUPTED, exit_with, run_command
 
 PROGRAM = "qrmi-gen"
 VERBOSE_HINT = f"rerun as '{PROGRAM} -v ...'"
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-HELP = """qrmi-gen - build QRMI payloads for qrmi-task-runner.
+# The runner's codes, in qrmi-gen's words (click rewraps this paragraph to the terminal).
+EXIT_MEANINGS = {
+    str(EXIT_OK): "success",
+    str(EXIT_USAGE): "bad input or configuration (one 'error:' line on stderr)",
+    str(EXIT_PROVIDER): "the resource could not be reached",
+    str(EXIT_OUTPUT): "the payload could not be written",
+    str(EXIT_INTERNAL): f"internal error (a bug: {VERBOSE_HINT} for the traceback)",
+    str(EXIT_INTERRUPTED): "interrupted (Ctrl-C)",
+}
+
+HELP = f"""qrmi-gen - build QRMI payloads for qrmi-task-runner.
 
 \b
   qrmi-gen sampler bell.qasm --shots 1000 --target fake_torino
@@ -35,9 +53,7 @@ Circuits are OpenQASM 2/3 or QPY files. With --target (a fake backend of
 qiskit_ibm_runtime.fake_provider, offline) or --resource (a configured QPU resource,
 online) they are transpiled to ISA circuits, which real QPUs require.
 
-Exit codes: 0 success; 2 bad input or configuration (one 'error:' line on stderr);
-3 the resource could not be reached; 4 the payload could not be written; 70 internal
-error (a bug: rerun as 'qrmi-gen -v ...' for the traceback); 130 interrupted (Ctrl-C).
+{exit_codes_help(EXIT_MEANINGS)}
 """
 
 

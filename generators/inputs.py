@@ -10,7 +10,7 @@ from typing import Any
 
 from generators.core import GeneratorError
 from qrmi_tasks.errors import first_line
-from qrmi_tasks.payload import read_input
+from qrmi_tasks.readers import read_input
 
 _QPY_MAGIC = b"QISKIT"
 _HEADER = re.compile(rb"\A(?:\s|//[^\n]*\n|/\*.*?\*/)*OPENQASM\s+(\d+)", re.DOTALL)

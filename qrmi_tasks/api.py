@@ -37,10 +37,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qrmi_tasks.errors import EXIT_SIGNAL_BASE, QrmiError, TaskFailed, UsageError
+from qrmi_tasks.errors import QrmiError, TaskFailed, UsageError
 from qrmi_tasks.logsetup import LOGGER_NAME, SECRETS, secret_env_values
 from qrmi_tasks.payload import CheckedPayload, check_document, load_payload
-from qrmi_tasks.runner import CANCEL_BUDGET, CLEANUP_BUDGET, RunRequest, TaskRun
+from qrmi_tasks.providers.base import TaskStatus
+from qrmi_tasks.runner import CANCEL_BUDGET, CLEANUP_BUDGET, RunOutcome, RunRequest, TaskRun
 from qrmi_tasks.signals import SignalWatch, cancel_on_sigcont_default, describe
 
 _live: weakref.WeakSet[Task] = weakref.WeakSet()
@@ -130,7 +131,6 @@ class Task:
         parsed, path = _payload(payload, support_qiskit)
         self._scratch = None if output is not None else Path(tempfile.mkdtemp(prefix="qrmi-"))
         self.output = Path(output) if output is not None else self._scratch / "result.json"
-        self._labels_from = parsed.document if parsed is not None else path
         self.request = RunRequest(
             resource_name=resource,
             payload_path=path,
@@ -145,7 +145,7 @@ class Task:
         )
         self._run: TaskRun | None = None
         self._done = threading.Event()
-        self._code: int | None = None
+        self._outcome: RunOutcome | None = None  # also a failed task's (TaskFailed.outcome)
         self._error: BaseException | None = None
         self._result: Any = None
         _live.add(self)
@@ -156,10 +156,15 @@ class Task:
         from qrmi_tasks.results import load
 
         try:
-            self._code = runner.run(self.request, self.environ, self._watch, self._started)
-            if self._code == 0:
-                self._result = load(self.output, self._labels_from)
+            self._outcome = runner.run(self.request, self.environ, self._watch, self._started)
+            if self._outcome.status is TaskStatus.COMPLETED:
+                # the estimator's observables are named from the payload that ran, which
+                # the runner read from the user's file when given a path
+                payload = self._outcome.payload
+                self._result = load(self.output, payload.document if payload else None)
         except BaseException as exc:  # handed to whoever asks for the result
+            if isinstance(exc, TaskFailed):
+                self._outcome = exc.outcome
             self._error = exc
         finally:
             if self._scratch is not None:
@@ -187,13 +192,13 @@ class Task:
         """``preparing``, ``submitting``, ``submitted``, the provider's ``queued`` /
         ``running``, then ``completed``, ``failed``, ``cancelled`` or ``error``."""
         if self._done.is_set():
-            if self._code == 0 and self._error is None:
-                return "completed"
-            if self._code is not None and self._code >= EXIT_SIGNAL_BASE:
+            outcome = self._outcome
+            failed = self._error is not None and not isinstance(self._error, TaskFailed)
+            if outcome is None or failed:
+                return "error"  # the run raised, or its result could not be read
+            if outcome.signal is not None:
                 return "cancelled"
-            if isinstance(self._error, TaskFailed) and self._run and self._run.last:
-                return self._run.last.status.value
-            return "error"
+            return outcome.status.value  # completed, or the provider's failed / cancelled
         run = self._run
         if run is None or not run.prepared:
             return "preparing"
@@ -210,10 +215,10 @@ class Task:
             raise TimeoutError(f"task not finished after {timeout} s (status {self.status()})")
         if self._error is not None:
             raise self._error
-        if self._code != 0:
-            signum = (self._code or 0) - EXIT_SIGNAL_BASE
+        if self._outcome is not None and self._outcome.signal is not None:
             raise TaskCancelled(
-                f"task {self.task_id or '(not submitted)'} cancelled ({describe(signum)})"
+                f"task {self.task_id or '(not submitted)'} cancelled "
+                f"({describe(self._outcome.signal)})"
             )
         return self._result
 
@@ -275,11 +280,11 @@ def run(
         handlers=in_main,
     )
     task._execute()
-    code = task._code
-    if code is not None and code > EXIT_SIGNAL_BASE and in_main:
-        if code - EXIT_SIGNAL_BASE == signal.SIGINT:
+    outcome = task._outcome
+    if outcome is not None and outcome.signal is not None and in_main:
+        if outcome.signal == signal.SIGINT:
             raise KeyboardInterrupt
-        raise SystemExit(code)
+        raise SystemExit(outcome.exit_code)
     return task.result()
 
 

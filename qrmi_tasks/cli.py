@@ -8,19 +8,17 @@ from pathlib import Path
 import click
 
 from qrmi_tasks import __version__
+from qrmi_tasks.errors import exit_codes_help
 from qrmi_tasks.front import exit_with, run_command
 
-HELP = """qrmi_task_runner - Command to run a QRMI task
+HELP = f"""qrmi_task_runner - Command to run a QRMI task
 
 \b
 NAME  QPU resource name (one of SLURM_JOB_QPU_RESOURCES, or 'local')
 FILE  Input to QPU resource (QRMI payload JSON)
 
 \b
-Exit codes: 0 success; 1 task failed or cancelled by the provider;
-2 usage, configuration or payload error; 3 provider unreachable or protocol
-error; 4 result could not be written; 70 internal error; 128+N stopped by
-signal N (143 SIGTERM).
+{exit_codes_help()}
 """
 
 
@@ -92,7 +90,8 @@ def command(
         task_id=task_id,
         cancel_on_sigcont=not no_cancel_on_sigcont and cancel_on_sigcont_default(os.environ),
     )
-    return run(request)  # main() exits with it (os._exit when a call is abandoned)
+    # main() exits with the code (os._exit when a call is abandoned)
+    return run(request).exit_code
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from qrmi_tasks.errors import ConfigError
-from qrmi_tasks.payload import CONFIG_LIMIT, decode_json, read_text_input
+from qrmi_tasks.readers import CONFIG_LIMIT, decode_json, read_text_input
 
 log = logging.getLogger("qrmi_tasks.config")
 

@@ -3,10 +3,15 @@
 Every error that reaches the CLI is printed as one line, ``error: <message>``,
 and the process exits with ``exit_code``. Keep messages actionable: say what was
 wrong and what to change, and never include a secret.
+
+The exit codes and their short meanings are one table, :data:`EXIT_CODES`: the README's
+"Exit codes" table lists the same codes, and each command's ``--help`` prints it
+(:func:`exit_codes_help`).
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +24,62 @@ EXIT_PROVIDER = 3
 EXIT_OUTPUT = 4
 EXIT_SIGNAL_BASE = 128
 EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: an error we did not foresee (a bug)
+#: how the table writes the exits of a signal (128 + its number)
+EXIT_SIGNAL_ROW = f"{EXIT_SIGNAL_BASE}+N"
+
+#: The runner's exit codes, in the README's order ("### Exit codes", a test keeps the two
+#: alike): code as written -> the short meaning ``--help`` prints.
+EXIT_CODES: dict[str, str] = {
+    str(EXIT_OK): "success",
+    str(EXIT_TASK_FAILED): "task failed or cancelled by the provider",
+    str(EXIT_USAGE): "usage, configuration or payload error",
+    str(EXIT_PROVIDER): "provider unreachable or protocol error",
+    str(EXIT_OUTPUT): "result could not be written",
+    str(EXIT_INTERNAL): "internal error",
+    EXIT_SIGNAL_ROW: f"stopped by signal N ({EXIT_SIGNAL_BASE + signal.SIGTERM} SIGTERM)",
+}
+# --help paragraphs are laid out as written (click's \b): 75 columns plus click's indent of
+# 2 fit an 80-column terminal. A line ends after a whole entry ("...; ") rather than in the
+# next one when that leaves at most 12 columns unused: the codes then tend to start lines.
+_HELP_WIDTH = 75
+_WHOLE_ENTRY_SLACK = 12
+
+
+def _table_row(code: str) -> int:
+    """Where ``code`` stands in :data:`EXIT_CODES` (a signal's exit, 130, in 128+N's row)."""
+    rows = list(EXIT_CODES)
+    if code in EXIT_CODES:
+        return rows.index(code)
+    if code.isdigit() and int(code) > EXIT_SIGNAL_BASE:
+        return rows.index(EXIT_SIGNAL_ROW)
+    raise ValueError(f"exit code {code} is not in the documented table")
+
+
+def exit_codes_help(meanings: Mapping[str, str] | None = None, width: int = _HELP_WIDTH) -> str:
+    """The ``Exit codes: 0 success; ...`` paragraph of a command's ``--help``.
+
+    ``meanings`` (default: the runner's, :data:`EXIT_CODES`) is a command's own wording of
+    the codes it uses; each must be one of the table's (ValueError otherwise), so no
+    command documents an exit the README does not. A code never ends a line apart from
+    its meaning.
+    """
+    rows = EXIT_CODES if meanings is None else meanings
+    glue = "\N{NO-BREAK SPACE}"  # inside a "code meaning" pair: no line break there
+    entries = [f"{code}{glue}{rows[code]}" for code in sorted(rows, key=_table_row)]
+    words = ("Exit codes: " + "; ".join(entries) + ".").split(" ")
+    lines: list[str] = []
+    line: list[str] = []
+    for word in words:
+        while line and len(" ".join([*line, word])) > width:
+            cut = len(line)
+            ends = [i + 1 for i, w in enumerate(line) if w.endswith(";")]
+            if ends and len(" ".join(line[: ends[-1]])) >= width - _WHOLE_ENTRY_SLACK:
+                cut = ends[-1]
+            lines.append(" ".join(line[:cut]))
+            line = line[cut:]
+        line.append(word)
+    lines.append(" ".join(line))
+    return "\n".join(lines).replace(glue, " ")
 
 
 def first_line(exc: BaseException) -> str:
@@ -65,6 +126,12 @@ class TaskFailed(QrmiError):
     """The task failed or was cancelled on the provider's side (exit 1)."""
 
     exit_code = EXIT_TASK_FAILED
+
+    def __init__(self, message: str, outcome: Any = None) -> None:
+        super().__init__(message)
+        #: the run's :class:`~qrmi_tasks.runner.RunOutcome` when the runner raised it
+        #: (typed loosely: the runner imports this module, not the other way round)
+        self.outcome = outcome
 
 
 class ProviderError(QrmiError):

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,20 +19,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from qrmi_tasks.errors import InputError, PayloadError, QrmiError, first_line
+from qrmi_tasks.errors import PayloadError, first_line
+from qrmi_tasks.readers import decode_json, read_text_input, short_text
 
 QISKIT = "qiskit"
 PULSER = "pulser"
 PROGRAM_IDS = ("estimator", "sampler")
 SCHEMA_FILE = "qrmi_payload_v1_schema.json"
-_MAX_MESSAGE = 300
-
-MIB = 1 << 20
-# 1000 ISA circuits with parameters are ~2 MB; a payload of hundreds of MB is a mistake
-# (or /dev/zero), and reading without a bound would exhaust the node's memory first.
-PAYLOAD_LIMIT = 512 * MIB
-# The plugin's config file lists a few resources: kilobytes.
-CONFIG_LIMIT = 16 * MIB
 
 # The only OpenQASM includes a service (or the local simulator) provides itself; any other
 # name would be read from the node's file system, which a payload must never reach.
@@ -100,104 +91,10 @@ class CheckedPayload:
         return f"Pulser sequence, {self.job_runs} run(s)"
 
 
-def _short(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
 def _type_name(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
         type(value), "null" if value is None else "a number"
     )
-
-
-def _size_text(limit: int) -> str:
-    return f"{limit // MIB} MiB" if limit % MIB == 0 else f"{limit} bytes"
-
-
-def read_input(
-    path: str | Path,
-    what: str,
-    limit: int = PAYLOAD_LIMIT,
-    error: type[QrmiError] = InputError,
-) -> bytes:
-    """A user-given file's bytes, or a one-line ``error`` naming what it was for.
-
-    Reads at most ``limit + 1`` bytes, so ``/dev/zero``, an endless FIFO or a huge file
-    is refused ("larger than the N MiB limit") instead of filling the memory.
-    """
-    path = Path(path)
-    too_large = f"{what} file {path} is larger than the {_size_text(limit)} limit"
-    try:
-        with path.open("rb") as handle:
-            info = os.fstat(handle.fileno())
-            if stat.S_ISREG(info.st_mode) and info.st_size > limit:
-                raise error(too_large)  # known without reading it
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise error(f"{what} file {path} does not exist") from None
-    except IsADirectoryError:
-        raise error(f"{what} file {path} is a directory, not a file") from None
-    except OSError as exc:
-        raise error(f"cannot read {what} file {path}: {exc.strerror}") from None
-    if len(data) > limit:
-        raise error(too_large)
-    return data
-
-
-def read_text_input(
-    path: str | Path,
-    what: str,
-    limit: int = PAYLOAD_LIMIT,
-    error: type[QrmiError] = InputError,
-) -> str:
-    """A user-given UTF-8 text file (a BOM is allowed), bounded as in :func:`read_input`."""
-    raw = read_input(path, what, limit, error)
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise error(
-            f"{what} file {path} is not UTF-8 text (bad byte at offset {exc.start})"
-        ) from None
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of two equal keys silently; which one the user meant is unknowable
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise _DuplicateKey(key)
-        document[key] = value
-    return document
-
-
-def decode_json(text: str, described: str, error: type[QrmiError] = PayloadError) -> Any:
-    """Decode user-written JSON strictly: syntax, nesting depth and duplicate keys.
-
-    ``described`` starts each message (``payload.json``, ``config file qrmi.json``).
-    """
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as exc:
-        raise error(
-            f"{described} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise error(
-            f"{described} is nested too deeply (JSON arrays/objects inside each other "
-            "beyond Python's recursion limit)"
-        ) from None
-    except _DuplicateKey as exc:
-        raise error(
-            f"{described} has the key {_short(json.dumps(exc.key))} twice in one object; "
-            "keep only one"
-        ) from None
 
 
 def load_payload(path: str | Path) -> CheckedPayload:
@@ -228,7 +125,7 @@ def check_document(document: Any, source: str = "<payload>") -> CheckedPayload:
         keys = ", ".join(sorted(map(repr, document))) or "none"
         raise PayloadError(
             f"{source}: cannot tell the payload kind: expected 'program_id' (Qiskit primitive) "
-            f"or 'sequence' (Pulser); keys found: {_short(keys)}"
+            f"or 'sequence' (Pulser); keys found: {short_text(keys)}"
         )
     _check_schema(document, source)
     return payload
@@ -238,7 +135,7 @@ def _check_primitive(document: dict[str, Any], source: str) -> None:
     program_id = document["program_id"]
     if program_id not in PROGRAM_IDS:
         raise PayloadError(
-            f"{source}: unknown program_id {_short(json.dumps(program_id))}; "
+            f"{source}: unknown program_id {short_text(json.dumps(program_id))}; "
             f"use 'estimator' or 'sampler'"
         )
     if "parameters" not in document:
@@ -268,7 +165,7 @@ def _check_primitive(document: dict[str, Any], source: str) -> None:
     if "version" in params and (params["version"] != 2 or isinstance(params["version"], bool)):
         raise PayloadError(
             f"{source}: 'parameters.version' must be 2 (V2 primitives), got "
-            f"{_short(json.dumps(params['version']))}"
+            f"{short_text(json.dumps(params['version']))}"
         )
     if "support_qiskit" in params and not isinstance(params["support_qiskit"], bool):
         raise PayloadError(f"{source}: 'parameters.support_qiskit' must be true or false")
@@ -340,7 +237,8 @@ def _check_primitive_numbers(program_id: str, params: dict[str, Any], source: st
         ]
     for where, value, rule in places:
         if value is not None and not _CHECKS[rule](value):
-            raise PayloadError(f"{source}: {where} must be {rule}, got {_short(json.dumps(value))}")
+            got = short_text(json.dumps(value))
+            raise PayloadError(f"{source}: {where} must be {rule}, got {got}")
     values_slot = slots.values_slot
     for index, pub in enumerate(params["pubs"]):
         if len(pub) > values_slot:
@@ -387,7 +285,8 @@ def qasm_include_problem(text: str) -> str | None:
         if match.group(2) != allowed:
             return (
                 f"OpenQASM {version} may only include {json.dumps(allowed)}, not "
-                f"{_short(json.dumps(match.group(2)))}; put the definitions in the circuit itself"
+                f"{short_text(json.dumps(match.group(2)))}; put the definitions in the "
+                "circuit itself"
             )
     return None
 
@@ -408,7 +307,7 @@ def _check_pulser(document: dict[str, Any], source: str) -> None:
     runs = document["job_runs"]
     if type(runs) is not int or runs < 1:
         raise PayloadError(
-            f"{source}: 'job_runs' must be an integer >= 1, got {_short(json.dumps(runs))}"
+            f"{source}: 'job_runs' must be an integer >= 1, got {short_text(json.dumps(runs))}"
         )
 
 
@@ -433,7 +332,7 @@ def _check_schema(document: dict[str, Any], source: str) -> None:
     error = jsonschema.exceptions.best_match(_schema_validator().iter_errors(document))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise PayloadError(f"{source}: {where}: {_short(error.message)}")
+        raise PayloadError(f"{source}: {where}: {short_text(error.message)}")
 
 
 def rebuild_sequence(text: str) -> Any:
@@ -450,7 +349,7 @@ def rebuild_sequence(text: str) -> Any:
     try:
         return Sequence.from_abstract_repr(text)
     except Exception as exc:  # pulser raises many types: schema, value, key, type errors
-        raise PayloadError(f"not a valid Pulser sequence: {_short(first_line(exc))}") from None
+        raise PayloadError(f"not a valid Pulser sequence: {short_text(first_line(exc))}") from None
 
 
 def validate_sequence(payload: CheckedPayload) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qrmi_tasks.errors import InputError
-from qrmi_tasks.payload import read_input
+from qrmi_tasks.readers import read_input
 from qrmi_tasks.summary import (
     DEFAULT_TOP,
     PubSummary,

@@ -1,8 +1,9 @@
 """One task's life: validate, submit, poll, write the result, clean up, or cancel.
 
 Nothing here knows a provider's protocol; providers plug in through
-:class:`qrmi_tasks.providers.base.Provider`. Exit codes are documented in the README
-and defined in :mod:`qrmi_tasks.errors`.
+:class:`qrmi_tasks.providers.base.Provider`. A run ends in a :class:`RunOutcome` (returned,
+or carried by the :class:`~qrmi_tasks.errors.TaskFailed` it raises); the CLI turns it into
+the exit code the README documents (constants in :mod:`qrmi_tasks.errors`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from qrmi_tasks.config import RUNNER_SETTINGS, Resource
 from qrmi_tasks.errors import (
     EXIT_OK,
     EXIT_SIGNAL_BASE,
+    EXIT_TASK_FAILED,
     AuthenticationError,
     CallTimeout,
     Interrupted,
@@ -77,6 +79,39 @@ class RunRequest:
     cancel_on_sigcont: bool = True
     #: an already parsed payload (the Python API); ``payload_path`` then only names it
     payload: CheckedPayload | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended, for the CLI (:attr:`exit_code`) and the Python API.
+
+    ``status`` is the run's end in the provider-neutral terms: ``COMPLETED`` (the result
+    was written), ``FAILED`` or ``CANCELLED`` as the provider reported the task's end
+    (these two come with the :class:`~qrmi_tasks.errors.TaskFailed` the run raises, as its
+    ``outcome``), or ``CANCELLED`` with ``signal`` set: a signal (or ``Task.cancel``)
+    stopped the run (its task, if any, was cancelled unless it had already ended or Slurm
+    is requeueing the job; the log says which). Other failures raise their
+    :class:`~qrmi_tasks.errors.QrmiError` with no outcome.
+    """
+
+    status: TaskStatus
+    #: the provider's id of the task (None when the run ended before one existed)
+    task_id: str | None
+    #: the payload that was run (None when a signal came before it was read and checked)
+    payload: CheckedPayload | None
+    #: the file the result was written to (None: stdout, or no result written)
+    result_path: Path | None = None
+    #: the number of the signal that stopped the run, else None
+    signal: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code the README documents for this end."""
+        if self.signal is not None:
+            return EXIT_SIGNAL_BASE + self.signal
+        if self.status is TaskStatus.COMPLETED:
+            return EXIT_OK
+        return EXIT_TASK_FAILED
 
 
 # What tells concurrent runs apart and stays the same when Slurm requeues the job: the
@@ -206,15 +241,15 @@ class TaskRun:
             raise Interrupted
 
     # -- the normal path ------------------------------------------------------------------
-    def execute(self) -> int:
-        """Run the task; return the exit code or raise QrmiError for one-line failures."""
+    def execute(self) -> RunOutcome:
+        """Run the task; return its outcome or raise QrmiError for one-line failures."""
         try:
             return self._execute()
         finally:
             if self.prepared:
                 self._close()
 
-    def _execute(self) -> int:
+    def _execute(self) -> RunOutcome:
         try:
             self._prepare()
             return self._run()
@@ -304,7 +339,7 @@ class TaskRun:
             raise PayloadError(isa.refusal(self.payload, backend, problems))
         log.debug("the circuits fit %s's target (qubit count, ISA)", backend)
 
-    def _run(self) -> int:
+    def _run(self) -> RunOutcome:
         self._check_signal()
         self._check_target()
         log.info(
@@ -395,14 +430,17 @@ class TaskRun:
             if self.watch.sleep(schedule.next_wait(report.status, now)):
                 raise Interrupted
 
-    def _finish(self, report: StatusReport) -> int:
+    def _finish(self, report: StatusReport) -> RunOutcome:
         for key, value in report.details.items():
             log.info("task %s: %s: %s", self.task_id, key, value)
         if report.status is not TaskStatus.COMPLETED:
             self._save_logs()
             reason = f": {report.message}" if report.message else ""
             self._cleanup()
-            raise TaskFailed(f"task {self.task_id} {report.status.value}{reason}")
+            raise TaskFailed(
+                f"task {self.task_id} {report.status.value}{reason}",
+                RunOutcome(report.status, self.task_id, self.payload),
+            )
         sink = output.ResultSink(self.request.output_path)
         task_id = self.task_id
         with sink.open() as stream:
@@ -426,7 +464,7 @@ class TaskRun:
         log.info("task %s: result written to %s", task_id, self.request.output_path or "stdout")
         self._save_logs()
         self._cleanup()
-        return EXIT_OK
+        return RunOutcome(TaskStatus.COMPLETED, task_id, self.payload, self.request.output_path)
 
     def _save_logs(self) -> None:
         if self.request.logs_path is None or not self.provider.has_logs:
@@ -463,8 +501,8 @@ class TaskRun:
             and requeue_in_progress(self.environ)
         )
 
-    def interrupt(self, pending: Call[str] | None = None) -> int:
-        """Cancel the task for a received signal (once) and return the exit code.
+    def interrupt(self, pending: Call[str] | None = None) -> RunOutcome:
+        """Cancel the task for a received signal (once) and return the run's outcome.
 
         ``pending`` is a submit still running when the signal came (no task id yet).
         """
@@ -476,7 +514,7 @@ class TaskRun:
         if self.task_id is None and pending is not None:
             self.task_id = self._settle_submit(pending, name, start)
             if self.task_id is None:
-                return EXIT_SIGNAL_BASE + self.watch.exit_signal
+                return self._stopped()
         if self.task_id is None:
             log.warning("received %s before the task was submitted; nothing to cancel", name)
         elif self.last is not None and self.last.status.final:
@@ -506,7 +544,16 @@ class TaskRun:
                     time.monotonic() - start,
                 )
             self._cleanup_after_cancel(self.task_id, start)
-        return EXIT_SIGNAL_BASE + self.watch.exit_signal
+        return self._stopped()
+
+    def _stopped(self) -> RunOutcome:
+        """The outcome of a run a signal ended."""
+        return RunOutcome(
+            TaskStatus.CANCELLED,
+            self.task_id,
+            self.payload if self.prepared else None,
+            signal=self.watch.exit_signal,
+        )
 
     def _cleanup_after_cancel(self, task_id: str, start: float) -> None:
         try:
@@ -615,10 +662,12 @@ def run(
     environ: Mapping[str, str] | None = None,
     watch: SignalWatch | None = None,
     on_start: Callable[[TaskRun], None] | None = None,
-) -> int:
-    """Run one task end to end and return the process exit code.
+) -> RunOutcome:
+    """Run one task end to end and return its :class:`RunOutcome` (the CLI exits with its
+    ``exit_code``).
 
-    Raises :class:`QrmiError` subclasses for errors the CLI prints as one line. The
+    Raises :class:`QrmiError` subclasses for errors the CLI prints as one line (a task that
+    failed on the provider's side: :class:`TaskFailed`, its ``outcome`` set). The
     Python API (:mod:`qrmi_tasks.api`) passes its own ``watch`` (no handlers in a
     thread, handlers restored in a notebook) and ``on_start``, which gets the
     :class:`TaskRun` before the input is read so it can report the task's status.

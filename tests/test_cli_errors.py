@@ -168,7 +168,7 @@ def _huge_file(tmp_path: Path, size: int) -> str:
 
 @pytest.mark.parametrize("source", ["/dev/zero", "fifo", "huge"])
 def test_payload_size_limit(in_process, tmp_path, source, listener):
-    from qrmi_tasks.payload import PAYLOAD_LIMIT
+    from qrmi_tasks.readers import PAYLOAD_LIMIT
 
     path = {
         "/dev/zero": lambda: "/dev/zero",
@@ -189,7 +189,7 @@ def test_payload_size_limit(in_process, tmp_path, source, listener):
 
 @pytest.mark.parametrize("source", ["/dev/zero", "fifo", "huge"])
 def test_config_size_limit(in_process, tmp_path, source):
-    from qrmi_tasks.payload import CONFIG_LIMIT
+    from qrmi_tasks.readers import CONFIG_LIMIT
 
     path = {
         "/dev/zero": lambda: "/dev/zero",

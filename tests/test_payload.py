@@ -113,7 +113,7 @@ def test_schema_agrees_with_parser_on_job_runs():
 
 def test_read_input_reads_at_most_limit_plus_one_byte(tmp_path):
     from qrmi_tasks.errors import ConfigError, InputError
-    from qrmi_tasks.payload import read_input
+    from qrmi_tasks.readers import read_input
 
     path = tmp_path / "f.json"
     path.write_bytes(b"x" * 10)
