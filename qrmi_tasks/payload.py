@@ -1,9 +1,13 @@
 """Parse and validate QRMI payload files before anything touches the network.
 
-Two kinds (see ``qrmi_payload_v1_schema.json``):
+Four kinds (see ``qrmi_payload_v1_schema.json``; qrmi's ``Payload`` has the same four):
 
 * ``qiskit``: ``{"program_id": "estimator"|"sampler", "parameters": {"pubs": [...], ...}}``
 * ``pulser``: ``{"sequence": <abstract repr object or its JSON string>, "job_runs": N}``
+* ``iqm``: ``{"iqmjson": <IQM job object or its JSON string>, "job_type": "circuit"|"run"|
+  "sweep", "use_timeslot"?: bool, "tag"?: str}`` (IQM Server)
+* ``qir``: ``{"human_qir": <human-readable QIR text>, "input_params": {...}}`` (Alice & Bob
+  Felis)
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from qrmi_tasks.readers import decode_json, read_text_input, short_text
 
 QISKIT = "qiskit"
 PULSER = "pulser"
+IQM = "iqm"
+QIR = "qir"
 PROGRAM_IDS = ("estimator", "sampler")
+IQM_JOB_TYPES = ("circuit", "run", "sweep")
+#: IQM Server's limit on a job's tag (qrmi_payload_v1_schema.json 0.4.0)
+IQM_TAG_LIMIT = 50
+#: the key that tells each kind apart, in the order they are looked for
+_KIND_KEYS = (("program_id", QISKIT), ("sequence", PULSER), ("iqmjson", IQM), ("human_qir", QIR))
 SCHEMA_FILE = "qrmi_payload_v1_schema.json"
 
 # The only OpenQASM includes a service (or the local simulator) provides itself; any other
@@ -43,7 +54,7 @@ class CheckedPayload:
     every payload, whatever its origin, into this.)
     """
 
-    kind: Literal["qiskit", "pulser"]
+    kind: Literal["qiskit", "pulser", "iqm", "qir"]
     document: dict[str, Any]
     source: str = "<payload>"
 
@@ -66,6 +77,13 @@ class CheckedPayload:
         return sequence if isinstance(sequence, str) else json.dumps(sequence)
 
     @cached_property
+    def iqm_json(self) -> str:
+        """The IQM job as a JSON string (the ``iqmjson`` object or string, never
+        double-encoded)."""
+        job = self.document["iqmjson"]
+        return job if isinstance(job, str) else json.dumps(job)
+
+    @cached_property
     def sequence(self) -> Any:
         """The Pulser sequence rebuilt by Pulser, once (imports pulser; PayloadError when
         Pulser refuses it, naming the payload)."""
@@ -78,9 +96,11 @@ class CheckedPayload:
     def digest(self) -> str:
         """SHA-256 of the payload's canonical JSON (stable across key order and whitespace)."""
         document = dict(self.document)
+        # object and string forms of the same sequence (IQM job) are the same task
         if self.kind == PULSER:
-            # object and string forms of the same sequence are the same task
             document["sequence"] = json.loads(self.sequence_json)
+        elif self.kind == IQM:
+            document["iqmjson"] = json.loads(self.iqm_json)
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -88,6 +108,10 @@ class CheckedPayload:
         """Short human description for logs."""
         if self.kind == QISKIT:
             return f"{self.program_id} with {len(self.parameters['pubs'])} pub(s)"
+        if self.kind == IQM:
+            return f"IQM {self.document['job_type']} job"
+        if self.kind == QIR:
+            return f"QIR program ({len(self.document['human_qir'].splitlines())} lines)"
         return f"Pulser sequence, {self.job_runs} run(s)"
 
 
@@ -112,21 +136,23 @@ def check_document(document: Any, source: str = "<payload>") -> CheckedPayload:
     """Validate an already-decoded payload document."""
     if not isinstance(document, dict):
         raise PayloadError(
-            f"{source} must hold a JSON object with 'program_id' and 'parameters' or "
-            f"'sequence' and 'job_runs', not {_type_name(document)}"
+            f"{source} must hold a JSON object with 'program_id' and 'parameters' (Qiskit), "
+            f"'sequence' and 'job_runs' (Pulser), 'iqmjson' and 'job_type' (IQM) or "
+            f"'human_qir' and 'input_params' (QIR), not {_type_name(document)}"
         )
-    if "program_id" in document:
-        payload = CheckedPayload(QISKIT, document, source)
-        _check_primitive(document, source)
-    elif "sequence" in document:
-        payload = CheckedPayload(PULSER, document, source)
-        _check_pulser(document, source)
-    else:
+    kinds = [kind for key, kind in _KIND_KEYS if key in document]
+    if len(kinds) > 1:
+        keys = ", ".join(repr(key) for key, kind in _KIND_KEYS if kind in kinds)
+        raise PayloadError(f"{source}: {keys} belong to different payload kinds; keep one")
+    if not kinds:
         keys = ", ".join(sorted(map(repr, document))) or "none"
         raise PayloadError(
-            f"{source}: cannot tell the payload kind: expected 'program_id' (Qiskit primitive) "
-            f"or 'sequence' (Pulser); keys found: {short_text(keys)}"
+            f"{source}: cannot tell the payload kind: expected 'program_id' (Qiskit primitive), "
+            f"'sequence' (Pulser), 'iqmjson' (IQM) or 'human_qir' (QIR); keys found: "
+            f"{short_text(keys)}"
         )
+    payload = CheckedPayload(kinds[0], document, source)
+    _CHECKERS[payload.kind](document, source)
     _check_schema(document, source)
     return payload
 
@@ -310,6 +336,53 @@ def _check_pulser(document: dict[str, Any], source: str) -> None:
             f"{source}: 'job_runs' must be an integer >= 1, got {short_text(json.dumps(runs))}"
         )
 
+
+def _check_iqm(document: dict[str, Any], source: str) -> None:
+    job = document["iqmjson"]
+    if isinstance(job, str):
+        decoded = decode_json(job, f"{source}: 'iqmjson' string (IQM job JSON)")
+        if not isinstance(decoded, dict):
+            raise PayloadError(f"{source}: 'iqmjson' string must encode a JSON object")
+    elif not isinstance(job, dict):
+        raise PayloadError(
+            f"{source}: 'iqmjson' must be an IQM job (object or its JSON string), not "
+            f"{_type_name(job)}"
+        )
+    job_type = document.get("job_type")
+    if job_type not in IQM_JOB_TYPES:
+        got = "missing" if "job_type" not in document else short_text(json.dumps(job_type))
+        raise PayloadError(
+            f"{source}: 'job_type' must be one of {', '.join(IQM_JOB_TYPES)}, got {got}"
+        )
+    timeslot = document.get("use_timeslot", False)
+    if not isinstance(timeslot, bool):
+        raise PayloadError(f"{source}: 'use_timeslot' must be true or false")
+    tag = document.get("tag")
+    if tag is not None and (not isinstance(tag, str) or len(tag) > IQM_TAG_LIMIT):
+        raise PayloadError(
+            f"{source}: 'tag' must be a string of at most {IQM_TAG_LIMIT} characters"
+        )
+
+
+def _check_qir(document: dict[str, Any], source: str) -> None:
+    text = document["human_qir"]
+    if not isinstance(text, str) or not text.strip():
+        raise PayloadError(f"{source}: 'human_qir' must be the program's QIR text (a string)")
+    if "input_params" not in document:
+        raise PayloadError(f"{source}: missing 'input_params' (the job's input parameters)")
+    if not isinstance(document["input_params"], dict):
+        raise PayloadError(
+            f"{source}: 'input_params' must be an object, not "
+            f"{_type_name(document['input_params'])}"
+        )
+
+
+_CHECKERS: dict[str, Callable[[dict[str, Any], str], None]] = {
+    QISKIT: lambda document, source: _check_primitive(document, source),
+    PULSER: lambda document, source: _check_pulser(document, source),
+    IQM: _check_iqm,
+    QIR: _check_qir,
+}
 
 _validator = None
 

@@ -31,6 +31,12 @@ keys = st.sampled_from(
         "version",
         "support_qiskit",
         "options",
+        "iqmjson",
+        "job_type",
+        "use_timeslot",
+        "tag",
+        "human_qir",
+        "input_params",
     ]
 )
 payload_like = st.recursive(
@@ -174,3 +180,48 @@ def test_only_standard_openqasm_includes(circuit, problem):
 
     found = qasm_include_problem(circuit)
     assert (found is None) if problem is None else (problem in found and "may only" in found)
+
+
+IQM_JOB = {"circuits": [{"name": "bell", "instructions": []}], "shots": 100}
+
+
+def test_iqm_and_qir_payloads_are_their_own_kinds():
+    iqm = check_document({"iqmjson": IQM_JOB, "job_type": "circuit", "tag": None})
+    assert iqm.kind == "iqm" and iqm.describe() == "IQM circuit job"
+    as_text = check_document({"iqmjson": json.dumps(IQM_JOB), "job_type": "circuit", "tag": None})
+    assert as_text.digest == iqm.digest  # object and string forms are the same task
+    assert json.loads(as_text.iqm_json) == IQM_JOB == json.loads(iqm.iqm_json)
+    qir = check_document({"human_qir": "define void @main() {\n}\n", "input_params": {}})
+    assert qir.kind == "qir" and qir.describe() == "QIR program (2 lines)"
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({"iqmjson": [], "job_type": "circuit"}, "'iqmjson' must be an IQM job"),
+        ({"iqmjson": "[1]", "job_type": "circuit"}, "'iqmjson' string must encode a JSON object"),
+        ({"iqmjson": IQM_JOB}, "'job_type' must be one of circuit, run, sweep, got missing"),
+        ({"iqmjson": IQM_JOB, "job_type": "batch"}, 'got "batch"'),
+        ({"iqmjson": IQM_JOB, "job_type": "run", "use_timeslot": 1}, "'use_timeslot' must be"),
+        ({"iqmjson": IQM_JOB, "job_type": "run", "tag": "t" * 51}, "at most 50 characters"),
+        ({"human_qir": "", "input_params": {}}, "'human_qir' must be the program's QIR text"),
+        ({"human_qir": "x"}, "missing 'input_params'"),
+        ({"human_qir": "x", "input_params": [1]}, "'input_params' must be an object, not an"),
+        ({"human_qir": "x", "input_params": {}, "job_runs": 1, "sequence": {}}, "keep one"),
+        ({"circuits": []}, "expected 'program_id' (Qiskit primitive), 'sequence' (Pulser)"),
+    ],
+)
+def test_iqm_and_qir_payload_errors_say_what_to_fix(document, problem):
+    with pytest.raises(PayloadError) as caught:
+        check_document(document, "p.json")
+    assert problem in caught.value.message
+
+
+def test_schema_takes_the_iqm_and_qir_payloads():
+    from importlib import resources
+
+    schema = json.loads(resources.files("qrmi_tasks").joinpath(SCHEMA_FILE).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid({"iqmjson": IQM_JOB, "job_type": "sweep", "use_timeslot": True})
+    assert validator.is_valid({"human_qir": "x", "input_params": {"nbShots": 5}})
+    assert not validator.is_valid({"iqmjson": IQM_JOB, "job_type": "sweep", "tag": "t" * 51})
