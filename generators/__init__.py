@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from generators.core import GeneratorError, IsaWarning, Payload
+    from generators.iqm import iqm_payload
     from generators.primitives import estimator_payload, sampler_payload
     from generators.sequences import pulser_payload, qpp_payload, qpp_sequence
     from generators.validate import validate_file
@@ -27,6 +28,7 @@ _EXPORTS = {
     "GeneratorError": "generators.core",
     "IsaWarning": "generators.core",
     "sampler_payload": "generators.primitives",
+    "iqm_payload": "generators.iqm",
     "estimator_payload": "generators.primitives",
     "pulser_payload": "generators.sequences",
     "qpp_payload": "generators.sequences",
@@ -39,6 +41,7 @@ __all__ = [
     "IsaWarning",
     "Payload",
     "estimator_payload",
+    "iqm_payload",
     "pulser_payload",
     "qpp_payload",
     "qpp_sequence",

@@ -47,6 +47,7 @@ HELP = f"""qrmi-gen - build QRMI payloads for qrmi-task-runner.
   qrmi-gen estimator bell.qasm --observable ZZ --observable "0.5*XX+ZI"
   qrmi-gen pulser sequence.py --runs 500
   qrmi-gen qpp analog_circuit.py --runs 500
+  qrmi-gen iqm ghz.qasm --shots 1000 --resource garnet
   qrmi-gen validate payload.json --type direct-access
 
 Circuits are OpenQASM 2/3 or QPY files. With --target (a fake backend of
@@ -352,6 +353,78 @@ def qpp(script: str, runs: int, device: str, output: str | None) -> None:
 
     circuit = run_script(script, ("circuit", "qc"), "a QuantumCircuit")
     _write(qpp_payload(circuit, runs, device), output)
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("circuits", nargs=-1, required=True, metavar="CIRCUIT...")
+@click.option("--shots", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option(
+    "--job-type",
+    type=click.Choice(["circuit"]),
+    default="circuit",
+    show_default=True,
+    help="IQM Server job type ('run' and 'sweep' are pulse-level jobs, not built here).",
+)
+@click.option("--use-timeslot", is_flag=True, help="Submit to the quantum computer's timeslot.")
+@click.option("--tag", help="The job's tag on IQM Server (at most 50 characters).")
+@click.option(
+    "--resource",
+    metavar="NAME",
+    help="An iqm-server resource: transpile for its dynamic quantum architecture (online).",
+)
+@click.option(
+    "--calibration-set",
+    metavar="ID",
+    help="With --resource: that calibration set instead of the default one.",
+)
+@click.option("--config", metavar="FILE", envvar="QRMI_CONFIG", help="Resources file.")
+@click.option("--optimization-level", type=click.IntRange(0, 3), default=1, show_default=True)
+@click.option(
+    "--params-only", is_flag=True, help="Write only the IQM job ('iqmjson'), not the payload."
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Where to write the payload ('-': stdout). Default: iqm_json_{resource}.json.",
+)
+def iqm(
+    circuits: tuple[str, ...],
+    shots: int,
+    job_type: str,
+    use_timeslot: bool,
+    tag: str | None,
+    resource: str | None,
+    calibration_set: str | None,
+    config: str | None,
+    optimization_level: int,
+    params_only: bool,
+    output: str | None,
+) -> None:
+    """IQM Server payload (IQM JSON circuit job) from OpenQASM 2/3 or QPY circuits."""
+    from generators.core import GeneratorError
+    from generators.inputs import load_circuits
+    from generators.iqm import iqm_payload, resource_architecture
+
+    if tag is not None and len(tag) > 50:
+        raise GeneratorError(f"--tag has {len(tag)} characters; IQM Server allows 50")
+    if calibration_set and not resource:
+        raise UsageError("--calibration-set needs --resource")
+    batch = [c for path in circuits for c in load_circuits(path)]
+    architecture = None
+    if resource:
+        architecture = resource_architecture(resource, config, calibration_set or "default")
+    payload = iqm_payload(
+        batch,
+        shots=shots,
+        job_type=job_type,
+        use_timeslot=use_timeslot,
+        tag=tag,
+        architecture=architecture,
+        optimization_level=optimization_level,
+        backend=resource,
+    )
+    _write(payload, output, params_only)
 
 
 @cli.command(context_settings=_CONTEXT)

@@ -14,7 +14,7 @@ from typing import Any
 
 from qrmi_tasks import output
 from qrmi_tasks.errors import QrmiError
-from qrmi_tasks.payload import PULSER, check_document, validate_sequence
+from qrmi_tasks.payload import IQM, PULSER, check_document, validate_sequence
 
 
 class GeneratorError(QrmiError):
@@ -39,7 +39,7 @@ def warn_not_isa() -> None:
 class Payload:
     """A QRMI payload document, validated like the runner validates payload files.
 
-    ``kind`` is ``"sampler"``, ``"estimator"`` or ``"pulser"``.
+    ``kind`` is ``"sampler"``, ``"estimator"``, ``"pulser"`` or ``"iqm"``.
     """
 
     def __init__(self, kind: str, document: dict[str, Any], backend: str | None = None) -> None:
@@ -56,11 +56,15 @@ class Payload:
         """The primitive's input (``parameters``); Qiskit payloads only."""
         if self.kind == PULSER:
             raise AttributeError("a Pulser payload has no primitive parameters")
+        if self.kind == IQM:  # what --params-only writes: the IQM job, as qrmi's tool does
+            return self.document["iqmjson"]
         return self.document["parameters"]
 
     @property
     def num_pubs(self) -> int:
         """Number of pubs (0 for a Pulser payload)."""
+        if self.kind == IQM:
+            return len(self.document["iqmjson"]["circuits"])
         return 0 if self.kind == PULSER else len(self.document["parameters"]["pubs"])
 
     @property
@@ -68,6 +72,8 @@ class Payload:
         """Shots (sampler), default shots (estimator) or runs (Pulser), if set."""
         if self.kind == PULSER:
             return self.document["job_runs"]
+        if self.kind == IQM:
+            return self.document["iqmjson"].get("shots", 1)
         params = self.document["parameters"]
         return params.get("shots") or (params.get("options") or {}).get("default_shots")
 
@@ -75,6 +81,8 @@ class Payload:
         """File name in the style of the reference runner's tools."""
         if self.kind == PULSER:
             return "sequence_input.json"
+        if self.kind == IQM:  # qrmi's gen_iqm_json.py: iqm_json_{qc alias}[_params_only].json
+            return f"iqm_json_{self.backend or 'local'}{'_params_only' if params_only else ''}.json"
         suffix = "_params_only" if params_only else ""
         return f"{self.kind}_input_{self.backend or 'local'}{suffix}.json"
 
@@ -116,6 +124,8 @@ class Payload:
             return f"pulser sequence, runs={self.shots}"
         target = f", target={self.backend}" if self.backend else ""
         shots = f", shots={self.shots}" if self.shots else ""
+        if self.kind == IQM:
+            return f"iqm {self.document['job_type']} job, {self.num_pubs} circuit(s){shots}{target}"
         return f"{self.kind}, {self.num_pubs} pub(s){shots}{target}"
 
     def __repr__(self) -> str:

@@ -118,6 +118,13 @@ def payload_html(kind: str, document: dict[str, Any], backend: str | None = None
             f"<div><b>Pulser sequence payload</b>: {escape(str(document.get('job_runs')))} runs"
             "</div>"
         )
+    if "iqmjson" in document:
+        job = document["iqmjson"] if isinstance(document["iqmjson"], dict) else {}
+        return (
+            f"<div><b>IQM {escape(str(document.get('job_type')))} job payload</b>: "
+            f"{len(job.get('circuits') or [])} circuit(s), shots={escape(str(job.get('shots')))}"
+            "</div>"
+        )
     params = document["parameters"]
     estimator = document.get("program_id") == "estimator"
     shots = params.get("shots") or (params.get("options") or {}).get("default_shots")

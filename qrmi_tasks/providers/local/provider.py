@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from qrmi_tasks.config import Resource
 from qrmi_tasks.errors import ConfigError, PayloadError, ProviderError
-from qrmi_tasks.payload import PULSER, QISKIT, CheckedPayload
+from qrmi_tasks.payload import IQM, PULSER, QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
 from qrmi_tasks.providers.local import memory
 from qrmi_tasks.providers.local.worker import EXIT_REJECTED
@@ -41,7 +41,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 class LocalProvider(Provider):
     """Simulate on this machine (no credentials, no network)."""
 
-    payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT, PULSER})
+    payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT, PULSER, IQM})
     # A status call is one waitpid(WNOHANG): polling every 50 ms costs nothing and a short
     # simulation's end is seen at once (a 1 s cap added up to half a second to a Bell run).
     poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.02, factor=1.5, cap=0.05, late_cap=0.5)
@@ -109,6 +109,12 @@ class LocalProvider(Provider):
     def submit(self, payload: CheckedPayload) -> str:
         if payload.kind == PULSER:
             self._refuse_a_register_that_cannot_fit(payload)
+        if payload.kind == IQM and payload.document["job_type"] != "circuit":
+            raise PayloadError(
+                f"{payload.source}: the local simulator runs IQM 'circuit' jobs only, not "
+                f"'{payload.document['job_type']}' (pulse-level) jobs; run it on an "
+                "iqm-server resource"
+            )
         self._workdir = Path(tempfile.mkdtemp(prefix="qrmi-local-"))
         (self._workdir / "payload.json").write_text(json.dumps(payload.document))
         command = self._command()

@@ -54,6 +54,12 @@ def main(argv: list[str]) -> int:
                 params = _seeded(document["program_id"], params, args.seed)
             result = run_primitive(document["program_id"], params, engine)
             text = encode_primitive_result(result, params.get("support_qiskit", True) is not False)
+        elif "iqmjson" in document:
+            from qrmi_tasks.providers.local.iqm_sim import run_iqm_job
+
+            job = document["iqmjson"]
+            job = job if isinstance(job, str) else json.dumps(job)
+            text = run_iqm_job(job, args.seed, engine)
         else:
             sequence = document["sequence"]
             sequence = sequence if isinstance(sequence, str) else json.dumps(sequence)
