@@ -27,14 +27,14 @@ except ImportError:
 class WorkerRun:
     """One payload running in a worker process (forked, see the module docstring)."""
 
-    def __init__(self, document: dict[str, Any]) -> None:
+    def __init__(self, document: dict[str, Any], args: tuple[str, ...] = ()) -> None:
         self.workdir = tempfile.TemporaryDirectory(prefix="fake-job-")
         workdir = Path(self.workdir.name)
         (workdir / "payload.json").write_text(json.dumps(document))
         # stderr to a file read when the job fails
         with (workdir / "stderr.txt").open("wb") as stderr:
             self._process = fork_worker(
-                [str(workdir)],
+                [str(workdir), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -62,9 +62,10 @@ class WorkerRun:
         self.workdir.cleanup()
 
 
-def run_worker(document: dict[str, Any]) -> str:
-    """Run ``document`` to completion; its result JSON text, or RuntimeError."""
-    run = WorkerRun(document)
+def run_worker(document: dict[str, Any], args: tuple[str, ...] = ()) -> str:
+    """Run ``document`` to completion (``args``: the worker's options, ``--seed N``...);
+    its result JSON text, or RuntimeError."""
+    run = WorkerRun(document, args)
     try:
         text, error = run.wait()
     finally:
