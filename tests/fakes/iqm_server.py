@@ -21,6 +21,7 @@ artifacts are what the worker computed. ``fail_jobs`` ends jobs ``failed`` with
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import uuid
@@ -229,6 +230,23 @@ class FakeIQMServer(FakeServer):
                 return _error(404, "calibration_set_not_found", "Calibration set not found.")
             return Response(200, self.architecture)
         return _error(404, "not_found", "No such route.")
+
+
+def bell_payload(path: Path, shots: int = 100) -> Path:
+    """Write a Bell-pair ``iqm`` payload on QB1 and QB3 (coupled in the fake's
+    architecture) in IQM's native operations, the four keys qrmi's runner reads."""
+    half = math.pi / 2
+    operations = [
+        {"name": "prx", "locus": ["QB1"], "args": {"angle": half, "phase": half}},
+        {"name": "prx", "locus": ["QB3"], "args": {"angle": half, "phase": half}},
+        {"name": "cz", "locus": ["QB1", "QB3"], "args": {}},
+        {"name": "prx", "locus": ["QB3"], "args": {"angle": -half, "phase": half}},
+        {"name": "measure", "locus": ["QB1", "QB3"], "args": {"key": "m"}},
+    ]
+    job = {"circuits": [{"name": "bell", "instructions": operations}], "shots": shots}
+    document = {"iqmjson": job, "job_type": "circuit", "use_timeslot": False, "tag": None}
+    path.write_text(json.dumps(document))
+    return path
 
 
 def runner_env(endpoint: str, token: str = TOKEN, name: str = RESOURCE) -> dict[str, str]:
