@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from generators.core import GeneratorError, IsaWarning, Payload
+    from generators.felis import felis_payload
     from generators.primitives import estimator_payload, sampler_payload
     from generators.sequences import pulser_payload, qpp_payload, qpp_sequence
     from generators.validate import validate_file
@@ -32,6 +33,7 @@ _EXPORTS = {
     "qpp_payload": "generators.sequences",
     "qpp_sequence": "generators.sequences",
     "validate_file": "generators.validate",
+    "felis_payload": "generators.felis",
 }
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "IsaWarning",
     "Payload",
     "estimator_payload",
+    "felis_payload",
     "pulser_payload",
     "qpp_payload",
     "qpp_sequence",

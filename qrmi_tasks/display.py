@@ -6,6 +6,7 @@ documents.
 
 from __future__ import annotations
 
+import json
 import re
 from html import escape
 from typing import Any
@@ -117,6 +118,12 @@ def payload_html(kind: str, document: dict[str, Any], backend: str | None = None
         return (
             f"<div><b>Pulser sequence payload</b>: {escape(str(document.get('job_runs')))} runs"
             "</div>"
+        )
+    if "human_qir" in document:
+        lines = len(str(document["human_qir"]).splitlines())
+        params_text = escape(json.dumps(document.get("input_params")))
+        return (
+            f"<div><b>QIR payload</b> (Alice &amp; Bob Felis): {lines} lines, {params_text}</div>"
         )
     params = document["parameters"]
     estimator = document.get("program_id") == "estimator"
