@@ -62,6 +62,11 @@ def _error(code: int | str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
+def _number(value: float) -> int | float:
+    """A bound as Felis words it in a refusal (``[1, 10]``, recorded: no ``.0``)."""
+    return int(value) if float(value).is_integer() else value
+
+
 class QirError(Exception):
     """A program the fake's stack refuses; ``event`` is the failure event it causes."""
 
@@ -204,7 +209,8 @@ class FakeFelis(FakeServer):
             value = params.get(name, spec["default"])
             for c in spec["constraints"]:
                 if value is not None and not c["min"] <= value <= c["max"]:
-                    message = f'Input param "{name}" must be in the range [{c["min"]}, {c["max"]}].'
+                    low, high = _number(c["min"]), _number(c["max"])
+                    message = f'Input param "{name}" must be in the range [{low}, {high}].'
                     return 400, _error(400, message)
         for name in params:
             if name not in target["inputParams"]:
@@ -270,7 +276,10 @@ class FakeFelis(FakeServer):
                 return
             circuit = qir_circuit(text, self._target(job["target"]))
         except QirError as exc:
-            self._event(job, exc.event, [{"code": exc.code, "message": str(exc)}])
+            # the program was read (compiled) before the target refused it (recorded order)
+            passed = ("COMPILED", "TRANSPILING") if exc.event == "TRANSPILATION_FAILED" else ()
+            if all(self._event(job, stage) for stage in passed):
+                self._event(job, exc.event, [{"code": exc.code, "message": str(exc)}])
             return
         for stage in _STAGES[1:]:
             if not self._event(job, stage):

@@ -40,7 +40,7 @@ from qrmi_tasks.providers.alice_bob import FELIS_ERRORS, job_errors
 from qrmi_tasks.providers.alice_bob.felis_client import FelisClient, FelisHttpError
 from qrmi_tasks.providers.alice_bob.qir_text import read_qir, signature_function
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
-from qrmi_tasks.retry import Retry, is_transient, with_retries
+from qrmi_tasks.retry import REQUEST_BACKOFF, Retry, is_transient, with_retries
 
 log = logging.getLogger("qrmi_tasks.alice_bob_felis")
 T = TypeVar("T")
@@ -63,8 +63,10 @@ EVENTS: dict[str, TaskStatus] = {
     "TRANSPILATION_FAILED": TaskStatus.FAILED,
     "EXECUTION_FAILED": TaskStatus.FAILED,
 }
-# Throttling (429) is retried this long at most; other transient failures 6 times.
+# Throttling (429) is retried this long at most; other transient failures 6 times, with
+# these waits (about 15 s in all; the runner then rides out a longer outage)
 THROTTLE_SECONDS = 120.0
+BACKOFF = REQUEST_BACKOFF
 # A job's input cannot be taken back: these statuses refuse the job, never retried.
 REFUSED_PAYLOAD = {400: PayloadError, 422: PayloadError}
 
@@ -146,6 +148,7 @@ class FelisProvider(Provider):
                 classify=_retry,
                 pause=self.context.pause,
                 until=time.monotonic() + THROTTLE_SECONDS,
+                backoff=BACKOFF,
             )
 
     # -- the target check -------------------------------------------------------------
