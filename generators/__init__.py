@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from generators.core import GeneratorError, IsaWarning, Payload
     from generators.iqm import iqm_payload
+    from generators.felis import felis_payload
     from generators.primitives import estimator_payload, sampler_payload
     from generators.sequences import pulser_payload, qpp_payload, qpp_sequence
     from generators.validate import validate_file
@@ -34,6 +35,7 @@ _EXPORTS = {
     "qpp_payload": "generators.sequences",
     "qpp_sequence": "generators.sequences",
     "validate_file": "generators.validate",
+    "felis_payload": "generators.felis",
 }
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "Payload",
     "estimator_payload",
     "iqm_payload",
+    "felis_payload",
     "pulser_payload",
     "qpp_payload",
     "qpp_sequence",

@@ -48,6 +48,7 @@ HELP = f"""qrmi-gen - build QRMI payloads for qrmi-task-runner.
   qrmi-gen pulser sequence.py --runs 500
   qrmi-gen qpp analog_circuit.py --runs 500
   qrmi-gen iqm ghz.qasm --shots 1000 --resource garnet
+  qrmi-gen alice-bob bell.qasm --shots 1000 --param averageNbPhotons=4
   qrmi-gen validate payload.json --type direct-access
 
 Circuits are OpenQASM 2/3 or QPY files. With --target (a fake backend of
@@ -353,6 +354,47 @@ def qpp(script: str, runs: int, device: str, output: str | None) -> None:
 
     circuit = run_script(script, ("circuit", "qc"), "a QuantumCircuit")
     _write(qpp_payload(circuit, runs, device), output)
+
+
+def _input_param(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` of --param: VALUE as JSON (a number, true/false), else as text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise click.BadParameter(f"{text!r} is not NAME=VALUE", param_hint="--param")
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return name.strip(), value
+
+
+@cli.command("alice-bob", context_settings=_CONTEXT)
+@click.argument("circuit", metavar="CIRCUIT")
+@click.option("--shots", type=click.IntRange(min=1), help="Shots (input param nbShots).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Another input param of the Felis target (e.g. averageNbPhotons=4); repeatable.",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Where to write the payload ('-': stdout). Default: qir_input.json.",
+)
+def alice_bob(circuit: str, shots: int | None, params: tuple[str, ...], output: str | None) -> None:
+    """Alice & Bob Felis payload (human-readable QIR) from one circuit (OpenQASM 2/3 or QPY),
+    converted offline by qiskit-alice-bob-provider; Felis transpiles it for its target."""
+    from generators.core import GeneratorError
+    from generators.felis import felis_payload
+    from generators.inputs import load_circuits
+
+    circuits = load_circuits(circuit)
+    if len(circuits) != 1:
+        raise GeneratorError(f"{circuit} holds {len(circuits)} circuits; a Felis job runs one")
+    input_params = dict(_input_param(p) for p in params)
+    _write(felis_payload(circuits[0], shots, input_params), output)
 
 
 @cli.command(context_settings=_CONTEXT)

@@ -14,7 +14,7 @@ from typing import Any
 
 from qrmi_tasks import output
 from qrmi_tasks.errors import QrmiError
-from qrmi_tasks.payload import IQM, PULSER, check_document, validate_sequence
+from qrmi_tasks.payload import IQM, PULSER, QIR, check_document, validate_sequence
 
 
 class GeneratorError(QrmiError):
@@ -39,7 +39,8 @@ def warn_not_isa() -> None:
 class Payload:
     """A QRMI payload document, validated like the runner validates payload files.
 
-    ``kind`` is ``"sampler"``, ``"estimator"``, ``"pulser"`` or ``"iqm"``.
+    ``kind`` is ``"sampler"``, ``"estimator"``, ``"pulser"``, ``"iqm"`` or ``"qir"`` (Alice &
+    Bob Felis).
     """
 
     def __init__(self, kind: str, document: dict[str, Any], backend: str | None = None) -> None:
@@ -54,8 +55,8 @@ class Payload:
     @property
     def parameters(self) -> dict[str, Any]:
         """The primitive's input (``parameters``); Qiskit payloads only."""
-        if self.kind == PULSER:
-            raise AttributeError("a Pulser payload has no primitive parameters")
+        if self.kind in (PULSER, QIR):
+            raise AttributeError(f"a {self.kind} payload has no primitive parameters")
         if self.kind == IQM:  # what --params-only writes: the IQM job, as qrmi's tool does
             return self.document["iqmjson"]
         return self.document["parameters"]
@@ -65,7 +66,9 @@ class Payload:
         """Number of pubs (0 for a Pulser payload)."""
         if self.kind == IQM:
             return len(self.document["iqmjson"]["circuits"])
-        return 0 if self.kind == PULSER else len(self.document["parameters"]["pubs"])
+        if self.kind in (PULSER, QIR):
+            return 0
+        return len(self.document["parameters"]["pubs"])
 
     @property
     def shots(self) -> int | None:
@@ -74,6 +77,8 @@ class Payload:
             return self.document["job_runs"]
         if self.kind == IQM:
             return self.document["iqmjson"].get("shots", 1)
+        if self.kind == QIR:
+            return self.document["input_params"].get("nbShots")
         params = self.document["parameters"]
         return params.get("shots") or (params.get("options") or {}).get("default_shots")
 
@@ -83,6 +88,8 @@ class Payload:
             return "sequence_input.json"
         if self.kind == IQM:  # qrmi's gen_iqm_json.py: iqm_json_{qc alias}[_params_only].json
             return f"iqm_json_{self.backend or 'local'}{'_params_only' if params_only else ''}.json"
+        if self.kind == QIR:
+            return "qir_input.json"
         suffix = "_params_only" if params_only else ""
         return f"{self.kind}_input_{self.backend or 'local'}{suffix}.json"
 
@@ -122,6 +129,9 @@ class Payload:
         """One line: kind, pubs, shots or runs."""
         if self.kind == PULSER:
             return f"pulser sequence, runs={self.shots}"
+        if self.kind == QIR:
+            lines = len(self.document["human_qir"].splitlines())
+            return f"QIR program ({lines} lines), input_params={self.document['input_params']}"
         target = f", target={self.backend}" if self.backend else ""
         shots = f", shots={self.shots}" if self.shots else ""
         if self.kind == IQM:

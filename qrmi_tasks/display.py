@@ -6,6 +6,7 @@ documents.
 
 from __future__ import annotations
 
+import json
 import re
 from html import escape
 from typing import Any
@@ -124,6 +125,12 @@ def payload_html(kind: str, document: dict[str, Any], backend: str | None = None
             f"<div><b>IQM {escape(str(document.get('job_type')))} job payload</b>: "
             f"{len(job.get('circuits') or [])} circuit(s), shots={escape(str(job.get('shots')))}"
             "</div>"
+        )
+    if "human_qir" in document:
+        lines = len(str(document["human_qir"]).splitlines())
+        params_text = escape(json.dumps(document.get("input_params")))
+        return (
+            f"<div><b>QIR payload</b> (Alice &amp; Bob Felis): {lines} lines, {params_text}</div>"
         )
     params = document["parameters"]
     estimator = document.get("program_id") == "estimator"

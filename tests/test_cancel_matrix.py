@@ -9,6 +9,7 @@ the process exits 143 within 5 s, and Direct Access also deletes the job.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fakes import direct_access, iqm_server, pasqal_cloud, qiskit_runtime
+from fakes import alice_bob_felis, direct_access, iqm_server, pasqal_cloud, qiskit_runtime
 from fakes.s3_proxy import S3Proxy
 from fakes.server import FakeServer
 from helpers import EXAMPLES, clean_env, start_runner, wait_for
@@ -62,8 +63,18 @@ def iqm_payload(tmp_path_factory) -> str:
     return str(iqm_server.bell_payload(tmp_path_factory.mktemp("iqm") / "bell.json"))
 
 
-@pytest.fixture(params=["direct-access", "qiskit-runtime", "pasqal-cloud", "iqm-server"])
-def provider(request, s3_url, pulser_payload, iqm_payload) -> Iterator[Provider]:
+@pytest.fixture(scope="module")
+def qir_payload(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("qir") / "bell.json"
+    qir = alice_bob_felis.bell_qir()
+    path.write_text(f'{{"human_qir": {json.dumps(qir)}, "input_params": {{"nbShots": 100}}}}')
+    return str(path)
+
+
+@pytest.fixture(
+    params=["direct-access", "qiskit-runtime", "pasqal-cloud", "iqm-server", "alice-bob-felis"]
+)
+def provider(request, s3_url, pulser_payload, iqm_payload, qir_payload) -> Iterator[Provider]:
     if request.param == "direct-access":
         fake = direct_access.FakeDirectAccess(("fake_heron",), job_seconds=60).start()
         # the runner reaches S3 through a faultable proxy; the service, as on a real site,
@@ -112,6 +123,23 @@ def provider(request, s3_url, pulser_payload, iqm_payload) -> Iterator[Provider]
             result={"method": "GET", "match": "/api/v1/jobs/[^/]+/artifacts/[^/]+"},
             cancel=("POST", r"/api/v1/jobs/[^/]+/cancel"),
             finds_lost_creates=False,
+        )
+    elif request.param == "alice-bob-felis":
+        fake = alice_bob_felis.FakeFelis(job_seconds=60).start()
+        name = "ab_emu_6q_physical_cats"
+        yield Provider(
+            "alice-bob-felis",
+            fake,
+            clean_env(**alice_bob_felis.runner_env(name, fake)),
+            name,
+            qir_payload,
+            # Felis jobs carry no label of ours: a create whose answer never comes cannot
+            # be found (its job has no program and never runs). The submission's state in
+            # which a job exists is the program's upload: its answer is the one that hangs.
+            create={"method": "POST", "match": "/v1/jobs/[^/]+/input"},
+            status={"method": "GET", "match": "/v1/jobs/[^/]+"},
+            result={"method": "GET", "match": "/v1/jobs/[^/]+/output"},
+            cancel=("DELETE", r"/v1/jobs/[^/]+"),
         )
     else:
         fake = pasqal_cloud.FakePasqalCloud(job_seconds=60).start()

@@ -17,7 +17,6 @@ from qrmi_tasks.config import Resource
 from qrmi_tasks.config import resolve_resource as _find_resource
 from qrmi_tasks.errors import ConfigError
 from qrmi_tasks.logsetup import SECRETS
-from qrmi_tasks.providers.compat import warn_unknown_variables
 from qrmi_tasks.providers.registry import (
     declaration,
     declarations,
@@ -93,6 +92,9 @@ def open_provider(
     resource = resolve_resource(name, environ, config)
     found = declaration(resource.type.name)
     cls = provider_class(resource.type.name)
+    # here, not at the top: `python -m qrmi_tasks.providers.compat` must find it unloaded
+    from qrmi_tasks.providers.compat import warn_unknown_variables
+
     warn_unknown_variables(resource)
     if purpose == "target":
         if found.target_settings is None:
