@@ -192,3 +192,33 @@ def test_sigterm_while_running_cancels_the_job(fake, payload, tmp_path):
     (cancel,) = fake.calls("POST", r"/jobs/\d+/cancel")
     assert cancel["time"] - sent < 1.0
     assert [j["status"] for j in fake.jobs.values()] == ["CANCELED"]
+
+
+def test_sigterm_while_a_late_create_answer_is_pending_cancels_the_job(fake, payload):
+    fake.configure(job_seconds=30, create_delay=0.8)  # the job exists; its id comes late
+    env = clean_env(**runner_env(QPU, fake.url, _open_session(fake)))
+    proc = start_runner(QPU, str(payload), env=env)
+    wait_for(lambda: fake.jobs, "the job's creation", proc)
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143, stderr
+    (cancel,) = fake.calls("POST", r"/jobs/\d+/cancel")
+    assert cancel["time"] - sent < 1.0, stderr
+    assert [j["status"] for j in fake.jobs.values()] == ["CANCELED"]
+
+
+def test_sigterm_while_a_create_answer_is_lost_says_the_job_cannot_be_found(fake, payload):
+    fake.configure(
+        job_seconds=30, faults=[{"method": "POST", "match": "/jobs", "hang": True, "after": True}]
+    )
+    env = clean_env(**runner_env(QPU, fake.url, _open_session(fake)))
+    proc = start_runner(QPU, str(payload), env=env)
+    wait_for(lambda: fake.jobs, "the job's creation", proc)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and time.monotonic() - sent < 5.0, stderr
+    assert "cannot be found to be cancelled; look for it in GET /jobs" in stderr
+    assert fake.calls("POST", r"/jobs/\d+/cancel") == []  # nothing of ours to cancel by
+    assert "Traceback" not in stderr

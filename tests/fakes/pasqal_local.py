@@ -11,9 +11,10 @@ expired, replayed or forged credential is refused (401, ``{"detail"}``).
 Jobs move PENDING -> RUNNING -> DONE on timers (``job_seconds``, PENDING for
 ``pending_seconds``, by default half); the result is the sequence emulated by the ``local``
 resource's worker (Pulser), ``{"counter": {...}}`` as a JSON string. ``fail_jobs``: jobs
-end ERROR (their logs say why). Fault injection: :mod:`fakes.server`'s ``faults``; a fault
-with ``"job_done": true`` matches ``GET /jobs/{id}`` only once that job is DONE (a result
-download, which shares its route with the status read).
+end ERROR (their logs say why). ``create_delay``: ``POST /jobs`` creates the job at once and
+answers that many seconds later. Fault injection: :mod:`fakes.server`'s ``faults``; a fault
+with ``"job_done": true`` matches ``GET /jobs/{id}`` only after a read of that job answered
+DONE (the result download, which shares its route with the status read).
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ class FakeWarden(FakeServer):
     """State of the fake warden; :class:`fakes.server.FakeServer` does the HTTP."""
 
     def __init__(self, job_seconds: float = 0.3) -> None:
-        super().__init__(job_seconds=job_seconds, pending_seconds=None, fail_jobs=False)
+        super().__init__(
+            job_seconds=job_seconds, pending_seconds=None, fail_jobs=False, create_delay=0.0
+        )
+        self.reported_done: set[int] = set()  # jobs a GET /jobs/{id} showed DONE
         self.jobs: dict[int, dict[str, Any]] = {}
         self.sessions: dict[str, dict[str, str]] = {}  # open sessions
         self.revoked: list[str] = []
@@ -79,8 +83,7 @@ class FakeWarden(FakeServer):
 
     def _done(self, path: str) -> bool:
         m = re.fullmatch(r"/jobs/(\d+)", path)
-        job = self.jobs.get(int(m.group(1))) if m else None
-        return job is not None and job["status"] == "DONE"
+        return m is not None and int(m.group(1)) in self.reported_done
 
     def fault(self, request: Request, status: int) -> Response:
         if status == 422:
@@ -168,6 +171,12 @@ class FakeWarden(FakeServer):
         uid, reason = decode(request.headers.get("x-munge-cred") or "")
         if uid is None:
             return 401, {"detail": f"invalid MUNGE credential: {reason}"}
+        if path == "/jobs" and method == "POST":
+            with self.lock:
+                self.uids.append(uid)
+                answer = self.create_job(request, uid)
+            time.sleep(float(self.config["create_delay"]))  # created now, answered late
+            return answer
         with self.lock:
             self.uids.append(uid)
             if path == "/sessions" and method == "POST":
@@ -182,8 +191,6 @@ class FakeWarden(FakeServer):
                     return 404, {"detail": "session not found"}
                 self.revoked.append(m.group(1))
                 return 200, {"id": m.group(1)}
-            if path == "/jobs" and method == "POST":
-                return self.create_job(request, uid)
             if path == "/jobs" and method == "GET":
                 return 200, [self._view(j) for j in self.jobs.values()]
             if path == "/qpu/specs" and method == "GET":
@@ -193,6 +200,8 @@ class FakeWarden(FakeServer):
             if m and job is None:
                 return 404, {"detail": "job not found"}
             if m and m.group(2) is None and method == "GET":
+                if job["status"] == "DONE":
+                    self.reported_done.add(job["id"])
                 return 200, self._view(job)
             if m and m.group(2) == "/cancel" and method == "POST":
                 return 200, self.cancel(job["id"])
