@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from generators.core import GeneratorError, IsaWarning, Payload
-    from generators.iqm import iqm_payload
     from generators.felis import felis_payload
+    from generators.iqm import iqm_payload
     from generators.primitives import estimator_payload, sampler_payload
     from generators.sequences import pulser_payload, qpp_payload, qpp_sequence
     from generators.validate import validate_file
@@ -43,8 +43,8 @@ __all__ = [
     "IsaWarning",
     "Payload",
     "estimator_payload",
-    "iqm_payload",
     "felis_payload",
+    "iqm_payload",
     "pulser_payload",
     "qpp_payload",
     "qpp_sequence",

@@ -1,10 +1,11 @@
 """Resources and their settings, from the environment and an optional JSON config file.
 
 Resource list: ``QRMI_JOB_QPU_RESOURCES`` / ``QRMI_JOB_QPU_TYPES``, falling back to
-``SLURM_JOB_QPU_RESOURCES`` / ``SLURM_JOB_QPU_TYPES``, split on ``QRMI_LIST_DELIMITER``.
-Per-resource settings: ``{NAME}_{PREFIX}{SETTING}`` (for example
-``ibm_marrakesh_QRMI_IBM_DA_ENDPOINT``) from the process environment, which wins over
-the ``environment`` block of the resource in the config file (Slurm QRMI plugin format).
+``SLURM_JOB_QPU_RESOURCES`` / ``SLURM_JOB_QPU_TYPES`` (each list on its own), split on
+``QRMI_LIST_DELIMITER``. Per-resource settings: ``{NAME}_{PREFIX}{SETTING}`` (for example
+``ibm_marrakesh_QRMI_IBM_QS_ENDPOINT``, or under the type's older prefix
+``..._QRMI_IBM_DA_ENDPOINT`` when that is unset) from the process environment, which wins
+over the ``environment`` block of the resource in the config file (Slurm QRMI plugin format).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +40,14 @@ class ResourceType:
 
     name: str  # as written in QRMI_JOB_QPU_TYPES / SLURM_JOB_QPU_TYPES
     prefix: str  # settings are read from {resource}_{prefix}{SETTING}
+    #: earlier prefixes of the same variables (qrmi renamed ``QRMI_IBM_QRS_`` to
+    #: ``QRMI_IBM_QCS_``), read in this order when the current name is unset
+    older_prefixes: tuple[str, ...] = ()
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Every accepted prefix, the current one first."""
+        return (self.prefix, *self.older_prefixes)
 
 
 @dataclass(frozen=True)
@@ -167,18 +176,46 @@ class Resource:
         suffix = self.suffix(setting)
         return suffix if setting.shared else f"{self.name}_{suffix}"
 
+    def suffixes(self, setting: Setting) -> list[str]:
+        """Every ``{NAME}_``-relative name ``setting`` is read under: the type's current
+        prefix first, then its older ones (one name for unprefixed and shared settings)."""
+        if setting.shared or not setting.prefixed:
+            return [setting.name]
+        return [f"{prefix}{setting.name}" for prefix in self.type.prefixes]
+
+    def _values(self, setting: Setting) -> list[tuple[str, str]]:
+        """``(variable, text)`` under each of ``setting``'s own names that is set (not its
+        aliases), current prefix first; the process environment wins over the file."""
+        found = []
+        for suffix in self.suffixes(setting):
+            variable = suffix if setting.shared else f"{self.name}_{suffix}"
+            value = self.environ.get(variable)
+            if value is None:
+                value = self.file_environment.get(suffix)
+            if value is not None and value.strip() != "":
+                found.append((variable, value))
+        return found
+
     def found(self, setting: Setting) -> tuple[str, str] | None:
         """``(variable, text)`` of the first of ``setting`` and its aliases that is set.
 
-        Each name is looked up in the process environment first, then in the config file.
+        Each name is looked up in the process environment first, then in the config file;
+        under the type's current prefix first, then its older ones. When both a current and
+        an older name are set to different values, the current one wins, with a warning.
         """
         for candidate in (setting, *setting.aliases):
-            value = self.environ.get(self.variable(candidate))
-            if value is None:
-                value = self.file_environment.get(self.suffix(candidate))
-            if value is not None and value.strip() != "":
-                return self.variable(candidate), value
+            hits = self._values(candidate)
+            if not hits:
+                continue
+            _warn_if_conflicting(hits)
+            return hits[0]
         return None
+
+    def source(self, setting: Setting) -> str:
+        """The variable ``setting`` was read from (an older name or an alias when that is
+        what was set), else its current name: what a message tells the user to check."""
+        hit = self.found(setting)
+        return self.variable(setting) if hit is None else hit[0]
 
     def raw(self, setting: Setting) -> str | None:
         """The setting's text (or its first alias that is set); None when unset or blank."""
@@ -186,11 +223,16 @@ class Resource:
         return None if hit is None else hit[1]
 
     def describe(self, setting: Setting) -> str:
-        """The setting's variable for messages, with its aliases: ``A (or B, C)``."""
-        if not setting.aliases:
-            return self.variable(setting)
-        others = ", ".join(self.variable(a) for a in setting.aliases)
-        return f"{self.variable(setting)} (or {others})"
+        """The setting's variable for messages, with its older names and aliases:
+        ``A (or B, C)``."""
+        names = [
+            name if candidate.shared else f"{self.name}_{name}"
+            for candidate in (setting, *setting.aliases)
+            for name in self.suffixes(candidate)
+        ]
+        if len(names) == 1:
+            return names[0]
+        return f"{names[0]} (or {', '.join(names[1:])})"
 
     def settings(self, spec: tuple[Setting, ...]) -> dict[str, Any]:
         """Resolve every setting in ``spec``; one error lists every missing or bad variable."""
@@ -232,10 +274,28 @@ class Resource:
         for setting in spec:
             if setting.secret:
                 for candidate in (setting, *setting.aliases):
-                    hit = self.found(replace(candidate, aliases=()))
-                    if hit is not None:
-                        values.append(hit[1])
+                    # every name that is set: an older name's value is masked too
+                    values.extend(text for _, text in self._values(candidate))
         return values
+
+
+# (current, older) variable pairs already warned about: settings are resolved more than once
+_CONFLICTS_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_if_conflicting(hits: list[tuple[str, str]]) -> None:
+    """Both a current and an older name of one setting are set: say which wins, if they
+    differ (names only, never values)."""
+    current, text = hits[0]
+    for older, other in hits[1:]:
+        if other.strip() != text.strip() and (current, older) not in _CONFLICTS_WARNED:
+            _CONFLICTS_WARNED.add((current, older))
+            log.warning(
+                "%s and %s (its older name) are both set and differ; using %s",
+                current,
+                older,
+                current,
+            )
 
 
 def _is_url_setting(name: str) -> bool:
@@ -279,37 +339,51 @@ def _split(text: str, delimiter: str) -> list[str]:
     return [item.strip() for item in text.split(delimiter)]
 
 
+def _job_list(environ: Mapping[str, str], kind: str) -> tuple[str, str] | None:
+    """``(variable, text)`` of ``QRMI_JOB_QPU_{kind}``, else ``SLURM_JOB_QPU_{kind}``.
+
+    Each list falls back on its own, as qrmi's ``get_job_qpu_resources_and_types`` reads
+    them (qrmi 0.26.4 ``qrmi/__init__.py``): the QRMI_ resources may go with the SLURM_
+    types.
+    """
+    for variable in (f"QRMI_JOB_QPU_{kind}", f"SLURM_JOB_QPU_{kind}"):
+        text = environ.get(variable)
+        if text is not None:
+            return variable, text
+    return None
+
+
 def _env_resources(environ: Mapping[str, str]) -> list[tuple[str, str]]:
-    for prefix in ("QRMI_JOB_QPU", "SLURM_JOB_QPU"):
-        names_text = environ.get(f"{prefix}_RESOURCES")
-        types_text = environ.get(f"{prefix}_TYPES")
-        if names_text is None and types_text is None:
-            continue
-        delimiter = environ.get("QRMI_LIST_DELIMITER") or ","
-        names = _split(names_text or "", delimiter)
-        types = _split(types_text or "", delimiter)
-        if names == [""]:
-            names = []
-        if types == [""]:
-            types = []
-        if len(names) != len(types):
-            raise ConfigError(
-                f"{prefix}_RESOURCES lists {len(names)} resource(s) but {prefix}_TYPES lists "
-                f"{len(types)} type(s); give one type per resource, separated by '{delimiter}'"
-            )
-        if any(not n for n in names) or any(not t for t in types):
-            raise ConfigError(
-                f"{prefix}_RESOURCES / {prefix}_TYPES contain an empty entry; "
-                f"separate entries with '{delimiter}' (QRMI_LIST_DELIMITER)"
-            )
-        duplicates = _duplicates(names)
-        if duplicates:
-            raise ConfigError(
-                f"{prefix}_RESOURCES names {', '.join(map(repr, duplicates))} more than once; "
-                "list each resource once"
-            )
-        return list(zip(names, types, strict=True))
-    return []
+    found_names = _job_list(environ, "RESOURCES")
+    found_types = _job_list(environ, "TYPES")
+    if found_names is None and found_types is None:
+        return []
+    names_var, names_text = found_names or ("QRMI_JOB_QPU_RESOURCES", "")
+    types_var, types_text = found_types or ("QRMI_JOB_QPU_TYPES", "")
+    delimiter = environ.get("QRMI_LIST_DELIMITER") or ","
+    names = _split(names_text, delimiter)
+    types = _split(types_text, delimiter)
+    if names == [""]:
+        names = []
+    if types == [""]:
+        types = []
+    if len(names) != len(types):
+        raise ConfigError(
+            f"{names_var} lists {len(names)} resource(s) but {types_var} lists "
+            f"{len(types)} type(s); give one type per resource, separated by '{delimiter}'"
+        )
+    if any(not n for n in names) or any(not t for t in types):
+        raise ConfigError(
+            f"{names_var} / {types_var} contain an empty entry; "
+            f"separate entries with '{delimiter}' (QRMI_LIST_DELIMITER)"
+        )
+    duplicates = _duplicates(names)
+    if duplicates:
+        raise ConfigError(
+            f"{names_var} names {', '.join(map(repr, duplicates))} more than once; "
+            "list each resource once"
+        )
+    return list(zip(names, types, strict=True))
 
 
 def _file_resources(path: Path) -> list[tuple[str, str, dict[str, str]]]:

@@ -323,10 +323,21 @@ def _check_pulser(document: dict[str, Any], source: str) -> None:
         decoded = decode_json(sequence, f"{source}: 'sequence' string (Pulser abstract repr)")
         if not isinstance(decoded, dict):
             raise PayloadError(f"{source}: 'sequence' string must encode a JSON object")
+        sequence = decoded
     elif not isinstance(sequence, dict):
         raise PayloadError(
             f"{source}: 'sequence' must be a Pulser abstract representation (object or its "
             f"JSON string), not {_type_name(sequence)}"
+        )
+    if "setup" in sequence and "hamiltonian" in sequence:
+        # qrmi (src/pasqal/cloud.rs is_cudaq_sequence) sends such a sequence to Pasqal
+        # Cloud's CUDA-Q endpoint (/core-fast/api/v1/cudaq/job), which the pasqal-cloud SDK
+        # this runner drives has no call for; Pulser cannot rebuild it either
+        raise PayloadError(
+            f"{source}: 'sequence' is a CUDA-Q program ('setup' and 'hamiltonian'), not a "
+            "Pulser sequence; this runner sends Pulser sequences only: export the program "
+            "as one (pulser Sequence.to_abstract_repr()), or run it with qrmi's task_runner "
+            "on a pasqal-cloud resource"
         )
     if "job_runs" not in document:
         raise PayloadError(f"{source}: missing 'job_runs' (number of shots, an integer >= 1)")

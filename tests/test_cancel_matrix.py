@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fakes import alice_bob_felis, direct_access, iqm_server, pasqal_cloud, qiskit_runtime
+from fakes import (
+    alice_bob_felis,
+    direct_access,
+    iqm_server,
+    pasqal_cloud,
+    pasqal_local,
+    qiskit_runtime,
+)
+from fakes.munge_daemon import ensure_munged
 from fakes.s3_proxy import S3Proxy
 from fakes.server import FakeServer
 from helpers import EXAMPLES, clean_env, start_runner, wait_for
@@ -44,8 +52,9 @@ class Provider:
     cancel: tuple[str, str]  # method, path regex of the cancel request
     delete: tuple[str, str] | None = None
     result_fake: FakeServer | None = None  # where results are downloaded, if not ``fake``
-    # whether a job whose create answer never came can be found (by tag); IQM Server has
-    # no job listing: the runner can only name the request id (docs/iqm-server.md)
+    # whether a job whose create answer never came can be found (by tag); IQM Server and the
+    # Pasqal warden have no job listing of ours: the runner can only name the request id
+    # (docs/iqm-server.md, docs/pasqal-local.md)
     finds_lost_creates: bool = True
 
     @property
@@ -72,7 +81,14 @@ def qir_payload(tmp_path_factory) -> str:
 
 
 @pytest.fixture(
-    params=["direct-access", "qiskit-runtime", "pasqal-cloud", "iqm-server", "alice-bob-felis"]
+    params=[
+        "direct-access",
+        "qiskit-runtime",
+        "pasqal-cloud",
+        "pasqal-local",
+        "iqm-server",
+        "alice-bob-felis",
+    ]
 )
 def provider(request, s3_url, pulser_payload, iqm_payload, qir_payload) -> Iterator[Provider]:
     if request.param == "direct-access":
@@ -141,6 +157,28 @@ def provider(request, s3_url, pulser_payload, iqm_payload, qir_payload) -> Itera
             result={"method": "GET", "match": "/v1/jobs/[^/]+/output"},
             cancel=("DELETE", r"/v1/jobs/[^/]+"),
         )
+    elif request.param == "pasqal-local":
+        reason = ensure_munged()
+        if reason is not None:
+            pytest.skip(f"the warden authenticates with MUNGE: {reason}")
+        fake = pasqal_local.FakeWarden(job_seconds=60).start()
+        session = "plugin-session-1"
+        fake.sessions[session] = {"user_id": "0", "slurm_job_id": "1"}
+        yield Provider(
+            "pasqal-local",
+            fake,
+            clean_env(**pasqal_local.runner_env("PASQAL_LOCAL", fake.url, session)),
+            "PASQAL_LOCAL",
+            pulser_payload,
+            create={"method": "POST", "match": "/jobs"},
+            status={"method": "GET", "match": r"/jobs/\d+"},
+            # the download shares the status read's route: only after a read said DONE
+            result={"method": "GET", "match": r"/jobs/\d+", "job_done": True},
+            cancel=("POST", r"/jobs/\d+/cancel"),
+            # a warden job carries no tag of the run: a create whose answer never comes
+            # cannot be found (tests/test_pasqal_local.py covers a late answer too)
+            finds_lost_creates=False,
+        )
     else:
         fake = pasqal_cloud.FakePasqalCloud(job_seconds=60).start()
         yield Provider(
@@ -208,8 +246,10 @@ def test_sigterm_in_every_state(provider, state, tmp_path):
         time.sleep(0.3)
     else:
         where, sel = (p.results, p.result) if state == "download" else (fake, p.status)
+        # a hung download is logged with status 0 (its route may also serve status reads)
+        answered = (0,) if state == "download" else (0, 200, 429, 503)
         wait_for(
-            lambda: any(r.get("status") in (0, 200, 429, 503) for r in _calls(where, sel)),
+            lambda: any(r.get("status") in answered for r in _calls(where, sel)),
             f"the faulted request ({state})",
             proc,
         )

@@ -201,3 +201,104 @@ def test_plain_http_to_another_host_is_a_warning(caplog, url, warned):
             )
         else:
             assert messages == []
+
+
+# -- qrmi's current variable names, with the older ones as fallbacks -------------------------
+def _runtime(env: dict[str, str]):
+    return resolve_resource(
+        "q", {"QRMI_JOB_QPU_RESOURCES": "q", "QRMI_JOB_QPU_TYPES": "qiskit-runtime-service", **env}
+    )
+
+
+def test_older_prefix_is_read_when_the_current_name_is_unset(caplog):
+    endpoint = Setting("ENDPOINT")
+    assert _runtime({"q_QRMI_IBM_QRS_ENDPOINT": "http://old"}).settings((endpoint,)) == {
+        "ENDPOINT": "http://old"
+    }
+    both_same = {"q_QRMI_IBM_QCS_ENDPOINT": "http://x", "q_QRMI_IBM_QRS_ENDPOINT": "http://x"}
+    assert _runtime(both_same).settings((endpoint,)) == {"ENDPOINT": "http://x"}
+    assert "older name" not in caplog.text
+
+
+def test_current_name_wins_and_a_differing_older_one_is_warned_about(caplog):
+    env = {"q_QRMI_IBM_QCS_ENDPOINT": "http://new", "q_QRMI_IBM_QRS_ENDPOINT": "http://old"}
+    assert _runtime(env).settings((Setting("ENDPOINT"),)) == {"ENDPOINT": "http://new"}
+    (line,) = [r.getMessage() for r in caplog.records if "older name" in r.getMessage()]
+    assert line == (
+        "q_QRMI_IBM_QCS_ENDPOINT and q_QRMI_IBM_QRS_ENDPOINT (its older name) are both set "
+        "and differ; using q_QRMI_IBM_QCS_ENDPOINT"
+    )
+    assert "http://" not in line  # names only, never values
+
+
+def test_config_file_keys_under_the_older_prefix_count_too(tmp_path):
+    config = tmp_path / "qrmi_config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "resources": [
+                    {
+                        "name": "q",
+                        "type": "direct-access",
+                        "environment": {"QRMI_IBM_DA_ENDPOINT": "http://file-old"},
+                    }
+                ]
+            }
+        )
+    )
+    resource = resolve_resource("q", {}, config)
+    assert resource.settings((Setting("ENDPOINT"),)) == {"ENDPOINT": "http://file-old"}
+    assert resource.source(Setting("ENDPOINT")) == "q_QRMI_IBM_DA_ENDPOINT"
+
+
+def test_messages_name_the_current_and_older_variables_and_secrets_of_both_are_masked():
+    resource = _runtime({"q_QRMI_IBM_QCS_IAM_APIKEY": "new-key", "q_QRMI_IBM_QRS_IAM_APIKEY": "k2"})
+    key = Setting("IAM_APIKEY", secret=True)
+    assert resource.describe(key) == "q_QRMI_IBM_QCS_IAM_APIKEY (or q_QRMI_IBM_QRS_IAM_APIKEY)"
+    assert sorted(resource.secret_values((key,))) == ["k2", "new-key"]
+    with pytest.raises(
+        ConfigError, match=r"q_QRMI_IBM_QCS_ENDPOINT \(or q_QRMI_IBM_QRS_ENDPOINT\)"
+    ):
+        _runtime({}).settings((Setting("ENDPOINT"),))
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"QRMI_JOB_QPU_RESOURCES": "a,b", "QRMI_JOB_QPU_TYPES": "local,local"},
+        # the QRMI_ list wins over the SLURM_ one, each list on its own
+        {
+            "QRMI_JOB_QPU_RESOURCES": "a;b",
+            "SLURM_JOB_QPU_RESOURCES": "x",
+            "SLURM_JOB_QPU_TYPES": "local;local",
+            "QRMI_LIST_DELIMITER": ";",
+        },
+        {"SLURM_JOB_QPU_RESOURCES": "b", "QRMI_JOB_QPU_TYPES": "local"},
+        {
+            "SLURM_JOB_QPU_RESOURCES": "a|b",
+            "SLURM_JOB_QPU_TYPES": "local|local",
+            "QRMI_LIST_DELIMITER": "|",
+        },
+    ],
+)
+def test_resource_lists_are_read_as_qrmis_python_reads_them(env, monkeypatch):
+    """Same lists as qrmi 0.26.4's ``get_job_qpu_resources_and_types`` for one environment."""
+    qrmi = pytest.importorskip("qrmi")
+    for name in ("QRMI_JOB_QPU_RESOURCES", "QRMI_JOB_QPU_TYPES", "QRMI_LIST_DELIMITER"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("SLURM_JOB_QPU_RESOURCES", "SLURM_JOB_QPU_TYPES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    names, types = qrmi.get_job_qpu_resources_and_types()
+    for name, rtype in zip(names, types, strict=True):
+        resource = resolve_resource(name, env)
+        assert (resource.name, resource.type.name) == (name, rtype)
+    with pytest.raises(ConfigError, match="not configured"):
+        resolve_resource("x" if "x" not in names else "zz", env)
+
+
+def test_mismatched_lists_name_the_variables_actually_read():
+    env = {"QRMI_JOB_QPU_RESOURCES": "a,b", "SLURM_JOB_QPU_TYPES": "local"}
+    with pytest.raises(ConfigError, match=r"QRMI_JOB_QPU_RESOURCES lists 2 .* SLURM_JOB_QPU_TYPES"):
+        resolve_resource("a", env)

@@ -6,7 +6,7 @@ import json
 
 import jsonschema
 import pytest
-from helpers import EXAMPLES, ibm_schema
+from helpers import EXAMPLES, clean_env, ibm_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from payloads import pulser_sequence_json
@@ -225,3 +225,39 @@ def test_schema_takes_the_iqm_and_qir_payloads():
     assert validator.is_valid({"iqmjson": IQM_JOB, "job_type": "sweep", "use_timeslot": True})
     assert validator.is_valid({"human_qir": "x", "input_params": {"nbShots": 5}})
     assert not validator.is_valid({"iqmjson": IQM_JOB, "job_type": "sweep", "tag": "t" * 51})
+
+
+# The shape qrmi's src/pasqal/cloud.rs (is_cudaq_sequence) recognises: keys setup and
+# hamiltonian; the values are a CUDA-Q program's, written here only as far as the check reads.
+CUDAQ_SEQUENCE = {"setup": {"ahs_register": {"sites": [[0, 0], [0, 6e-6]]}}, "hamiltonian": {}}
+
+
+@pytest.mark.parametrize("as_string", [False, True])
+def test_a_cuda_q_program_is_refused_with_what_to_do_instead(as_string):
+    sequence = json.dumps(CUDAQ_SEQUENCE) if as_string else CUDAQ_SEQUENCE
+    with pytest.raises(PayloadError) as info:
+        check_document({"sequence": sequence, "job_runs": 10}, "cudaq.json")
+    message = info.value.message
+    assert message.startswith("cudaq.json: 'sequence' is a CUDA-Q program")
+    assert "to_abstract_repr()" in message and "\n" not in message
+
+
+def test_a_cuda_q_payload_is_refused_before_any_network_call(in_process, tmp_path, listener):
+    payload = tmp_path / "cudaq.json"
+    payload.write_text(json.dumps({"sequence": CUDAQ_SEQUENCE, "job_runs": 10}))
+    in_process.use_env(
+        {
+            **clean_env(),
+            "QRMI_JOB_QPU_RESOURCES": "EMU_MPS",
+            "QRMI_JOB_QPU_TYPES": "pasqal-cloud",
+            "EMU_MPS_QRMI_PASQAL_CLOUD_PROJECT_ID": "p",
+            "EMU_MPS_QRMI_PASQAL_CLOUD_AUTH_TOKEN": "t",
+            "EMU_MPS_QRMI_PASQAL_CLOUD_ENDPOINT": listener.url,
+            "EMU_MPS_QRMI_PASQAL_CLOUD_ACCOUNT_ENDPOINT": listener.url,
+        }
+    )
+    outcome = in_process.run("EMU_MPS", payload)
+    assert outcome.code == 2
+    (line,) = outcome.errors()
+    assert "CUDA-Q program" in line
+    assert listener.count == 0

@@ -34,23 +34,28 @@ def known_suffixes(resource: Resource, declaration: ProviderDeclaration) -> set[
     """Every ``{NAME}_``-relative name read for the resource's type, here (its declared
     settings and the runner's) or by qrmi."""
     known = {
-        resource.suffix(candidate)
+        suffix
         for setting in (*declaration.settings, *RUNNER_SETTINGS)
         for candidate in (setting, *setting.aliases)
         if not candidate.shared
+        for suffix in resource.suffixes(candidate)
     }
     known.update(
-        v.suffix(resource.type.prefix)
+        v.suffix(prefix)
         for v in declaration.qrmi_variables
         if resource.type.name in v.types and not v.shared
+        for prefix in resource.type.prefixes
     )
     return known
 
 
 def _other_type(suffix: str, own: str) -> str | None:
     """The resource type whose prefix ``suffix`` carries, if not the resource's own."""
+    own_prefixes = registry.resource_type(own).prefixes
     for rtype in registry.resource_types():
-        if rtype.name != own and suffix.startswith(rtype.prefix):
+        if rtype.name == own or any(p in own_prefixes for p in rtype.prefixes):
+            continue  # another name of the same protocol: its variables are the resource's
+        if suffix.startswith(rtype.prefixes):
             return rtype.name
     return None
 

@@ -77,9 +77,11 @@ def _api_required(note: str = "required") -> tuple[tuple[str, str], ...]:
 
 DIRECT_ACCESS = ProviderDeclaration(
     provider="qrmi_tasks.providers.ibm.direct_access:DirectAccessProvider",
+    # qrmi's prefix first (qrmi 0.26.4 reads QRMI_IBM_QS_ only); our older QRMI_IBM_DA_
+    # names are read when the QS_ one is unset
     types=(
-        ResourceType("direct-access", "QRMI_IBM_DA_"),
-        ResourceType("ibm-quantum-system", "QRMI_IBM_QS_"),  # qrmi's name
+        ResourceType("direct-access", "QRMI_IBM_QS_", ("QRMI_IBM_DA_",)),
+        ResourceType("ibm-quantum-system", "QRMI_IBM_QS_", ("QRMI_IBM_DA_",)),  # qrmi's name
     ),
     settings=(
         *API_SETTINGS,
@@ -130,9 +132,11 @@ DIRECT_ACCESS = ProviderDeclaration(
 
 QISKIT_RUNTIME = ProviderDeclaration(
     provider="qrmi_tasks.providers.ibm.qiskit_runtime:QiskitRuntimeProvider",
+    # qrmi's current prefix QRMI_IBM_QCS_ first, then QRMI_IBM_QRS_, the older one (qrmi
+    # 0.26.4 still reads it for qiskit-runtime-service), for both names of the type
     types=(
-        ResourceType("qiskit-runtime-service", "QRMI_IBM_QRS_"),
-        ResourceType("ibm-quantum-compute-service", "QRMI_IBM_QCS_"),  # qrmi's name
+        ResourceType("qiskit-runtime-service", "QRMI_IBM_QCS_", ("QRMI_IBM_QRS_",)),
+        ResourceType("ibm-quantum-compute-service", "QRMI_IBM_QCS_", ("QRMI_IBM_QRS_",)),
     ),
     settings=(
         *API_SETTINGS,

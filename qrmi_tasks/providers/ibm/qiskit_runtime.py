@@ -146,7 +146,7 @@ class QiskitRuntimeProvider(Provider):
         return self._api
 
     def _variable(self, name: str) -> str:
-        return self.resource.variable(Setting(name))
+        return self.resource.source(Setting(name))
 
     def _session_source(self) -> str:
         """Which variable named the given session (SESSION_ID or the acquisition token)."""
