@@ -213,6 +213,6 @@ def test_the_local_resource_refuses_qir(in_process, payload, listener):
     result = in_process.run("local", str(payload))
     assert result.code == 2
     assert result.errors() == [
-        f"error: {payload} is a qir payload but resource 'local' (local) runs pulser or "
+        f"error: {payload} is a qir payload but resource 'local' (local) runs iqm, pulser or "
         "qiskit payloads"
     ]

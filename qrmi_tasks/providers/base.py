@@ -167,7 +167,8 @@ class Provider(ABC):
     def check_kind(cls, payload: CheckedPayload, runner: str) -> None:
         """Reject a payload kind this resource type cannot run (``runner`` names it)."""
         if payload.kind not in cls.payload_kinds:
-            accepted = " or ".join(sorted(cls.payload_kinds))
+            *others, last = sorted(cls.payload_kinds)
+            accepted = f"{', '.join(others)} or {last}" if others else last
             raise PayloadError(
                 f"{payload.source} is a {payload.kind} payload but {runner} runs "
                 f"{accepted} payloads"
