@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from qrmi_tasks import calls, isa, output
+from qrmi_tasks import calls, isa, journal, output
 from qrmi_tasks.calls import Call
 from qrmi_tasks.config import RUNNER_SETTINGS, Resource
 from qrmi_tasks.errors import (
@@ -213,6 +213,8 @@ class TaskRun:
         self.outage_grace = 0.0
         self.heartbeat = 0.0
         self.check_target = True
+        #: the task is in the journal (journal.py): a rerun of this request attaches to it
+        self.journaled = False
         self.prepared = False  # provider and payload are set
         self._contact = time.monotonic()  # when the provider last answered
 
@@ -341,20 +343,84 @@ class TaskRun:
 
     def _run(self) -> RunOutcome:
         self._check_signal()
-        self._check_target()
-        log.info(
-            "submitting %s to %s (%s)",
-            self.payload.describe(),
-            self.provider.resource.name,
-            self.provider.resource.type.name,
-        )
-        self.task_id = self._call("submit the task", lambda: self.provider.submit(self.payload))
-        if self.provider.attached:
-            log.info("task %s: attached to existing job", self.task_id)
-        else:
-            log.info("task %s: submitted", self.task_id)
+        if not self._attach_from_journal():
+            self._check_target()
+            log.info(
+                "submitting %s to %s (%s)",
+                self.payload.describe(),
+                self.provider.resource.name,
+                self.provider.resource.type.name,
+            )
+            self.task_id = self._call("submit the task", lambda: self.provider.submit(self.payload))
+            if self.provider.attached:
+                log.info("task %s: attached to existing job", self.task_id)
+            else:
+                log.info("task %s: submitted", self.task_id)
+                self._record_in_journal(self.task_id)
         report = self._poll()
         return self._finish(report)
+
+    # -- the journal: reattach where the service cannot find our task (journal.py) --------
+    def _uses_journal(self) -> bool:
+        return self.provider.journaled and self.provider.context.deterministic_id
+
+    def _attach_from_journal(self) -> bool:
+        """Take over the task an earlier run of this request submitted, if the journal
+        names one that can still deliver; False: submit."""
+        if not self._uses_journal():
+            return False
+        request_id = self.provider.context.request_id
+        entry = journal.find(self.environ, request_id)
+        if entry is None:
+            return False
+        resource = self.provider.resource
+        if entry.digest != self.payload.digest or entry.resource != resource.name:
+            raise UsageError(
+                f"task id {request_id} already names task {entry.task_id}, submitted to "
+                f"{entry.resource} for another payload (sha256 {entry.digest[:12]}); give this "
+                "run another --task-id"
+            )
+        self._contact = time.monotonic()
+        # an outage is waited out: submitting again instead would run the work twice
+        usable = self._riding_out(
+            "take over the task an earlier run submitted",
+            lambda: self.provider.reattach(entry.task_id),
+        )
+        if not usable:
+            log.info(
+                "task %s, which an earlier run of this request submitted, can no longer "
+                "deliver a result; submitting anew",
+                entry.task_id,
+            )
+            journal.forget(self.environ, request_id)
+            return False
+        self.task_id = entry.task_id
+        self.provider.attached = True
+        self.journaled = True
+        log.info(
+            "task %s: attached to the task an earlier run of this request submitted", entry.task_id
+        )
+        return True
+
+    def _record_in_journal(self, task_id: str) -> None:
+        if not self._uses_journal():
+            return
+        resource = self.provider.resource
+        entry = journal.Entry(
+            self.provider.context.request_id,
+            resource.name,
+            resource.type.name,
+            task_id,
+            self.payload.digest,
+            time.time(),
+        )
+        self.journaled = journal.record(self.environ, entry)
+
+    def _forget_in_journal(self) -> None:
+        """The task has ended and its outcome was dealt with: a rerun starts afresh."""
+        if self.journaled:
+            journal.forget(self.environ, self.provider.context.request_id)
+            self.journaled = False
 
     def _pause(self, seconds: float) -> None:
         if self.watch.sleep(seconds):
@@ -437,6 +503,7 @@ class TaskRun:
             self._save_logs()
             reason = f": {report.message}" if report.message else ""
             self._cleanup()
+            self._forget_in_journal()
             raise TaskFailed(
                 f"task {self.task_id} {report.status.value}{reason}",
                 RunOutcome(report.status, self.task_id, self.payload),
@@ -462,6 +529,7 @@ class TaskRun:
             raise Interrupted
         sink.publish()
         log.info("task %s: result written to %s", task_id, self.request.output_path or "stdout")
+        self._forget_in_journal()
         self._save_logs()
         self._cleanup()
         return RunOutcome(TaskStatus.COMPLETED, task_id, self.payload, self.request.output_path)
@@ -496,7 +564,7 @@ class TaskRun:
     def _requeued(self) -> bool:
         context = self.provider.context
         return (
-            self.provider.can_reattach
+            (self.provider.can_reattach or self.journaled)
             and context.deterministic_id
             and requeue_in_progress(self.environ)
         )
@@ -537,6 +605,7 @@ class TaskRun:
         elif not self.cancel_sent:
             self.cancel_sent = True  # never twice, whatever arrives while cancelling
             log.warning("received %s; cancelling task %s", name, self.task_id)
+            self._forget_in_journal()  # cancelled: a rerun must not take it over
             if self._cancel(self.task_id, start):
                 log.info(
                     "task %s: cancel requested (%.2fs after the signal)",

@@ -8,16 +8,19 @@ from conftest.py, which only holds fixtures.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,8 +49,23 @@ def clean_env(**extra: str) -> dict[str, str]:
     """
     env = scrubbed_environ()
     env["QRMI_CHECK_TARGET"] = "off"
+    # a journal of submissions of its own (qrmi_tasks/journal.py): the developer's home is
+    # not written, and two tests with the same Slurm variables never take over each
+    # other's tasks; a test that reruns a request reuses its environment
+    env["QRMI_STATE_DIR"] = tempfile.mkdtemp(prefix="journal-", dir=_state_base())
     env.update(extra)
     return env
+
+
+_STATE_BASE: list[str] = []
+
+
+def _state_base() -> str:
+    """This test process's directory of journals, removed when it exits."""
+    if not _STATE_BASE:
+        _STATE_BASE.append(tempfile.mkdtemp(prefix="qrmi-test-state-"))
+        atexit.register(shutil.rmtree, _STATE_BASE[0], True)
+    return _STATE_BASE[0]
 
 
 def ibm_schema(name: str) -> dict:

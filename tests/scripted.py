@@ -45,6 +45,7 @@ class Script:
     cleanup: list[Step] = field(default_factory=lambda: [None])
     logs: list[Step] = field(default_factory=lambda: [b"log line\n"])
     cancel_submission: list[Step] = field(default_factory=lambda: [[]])
+    reattach: list[Step] = field(default_factory=lambda: [True])
     #: every call made, in order: (method, argument)
     calls: list[tuple[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,6 +120,9 @@ class ScriptedProvider(Provider):
 
     def cancel_submission(self) -> list[str]:
         return self.script.next("cancel_submission")
+
+    def reattach(self, task_id: str) -> bool:
+        return self.script.next("reattach", task_id)
 
     def cleanup(self, task_id: str) -> None:
         self.script.next("cleanup", task_id)

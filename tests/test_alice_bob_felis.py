@@ -173,9 +173,9 @@ def test_transient_5xx_are_retried(in_process, fake, payload):
 
 
 def test_rerun_submits_again_and_request_ids_reach_felis(in_process, fake, payload):
-    """Felis jobs carry no label of ours: a rerun of the same Slurm task cannot find its
-    job and submits a new one (documented). The request id rides in the User-Agent:
-    the same for a rerun of one task, distinct for another rank."""
+    """A rerun of a Slurm task whose result was written submits anew (the runner's journal
+    forgets a task once its outcome is dealt with). The request id rides in the
+    User-Agent: the same for a rerun of one task, distinct for another rank."""
     slurm = {"SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0", "SLURM_CLUSTER_NAME": "c"}
     for rank in ("0", "1", "0"):
         result = _run(in_process, fake, payload, SLURM_PROCID=rank, **slurm)

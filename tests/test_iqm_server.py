@@ -155,7 +155,7 @@ def test_slurm_tasks_tag_their_jobs_with_their_own_request_ids(in_process, fake,
     tags = [c["query"]["tag"][0] for c in fake.calls(*SUBMIT)]
     assert tags[0] != tags[1] and tags[0] == tags[2]  # per task, stable across a rerun
     assert all(len(t) <= 50 for t in tags)
-    # IQM Server lists no jobs: a rerun cannot find its job and submits again (docs say so)
+    # each run's result was written, so its journal entry went: a rerun submits again
     assert len(fake.jobs) == 3
 
 
@@ -167,6 +167,24 @@ def test_the_payloads_own_tag_is_sent_as_it_is(in_process, fake, env, payloads, 
     in_process.use_env(env)
     assert in_process.run(RESOURCE, path).code == 0
     assert fake.calls(*SUBMIT)[0]["query"]["tag"] == ["my-experiment-7"]
+
+
+def test_a_rerun_after_lost_contact_takes_over_the_job(in_process, fake, env, payloads):
+    """No job listing: the runner's journal keeps the job id, and the rerun of the same
+    Slurm task (here after an outage longer than the grace period) takes the job over."""
+    step = {"SLURM_JOB_ID": "43", "SLURM_STEP_ID": "0", "SLURM_PROCID": "0"}
+    # every status read dropped: the client's retries (about 3.5 s), then the grace, end it
+    dropped = {"method": "GET", "match": STATUS[1], "drop": True, "times": 10**6}
+    fake.configure(faults=[dropped])
+    in_process.use_env({**env, **step, "QRMI_OUTAGE_GRACE_SECONDS": "0.2"})
+    lost = in_process.run(RESOURCE, payloads["bell"])
+    assert lost.code == 3, lost.stderr
+    with fake.lock:
+        dropped["times"] = 0  # the service answers again
+    done = in_process.run(RESOURCE, payloads["bell"])
+    assert done.code == 0, done.stderr
+    assert "attached to the task an earlier run of this request submitted" in done.stderr
+    assert len(fake.calls(*SUBMIT)) == 1 and len(fake.jobs) == 1
 
 
 def test_status_outage_is_ridden_out(in_process, fake, env, payloads):

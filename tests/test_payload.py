@@ -57,7 +57,7 @@ def test_arbitrary_json_gives_payload_or_clean_error(document):
         message = str(exc)
         assert message and "\n" not in message and len(message) < 600
     else:
-        assert payload.kind in ("qiskit", "pulser")
+        assert payload.kind in ("qiskit", "pulser", "iqm", "qir")
 
 
 @settings(max_examples=200, deadline=None)

@@ -149,8 +149,13 @@ class Provider(ABC):
     #: whether fetch_logs can return anything
     has_logs: ClassVar[bool] = False
     #: whether a rerun with the same ``RunContext.request_id`` attaches to the task this
-    #: run submitted (then a Slurm requeue keeps the task instead of cancelling it)
+    #: run submitted, found by a label of the request id (then a Slurm requeue keeps the
+    #: task instead of cancelling it)
     can_reattach: ClassVar[bool] = False
+    #: the service lets nothing of ours find a task again, but :meth:`reattach` can take
+    #: one by its id: the runner keeps each deterministic request's task id in its journal
+    #: (:mod:`qrmi_tasks.journal`), and a rerun (a requeue) attaches through it
+    journaled: ClassVar[bool] = False
     #: the task runs on a service: calls may block on the network (the runner makes them
     #: in worker threads) and a task can outlive this process. False for ``local``.
     remote: ClassVar[bool] = True
@@ -212,6 +217,13 @@ class Provider(ABC):
         Raise :class:`~qrmi_tasks.errors.TransientError` when another attempt may land
         (5xx, 429, connection errors): the runner retries within its cancel budget.
         """
+
+    def reattach(self, task_id: str) -> bool:
+        """Take over ``task_id``, which an earlier run of this request submitted (the
+        journal says so; only for :attr:`journaled` types). True when it can still
+        deliver a result (queued, running or completed); False when it is gone, failed or
+        cancelled: the run then submits anew."""
+        return False
 
     def cancel_submission(self) -> list[str]:
         """A signal came while ``submit`` was still in flight: stop what it may have made.

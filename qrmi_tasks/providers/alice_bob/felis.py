@@ -9,8 +9,10 @@ target as it is. A run checks the program against the target's published descrip
 event and writes the output histogram (CSV text, as qrmi's ``task_result`` returns it).
 
 Felis jobs carry no client-chosen name, tag or id (``CreateExternalJob`` has target,
-formats and input params only), so a rerun cannot find the job an earlier run submitted:
-``can_reattach`` is False, and a signal that comes while the create request is still
+formats and input params only), so nothing of ours finds the job an earlier run submitted:
+the runner keeps its id in its journal (``journaled``, :mod:`qrmi_tasks.journal`) and a
+rerun of the same request (a Slurm requeue) takes it over by its id; a signal that comes
+while the create request is still
 unanswered cannot cancel the job that request may have made (it has no input, so it
 never runs). Once created, the job's id is known: a signal during the upload cancels it.
 The run's request id travels in the User-Agent header, for Alice & Bob's support.
@@ -98,6 +100,7 @@ class FelisProvider(Provider):
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QIR})
     can_reattach: ClassVar[bool] = False
+    journaled: ClassVar[bool] = True  # reruns attach by the id the runner's journal keeps
     #: makes the client's HTTP sessions (None: ``requests.Session``)
     session_factory: ClassVar[Callable[[], requests.Session] | None] = None
 
@@ -263,6 +266,19 @@ class FelisProvider(Provider):
         if status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
             return StatusReport(status, f"{event}: {job_errors(job)}")
         return StatusReport(status)
+
+    def reattach(self, task_id: str) -> bool:
+        """Take over job ``task_id`` of an earlier run, unless it is gone or has ended
+        without a result (the journal records a job once its program is uploaded)."""
+        try:
+            job = self._call("get the job", lambda: self.client.job(task_id))
+        except ProviderError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        events = [e for e in job.get("events") or [] if isinstance(e, dict)]
+        status = EVENTS.get(str(events[-1].get("type"))) if events else TaskStatus.QUEUED
+        return status in (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.COMPLETED)
 
     def fetch_result(self, task_id: str, into: BinaryIO) -> None:
         into.write(self._call("download the job's output", lambda: self.client.output(task_id)))

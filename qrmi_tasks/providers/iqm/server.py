@@ -12,8 +12,10 @@ Tags and reruns: the job carries the payload's own ``tag`` when it has one, else
 ``qrmi-<request id>`` (41 of the 50 characters allowed), so that a job can be traced to
 the Slurm task that submitted it. IQM Server's API has no job listing (qrmi@b2ed2e5's
 generated client: submit, get, cancel, delete, payload, artifacts only), so a job can never
-be found again by its tag: ``can_reattach`` is False (a Slurm requeue cancels the job; the
-requeued run submits a new one), and a signal that overtakes an unanswered submit cannot
+be found again by its tag: the runner keeps the job's id in its journal instead
+(``journaled``, :mod:`qrmi_tasks.journal`), and a rerun of the same request (a Slurm
+requeue, which then leaves the job running) takes the job over by its id
+(:meth:`IQMServerProvider.reattach`). A signal that overtakes an unanswered submit cannot
 cancel what it created (the runner logs the request id to look for).
 
 Before submitting a ``circuit`` job (unless ``QRMI_CHECK_TARGET=off``) the circuits are
@@ -86,6 +88,7 @@ class IQMServerProvider(Provider):
     payload_kinds: ClassVar[frozenset[str]] = frozenset({IQM})
     has_logs: ClassVar[bool] = True
     can_reattach: ClassVar[bool] = False  # no job listing: see the module docstring
+    journaled: ClassVar[bool] = True  # reruns attach by the id the runner's journal keeps
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -193,6 +196,17 @@ class IQMServerProvider(Provider):
         if status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
             return StatusReport(status, f"job {raw}: {job_message(job)}", details)
         return StatusReport(status, None, details)
+
+    def reattach(self, task_id: str) -> bool:
+        """Take over job ``task_id`` of an earlier run, unless it is gone or has failed."""
+        try:
+            job = self.api.job(task_id)
+        except ProviderError as exc:
+            if exc.status == 404:  # deleted, or never this server's
+                return False
+            raise
+        status = STATUSES.get(job.get("status")) if isinstance(job.get("status"), str) else None
+        return status in (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.COMPLETED)
 
     def fetch_result(self, task_id: str, into: BinaryIO) -> None:
         document = {name: self.api.artifact(task_id, name) for name in ARTIFACTS}
