@@ -61,25 +61,9 @@ class FakeWarden(FakeServer):
         self.uids: list[int] = []  # the uid of each accepted credential
         self._next_id = 1
 
-    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
-        """:meth:`FakeServer.take_fault`, where a ``job_done`` fault waits for its job."""
-        with self.lock:
-            return self._take(method, path)
-
-    def _take(self, method: str, path: str) -> dict[str, Any] | None:
-        for fault in self.config["faults"]:
-            if fault.get("job_done") and not self._done(path):
-                continue
-            if (
-                fault.get("method", method) == method
-                and path.startswith(fault.get("path", "/"))
-                and re.fullmatch(fault.get("match", ".*"), path)
-                and fault.get("times", 1) > 0
-                and time.time() < fault.get("until", float("inf"))
-            ):
-                fault["times"] = fault.get("times", 1) - 1
-                return dict(fault)
-        return None
+    def fault_applies(self, fault: dict[str, Any], path: str) -> bool:
+        """A ``job_done`` fault waits for its job to have been reported DONE."""
+        return not fault.get("job_done") or self._done(path)
 
     def _done(self, path: str) -> bool:
         m = re.fullmatch(r"/jobs/(\d+)", path)

@@ -122,10 +122,15 @@ class FakeServer:
                     and re.fullmatch(fault.get("match", ".*"), path)
                     and fault.get("times", 1) > 0
                     and time.time() < fault.get("until", float("inf"))
+                    and self.fault_applies(fault, path)
                 ):
                     fault["times"] = fault.get("times", 1) - 1
                     return dict(fault)
         return None
+
+    def fault_applies(self, fault: dict[str, Any], path: str) -> bool:
+        """A fake's own condition on a matching fault (its service's state); always here."""
+        return True
 
     def record(self, request: Request, status: int) -> None:
         """Log a request (status 0: the connection was dropped)."""
