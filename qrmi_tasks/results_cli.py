@@ -74,7 +74,8 @@ def summary(file: str, top: int, as_json: bool, payload: str | None) -> None:
     default=DEFAULT_TOP,
     show_default=True,
     type=click.IntRange(1),
-    help="Plot the K most frequent bitstrings.",
+    help="Plot the K most frequent bitstrings (their true probabilities; the others as "
+    "one 'rest' bar).",
 )
 @_PAYLOAD_OPTION
 def plot(file: str, output: str, top: int, payload: str | None) -> None:
