@@ -104,11 +104,12 @@ def plot(file: str, output: str, top: int, payload: str | None) -> None:
         )
     import matplotlib.pyplot as plt
 
-    from qrmi_tasks.plots import plot_summary
+    from qrmi_tasks.plots import matplotlib_quiet, plot_summary
 
     figure = plot_summary(summarize(file, payload), top)
     image = io.BytesIO()
-    figure.savefig(image, format=image_format, dpi=100)
+    with matplotlib_quiet():  # drawing happens here: missing glyphs are noticed now
+        figure.savefig(image, format=image_format, dpi=100)
     plt.close(figure)
     sink = ResultSink(target)  # complete or untouched, like the runner's results
     with sink.open() as stream:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from pathlib import Path
 
 from qrmi_tasks.results import load
@@ -52,3 +53,82 @@ def test_plot_without_left_out_outcomes_has_no_rest_bar(tmp_path):
     (ax,) = figure.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["00", "01", "11"]
     assert [round(bar.get_height(), 6) for bar in ax.patches] == [0.30, 0.05, 0.65]
+
+
+# -- 2: sparse observable labels; matplotlib's warnings are debug lines ---------------------
+_QUBITS = 133
+
+
+def _estimator_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A 133-qubit estimator payload (four observables) and a plain-JSON result for it."""
+    n = _QUBITS
+    observables = ["Z" * n, "I" * (n - 2) + "ZZ", "X" + "I" * (n - 1)]
+    observables.append({"I" * (n - 1) + "Z": 0.5, "Y" + "I" * (n - 1): 1})
+    qasm = f'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[{n}] q;\nh q[0];\n'
+    payload = {"program_id": "estimator", "parameters": {"pubs": [[qasm, observables]]}}
+    evs = [0.25 * i for i in range(len(observables))]
+    result = {"results": [{"data": {"evs": evs, "stds": [0.01] * 4}, "metadata": {}}]}
+    (tmp_path / "payload.json").write_text(json.dumps(payload))
+    (tmp_path / "result.json").write_text(json.dumps({**result, "metadata": {}}))
+    return tmp_path / "payload.json", tmp_path / "result.json"
+
+
+def test_pauli_labels_are_sparse_and_long_ones_shortened():
+    from qrmi_tasks.summary import MAX_LABEL, display_label, pauli_label
+
+    assert pauli_label("ZZ") == "Z0·Z1"
+    assert pauli_label("ZI") == "Z1"  # qubit 0 is the rightmost letter
+    assert pauli_label("III") == "I" and pauli_label("-iXY") == "-iY0·X1"
+    long = display_label("Z" * _QUBITS)
+    assert long.startswith("Z0·Z1·") and long.endswith("·…·Z132") and len(long) <= MAX_LABEL + 2
+    assert display_label("0.5·" + "I" * 132 + "Z + XI") == "0.5·Z0 + X1"
+
+
+def test_summary_plot_and_html_show_sparse_labels(in_process, tmp_path):
+    payload, result = _estimator_files(tmp_path)
+    text = in_process.result("summary", "--payload", payload, result).stdout
+    rows = [line.split() for line in text.splitlines() if line.startswith("    [")]
+    assert [row[1] for row in rows[:3]] == [
+        "Z0·Z1·Z2·Z3·Z4·Z5·Z6·Z7·Z8·Z9·Z10·…·Z132",
+        "Z0·Z1",
+        "X132",
+    ]
+    assert rows[3][1:4] == ["0.5·Z0", "+", "Y132"]
+    assert "IIII" not in text
+    figure = load(result, payload=payload).plot()
+    ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert ticks[1:3] == ["Z0·Z1 [1]", "X132 [2]"] and "…" in ticks[0]
+    html = load(result, payload=payload)._repr_html_()
+    # shown sparse; the whole label on hover
+    assert f"<code title='{'I' * (_QUBITS - 2)}ZZ'>Z0·Z1</code>" in html
+    # the JSON keeps the payload's Pauli strings whole (machine-readable)
+    data = json.loads(in_process.result("summary", "--json", "--payload", payload, result).stdout)
+    assert data["pubs"][0]["observables"][0] == "Z" * _QUBITS
+
+
+def test_plot_cli_prints_no_matplotlib_warning(in_process, tmp_path):
+    payload, result = _estimator_files(tmp_path)
+    image = tmp_path / "evs.png"
+    # pytest records warnings instead of printing them: as errors, a leak fails the run
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proc = in_process.result("plot", "--payload", payload, result, "-o", image)
+    assert proc.returncode == 0 and image.stat().st_size > 5000
+    assert proc.stderr == f"wrote {image} (png)\n"
+
+
+def test_matplotlib_warnings_become_debug_lines(caplog, capsys):
+    import logging
+
+    from qrmi_tasks.plots import matplotlib_quiet
+
+    with caplog.at_level(logging.DEBUG, logger="qrmi_tasks"), matplotlib_quiet():
+        warnings.warn("Tight layout not applied.", UserWarning, stacklevel=1)
+        logging.getLogger("matplotlib.font_manager").warning("findfont: no Glyph")
+    assert capsys.readouterr().err == ""
+    debug = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "qrmi_tasks.plots"]
+    assert debug == [
+        (logging.DEBUG, "matplotlib: findfont: no Glyph"),
+        (logging.DEBUG, "matplotlib: UserWarning: Tight layout not applied."),
+    ]
+    assert logging.getLogger("matplotlib").propagate  # put back
