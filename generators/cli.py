@@ -482,7 +482,9 @@ def iqm(
     "--resource",
     metavar="NAME",
     help="Make every check qrmi-task-runner makes before submitting to this configured "
-    "resource (settings included). No network.",
+    "resource (settings included); on a backend with a target (direct-access, "
+    "qiskit-runtime-service) that fetches its target over the network to check the "
+    "circuits (nothing is submitted).",
 )
 @click.option("--config", metavar="FILE", envvar="QRMI_CONFIG", help="Resources file.")
 def validate(payload: str, type_name: str | None, resource: str | None, config: str | None) -> None:

@@ -132,3 +132,11 @@ def test_matplotlib_warnings_become_debug_lines(caplog, capsys):
         (logging.DEBUG, "matplotlib: UserWarning: Tight layout not applied."),
     ]
     assert logging.getLogger("matplotlib").propagate  # put back
+
+
+# -- 3, 4: qrmi-gen validate says what it checked ---------------------------------------------
+def test_validate_help_says_resource_uses_the_network(in_process):
+    text = " ".join(in_process.gen("validate", "--help").stdout.split())
+    resource = text[text.index("--resource NAME") : text.index("--config")]
+    assert "No network" not in resource
+    assert "fetches its target over the network" in resource
