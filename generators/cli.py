@@ -489,10 +489,11 @@ def iqm(
 @click.option("--config", metavar="FILE", envvar="QRMI_CONFIG", help="Resources file.")
 def validate(payload: str, type_name: str | None, resource: str | None, config: str | None) -> None:
     """Validate a payload file as qrmi-task-runner does (exit 0 valid, 2 invalid)."""
-    from generators.validate import validate_file
+    from generators.validate import unchecked_note, validate_file
 
     checked = validate_file(payload, type_name, resource, config)
-    click.echo(f"ok: {checked.source}: {checked.describe()}")
+    note = "" if resource else unchecked_note(checked, type_name)
+    click.echo(f"ok: {checked.source}: {checked.describe()}" + (f"; {note}" if note else ""))
 
 
 def run(argv: list[str] | None = None) -> int:

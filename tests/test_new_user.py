@@ -13,6 +13,8 @@ import random
 import warnings
 from pathlib import Path
 
+from helpers import EXAMPLES
+
 from qrmi_tasks.results import load
 
 
@@ -140,3 +142,16 @@ def test_validate_help_says_resource_uses_the_network(in_process):
     resource = text[text.index("--resource NAME") : text.index("--config")]
     assert "No network" not in resource
     assert "fetches its target over the network" in resource
+
+
+def test_validate_with_a_type_says_the_circuits_were_not_checked(in_process):
+    sampler = EXAMPLES / "qiskit" / "bell_sampler.json"
+    for rtype in ("direct-access", "qiskit-runtime-service"):
+        proc = in_process.gen("validate", sampler, "--type", rtype)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip().endswith(
+            "; structure checked; circuits not checked against a backend: use --resource NAME"
+        )
+    # types without a backend target have nothing more to check: a plain ok
+    proc = in_process.gen("validate", sampler, "--type", "local")
+    assert proc.stdout == f"ok: {sampler}: sampler with 1 pub(s)\n"
