@@ -46,6 +46,8 @@ from qrmi_tasks.signals import SignalWatch, cancel_on_sigcont_default, describe
 
 _live: weakref.WeakSet[Task] = weakref.WeakSet()
 _log_handler: logging.Handler | None = None
+#: How a cancel from :meth:`Task.cancel` is named in log lines (not as a signal).
+CANCEL_FROM_PYTHON = "a cancel from Python (Task.cancel)"
 # How long cancel() waits for the runner's cancel path (budgets counted from the trigger).
 _CANCEL_WAIT = CANCEL_BUDGET + CLEANUP_BUDGET + 2.0
 
@@ -216,17 +218,16 @@ class Task:
         if self._error is not None:
             raise self._error
         if self._outcome is not None and self._outcome.signal is not None:
-            raise TaskCancelled(
-                f"task {self.task_id or '(not submitted)'} cancelled "
-                f"({describe(self._outcome.signal)})"
-            )
+            cause = self._watch.reason or describe(self._outcome.signal)
+            raise TaskCancelled(f"task {self.task_id or '(not submitted)'} cancelled ({cause})")
         return self._result
 
     def cancel(self, wait: bool = True) -> bool:
         """Cancel the task as a signal would (once); with ``wait``, return whether the run
         has ended (within the runner's cancel and cleanup budgets)."""
         if not self._done.is_set():
-            self._watch.trigger(signal.SIGINT)
+            # SIGINT's exit status and handling; the log says who asked
+            self._watch.trigger(signal.SIGINT, CANCEL_FROM_PYTHON)
         return self._done.wait(_CANCEL_WAIT) if wait else self._done.is_set()
 
     def _repr_html_(self) -> str:

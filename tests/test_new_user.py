@@ -13,7 +13,9 @@ import random
 import warnings
 from pathlib import Path
 
-from helpers import EXAMPLES
+import pytest
+from helpers import EXAMPLES, clean_env, process_state_restored
+from payloads import write_long_estimator
 
 from qrmi_tasks.results import load
 
@@ -155,3 +157,23 @@ def test_validate_with_a_type_says_the_circuits_were_not_checked(in_process):
     # types without a backend target have nothing more to check: a plain ok
     proc = in_process.gen("validate", sampler, "--type", "local")
     assert proc.stdout == f"ok: {sampler}: sampler with 1 pub(s)\n"
+
+
+# -- 5: Task.cancel() is named as such, not as a signal -----------------------------------
+def test_task_cancel_logs_a_cancel_from_python(tmp_path, capsys):
+    import time
+
+    import qrmi_tasks
+
+    payload = write_long_estimator(tmp_path / "long.json")
+    with process_state_restored():
+        task = qrmi_tasks.submit(payload, environ=clean_env(), log_level="INFO")
+        deadline = time.monotonic() + 60
+        while task.status() != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)  # the status has no event to wait on
+        assert task.cancel()
+    err = capsys.readouterr().err
+    assert f"received a cancel from Python (Task.cancel); cancelling task {task.task_id}" in err
+    assert "SIGINT" not in err
+    with pytest.raises(qrmi_tasks.TaskCancelled, match=r"\(a cancel from Python \(Task.cancel\)\)"):
+        task.result()
