@@ -46,6 +46,8 @@ from qrmi_tasks.signals import SignalWatch, cancel_on_sigcont_default, describe
 
 _live: weakref.WeakSet[Task] = weakref.WeakSet()
 _log_handler: logging.Handler | None = None
+# Our logger's (level, propagate) before _setup_logging added its handler.
+_logger_before: tuple[int, bool] | None = None
 #: How a cancel from :meth:`Task.cancel` is named in log lines (not as a signal).
 CANCEL_FROM_PYTHON = "a cancel from Python (Task.cancel)"
 # How long cancel() waits for the runner's cancel path (budgets counted from the trigger).
@@ -83,11 +85,21 @@ def _payload(payload: Any, support_qiskit: bool | None) -> tuple[CheckedPayload 
 
 
 def _setup_logging(level: int | str | None) -> None:
-    """Our log lines to stderr at ``level``, secrets masked (None: leave logging alone)."""
-    global _log_handler
-    if level is None:
-        return
+    """Our log lines to stderr at ``level``, secrets masked; None leaves logging to the
+    application: the handler an earlier call added goes, and the logger's level and
+    propagation are what they were before it."""
+    global _log_handler, _logger_before
     logger = logging.getLogger(LOGGER_NAME)
+    if level is None:
+        if _log_handler is not None and _log_handler in logger.handlers:
+            logger.removeHandler(_log_handler)
+            if _logger_before is not None:
+                logger.setLevel(_logger_before[0])
+                logger.propagate = _logger_before[1]
+        _logger_before = None
+        return
+    if _log_handler is None or _log_handler not in logger.handlers:
+        _logger_before = (logger.level, logger.propagate)
     if _log_handler is None:
         _log_handler = _CurrentStderr()
         _log_handler.setFormatter(logging.Formatter("qrmi-tasks %(levelname)s %(message)s"))

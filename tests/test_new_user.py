@@ -177,3 +177,20 @@ def test_task_cancel_logs_a_cancel_from_python(tmp_path, capsys):
     assert "SIGINT" not in err
     with pytest.raises(qrmi_tasks.TaskCancelled, match=r"\(a cancel from Python \(Task.cancel\)\)"):
         task.result()
+
+
+# -- 6: log_level=None leaves logging to the application -----------------------------------
+def test_log_level_none_after_a_level_prints_nothing(capsys):
+    import logging
+
+    import qrmi_tasks
+
+    bell = EXAMPLES / "qiskit" / "bell_sampler.json"
+    ours = logging.getLogger("qrmi_tasks")
+    with process_state_restored():
+        before = (ours.level, ours.propagate, list(ours.handlers))
+        qrmi_tasks.run(bell, environ=clean_env(), log_level="INFO")
+        assert "qrmi-tasks INFO" in capsys.readouterr().err
+        qrmi_tasks.run(bell, environ=clean_env(), log_level=None)
+        assert capsys.readouterr().err == ""
+        assert (ours.level, ours.propagate, list(ours.handlers)) == before
