@@ -153,6 +153,7 @@ class Task:
             task_id=task_id,
             cancel_on_sigcont=cancel_on_sigcont_default(self.environ),
             payload=parsed,
+            scratch_output=self._scratch is not None,
         )
         self._watch = SignalWatch(
             self.request.cancel_on_sigcont, handlers=handlers, keep_after_cancel=False

@@ -79,6 +79,9 @@ class RunRequest:
     cancel_on_sigcont: bool = True
     #: an already parsed payload (the Python API); ``payload_path`` then only names it
     payload: CheckedPayload | None = None
+    #: ``output_path`` is the caller's own scratch file (the Python API without
+    #: ``output``): the user never named it and it goes right after, so logs omit it
+    scratch_output: bool = False
 
 
 @dataclass(frozen=True)
@@ -528,7 +531,11 @@ class TaskRun:
             sink.discard()
             raise Interrupted
         sink.publish()
-        log.info("task %s: result written to %s", task_id, self.request.output_path or "stdout")
+        if self.request.scratch_output:
+            log.info("task %s: result received", task_id)
+        else:
+            where = self.request.output_path or "stdout"
+            log.info("task %s: result written to %s", task_id, where)
         self._forget_in_journal()
         self._save_logs()
         self._cleanup()

@@ -179,7 +179,7 @@ def test_task_cancel_logs_a_cancel_from_python(tmp_path, capsys):
         task.result()
 
 
-# -- 6: log_level=None leaves logging to the application -----------------------------------
+# -- 6, 7: log_level=None leaves logging to the application; no scratch path logged ------
 def test_log_level_none_after_a_level_prints_nothing(capsys):
     import logging
 
@@ -190,7 +190,19 @@ def test_log_level_none_after_a_level_prints_nothing(capsys):
     with process_state_restored():
         before = (ours.level, ours.propagate, list(ours.handlers))
         qrmi_tasks.run(bell, environ=clean_env(), log_level="INFO")
-        assert "qrmi-tasks INFO" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "qrmi-tasks INFO" in err
+        # 7: the API's scratch file is not the user's business (and is gone right after)
+        assert ": result received\n" in err and "result written" not in err
         qrmi_tasks.run(bell, environ=clean_env(), log_level=None)
         assert capsys.readouterr().err == ""
         assert (ours.level, ours.propagate, list(ours.handlers)) == before
+
+
+def test_api_output_named_by_the_user_is_logged(tmp_path, capsys):
+    import qrmi_tasks
+
+    out = tmp_path / "kept.json"
+    with process_state_restored():
+        qrmi_tasks.run(EXAMPLES / "qiskit" / "bell_sampler.json", environ=clean_env(), output=out)
+    assert f": result written to {out}\n" in capsys.readouterr().err
