@@ -206,3 +206,26 @@ def test_api_output_named_by_the_user_is_logged(tmp_path, capsys):
     with process_state_restored():
         qrmi_tasks.run(EXAMPLES / "qiskit" / "bell_sampler.json", environ=clean_env(), output=out)
     assert f": result written to {out}\n" in capsys.readouterr().err
+
+
+# -- 8: --logs on local saves the worker's own log ------------------------------------------
+def test_logs_on_local_hold_the_workers_log(in_process, tmp_path):
+    logs, out = tmp_path / "task.log", tmp_path / "result.json"
+    proc = in_process.run(
+        "local", EXAMPLES / "qiskit" / "bell_sampler.json", "-o", out, "--logs", logs
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "has no task logs" not in proc.stderr and f"logs written to {logs}" in proc.stderr
+    first, last = logs.read_text().splitlines()[0], logs.read_text().splitlines()[-1]
+    assert "local simulator: sampler with 1 pub(s) on engine aer" in first
+    assert " done in " in last and "bytes of result" in last
+    # a payload the simulator fails on: the log says why, beside the run's error
+    document = json.loads((EXAMPLES / "qiskit" / "bell_sampler.json").read_text())
+    document["parameters"]["pubs"][0][0] = (
+        'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nfoo q[0];\n'
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document))
+    proc = in_process.run("local", bad, "-o", out, "--logs", logs)
+    assert proc.returncode != 0
+    assert " failed after " in logs.read_text().splitlines()[-1]
