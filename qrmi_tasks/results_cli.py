@@ -28,7 +28,8 @@ _PAYLOAD_OPTION = click.option(
 def cli(verbose: int) -> None:
     """qrmi-result - look at qrmi-task-runner results.
 
-    FILE is a result file, or a slurm-N.out in which the result sits among log lines.
+    FILE is a result file, or a slurm-N.out in which the result sits among log lines;
+    '-' reads it from standard input.
     """
     if verbose:
         from qrmi_tasks.logsetup import setup_logging

@@ -229,3 +229,35 @@ def test_logs_on_local_hold_the_workers_log(in_process, tmp_path):
     proc = in_process.run("local", bad, "-o", out, "--logs", logs)
     assert proc.returncode != 0
     assert " failed after " in logs.read_text().splitlines()[-1]
+
+
+# -- 9: "-" is standard input for qrmi-result --------------------------------------------------
+def _stdin(monkeypatch, data: bytes) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def test_result_commands_read_standard_input(in_process, tmp_path, monkeypatch):
+    result = _sampler_result(tmp_path / "r.json", {"00": 3, "11": 5}, 2)
+    expected = in_process.result("summary", result).stdout
+    _stdin(monkeypatch, result.read_bytes())
+    proc = in_process.result("summary", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected
+    _stdin(monkeypatch, result.read_bytes())
+    proc = in_process.result("plot", "-", "-o", tmp_path / "r.png")
+    assert proc.returncode == 0 and (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    _stdin(monkeypatch, b"not json")
+    proc = in_process.result("summary", "-")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: standard input is not a runner")
+
+
+def test_standard_input_is_read_with_a_bound(monkeypatch):
+    from qrmi_tasks.errors import InputError
+    from qrmi_tasks.readers import read_stdin
+
+    _stdin(monkeypatch, b"x" * 101)
+    with pytest.raises(InputError, match="larger than the 100 bytes limit"):
+        read_stdin("result", limit=100)
