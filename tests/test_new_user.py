@@ -261,3 +261,32 @@ def test_standard_input_is_read_with_a_bound(monkeypatch):
     _stdin(monkeypatch, b"x" * 101)
     with pytest.raises(InputError, match="larger than the 100 bytes limit"):
         read_stdin("result", limit=100)
+
+
+# -- 10: local is there inside a job given QPUs ---------------------------------------------
+def test_local_runs_in_a_job_with_qpu_resources(in_process, tmp_path):
+    in_process.use_env(
+        clean_env(
+            SLURM_JOB_ID="77",
+            SLURM_JOB_QPU_RESOURCES="ibm_x,pasqal_y",
+            SLURM_JOB_QPU_TYPES="direct-access,pasqal-cloud",
+        )
+    )
+    out = tmp_path / "result.json"
+    proc = in_process.run("local", EXAMPLES / "qiskit" / "bell_sampler.json", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    counts = load(out)[0].data.meas.get_counts()
+    assert set(counts) <= {"00", "11"} and sum(counts.values()) == 1000
+
+
+def test_a_configured_resource_named_local_wins(tmp_path):
+    from qrmi_tasks.providers import resolve_resource
+
+    env = {"SLURM_JOB_QPU_RESOURCES": "local,ibm_x", "SLURM_JOB_QPU_TYPES": "direct-access,local"}
+    assert resolve_resource("local", env).type.name == "direct-access"
+    config = tmp_path / "qrmi.json"
+    config.write_text(json.dumps({"resources": [{"name": "local", "type": "pasqal-cloud"}]}))
+    assert resolve_resource("local", {}, config).type.name == "pasqal-cloud"
+    # and without one: the embedded simulator, whatever else is listed
+    env = {"SLURM_JOB_QPU_RESOURCES": "ibm_x", "SLURM_JOB_QPU_TYPES": "direct-access"}
+    assert resolve_resource("local", env).type.name == "local"
