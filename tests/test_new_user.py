@@ -290,3 +290,44 @@ def test_a_configured_resource_named_local_wins(tmp_path):
     # and without one: the embedded simulator, whatever else is listed
     env = {"SLURM_JOB_QPU_RESOURCES": "ibm_x", "SLURM_JOB_QPU_TYPES": "direct-access"}
     assert resolve_resource("local", env).type.name == "local"
+
+
+# -- 11: a variable of this resource in the wrong case gets a "did you mean" -----------------
+def test_case_mismatched_variables_are_named_with_their_right_spelling(in_process):
+    from qrmi_tasks.config import Resource
+    from qrmi_tasks.providers import compat
+    from qrmi_tasks.providers.registry import resource_type
+
+    environ = {
+        "ibm_x_qrmi_ibm_da_ENDPOINT": "https://da.example",
+        "IBM_X_QRMI_IBM_QS_IAM_APIKEY": "k",
+        "ibm_x_QRMI_IBM_QS_SERVICE_crn": "c",
+        "ibm_x_QRMI_IBM_QS_ENDPOINT": "https://da.example",  # right: no message
+    }
+    file_env = {"qrmi_job_timeout_seconds": "60"}
+    resource = Resource("ibm_x", resource_type("direct-access"), file_env, environ)
+    messages = compat.unknown_variable_warnings(resource)
+    expected = {
+        "ibm_x_qrmi_ibm_da_ENDPOINT": "ibm_x_QRMI_IBM_DA_ENDPOINT",
+        "IBM_X_QRMI_IBM_QS_IAM_APIKEY": "ibm_x_QRMI_IBM_QS_IAM_APIKEY",
+        "ibm_x_QRMI_IBM_QS_SERVICE_crn": "ibm_x_QRMI_IBM_QS_SERVICE_CRN",
+        "qrmi_job_timeout_seconds (in the config file)": "QRMI_JOB_TIMEOUT_SECONDS",
+    }
+    for written, right in expected.items():
+        (message,) = [m for m in messages if m.startswith(f"{written} is not read")]
+        assert "case-sensitive" in message and message.endswith(f"did you mean {right}?")
+    assert len(messages) == len(expected)
+
+
+def test_a_differently_cased_resource_keeps_its_variables():
+    from qrmi_tasks.config import Resource
+    from qrmi_tasks.providers import compat
+    from qrmi_tasks.providers.registry import resource_type
+
+    environ = {
+        "SLURM_JOB_QPU_RESOURCES": "ibm_x,IBM_X",
+        "SLURM_JOB_QPU_TYPES": "direct-access,direct-access",
+        "IBM_X_QRMI_IBM_QS_ENDPOINT": "https://other.example",
+    }
+    resource = Resource("ibm_x", resource_type("direct-access"), {}, environ)
+    assert compat.unknown_variable_warnings(resource) == []
