@@ -482,15 +482,18 @@ def iqm(
     "--resource",
     metavar="NAME",
     help="Make every check qrmi-task-runner makes before submitting to this configured "
-    "resource (settings included). No network.",
+    "resource (settings included); on a backend with a target (direct-access, "
+    "qiskit-runtime-service) that fetches its target over the network to check the "
+    "circuits (nothing is submitted).",
 )
 @click.option("--config", metavar="FILE", envvar="QRMI_CONFIG", help="Resources file.")
 def validate(payload: str, type_name: str | None, resource: str | None, config: str | None) -> None:
     """Validate a payload file as qrmi-task-runner does (exit 0 valid, 2 invalid)."""
-    from generators.validate import validate_file
+    from generators.validate import unchecked_note, validate_file
 
     checked = validate_file(payload, type_name, resource, config)
-    click.echo(f"ok: {checked.source}: {checked.describe()}")
+    note = "" if resource else unchecked_note(checked, type_name)
+    click.echo(f"ok: {checked.source}: {checked.describe()}" + (f"; {note}" if note else ""))
 
 
 def run(argv: list[str] | None = None) -> int:

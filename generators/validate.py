@@ -8,8 +8,9 @@ from pathlib import Path
 
 from qrmi_tasks.errors import PayloadError
 from qrmi_tasks.isa import refusal, target_problems
-from qrmi_tasks.payload import CheckedPayload, load_payload, validate_sequence
+from qrmi_tasks.payload import QISKIT, CheckedPayload, load_payload, validate_sequence
 from qrmi_tasks.providers import provider_class
+from qrmi_tasks.providers.registry import declaration
 
 
 def validate_file(
@@ -49,3 +50,17 @@ def validate_file(
         provider_class(type_name).check_kind(payload, f"a {type_name} resource")
     validate_sequence(payload)
     return payload
+
+
+def unchecked_note(payload: CheckedPayload, type_name: str | None) -> str:
+    """What ``--type`` alone left unchecked, for the ``ok`` line ('' when nothing).
+
+    A type whose backends have a target (direct-access, qiskit-runtime-service) runs
+    only circuits that fit one backend: without ``--resource`` there is no target to
+    check them against, and a plain "ok" would read as if they had been.
+    """
+    if type_name is None or payload.kind != QISKIT:
+        return ""
+    if declaration(type_name).target_settings is None:
+        return ""
+    return "structure checked; circuits not checked against a backend: use --resource NAME"

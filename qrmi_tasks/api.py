@@ -46,6 +46,10 @@ from qrmi_tasks.signals import SignalWatch, cancel_on_sigcont_default, describe
 
 _live: weakref.WeakSet[Task] = weakref.WeakSet()
 _log_handler: logging.Handler | None = None
+# Our logger's (level, propagate) before _setup_logging added its handler.
+_logger_before: tuple[int, bool] | None = None
+#: How a cancel from :meth:`Task.cancel` is named in log lines (not as a signal).
+CANCEL_FROM_PYTHON = "a cancel from Python (Task.cancel)"
 # How long cancel() waits for the runner's cancel path (budgets counted from the trigger).
 _CANCEL_WAIT = CANCEL_BUDGET + CLEANUP_BUDGET + 2.0
 
@@ -81,11 +85,21 @@ def _payload(payload: Any, support_qiskit: bool | None) -> tuple[CheckedPayload 
 
 
 def _setup_logging(level: int | str | None) -> None:
-    """Our log lines to stderr at ``level``, secrets masked (None: leave logging alone)."""
-    global _log_handler
-    if level is None:
-        return
+    """Our log lines to stderr at ``level``, secrets masked; None leaves logging to the
+    application: the handler an earlier call added goes, and the logger's level and
+    propagation are what they were before it."""
+    global _log_handler, _logger_before
     logger = logging.getLogger(LOGGER_NAME)
+    if level is None:
+        if _log_handler is not None and _log_handler in logger.handlers:
+            logger.removeHandler(_log_handler)
+            if _logger_before is not None:
+                logger.setLevel(_logger_before[0])
+                logger.propagate = _logger_before[1]
+        _logger_before = None
+        return
+    if _log_handler is None or _log_handler not in logger.handlers:
+        _logger_before = (logger.level, logger.propagate)
     if _log_handler is None:
         _log_handler = _CurrentStderr()
         _log_handler.setFormatter(logging.Formatter("qrmi-tasks %(levelname)s %(message)s"))
@@ -139,6 +153,7 @@ class Task:
             task_id=task_id,
             cancel_on_sigcont=cancel_on_sigcont_default(self.environ),
             payload=parsed,
+            scratch_output=self._scratch is not None,
         )
         self._watch = SignalWatch(
             self.request.cancel_on_sigcont, handlers=handlers, keep_after_cancel=False
@@ -216,17 +231,16 @@ class Task:
         if self._error is not None:
             raise self._error
         if self._outcome is not None and self._outcome.signal is not None:
-            raise TaskCancelled(
-                f"task {self.task_id or '(not submitted)'} cancelled "
-                f"({describe(self._outcome.signal)})"
-            )
+            cause = self._watch.reason or describe(self._outcome.signal)
+            raise TaskCancelled(f"task {self.task_id or '(not submitted)'} cancelled ({cause})")
         return self._result
 
     def cancel(self, wait: bool = True) -> bool:
         """Cancel the task as a signal would (once); with ``wait``, return whether the run
         has ended (within the runner's cancel and cleanup budgets)."""
         if not self._done.is_set():
-            self._watch.trigger(signal.SIGINT)
+            # SIGINT's exit status and handling; the log says who asked
+            self._watch.trigger(signal.SIGINT, CANCEL_FROM_PYTHON)
         return self._done.wait(_CANCEL_WAIT) if wait else self._done.is_set()
 
     def _repr_html_(self) -> str:

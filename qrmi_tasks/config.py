@@ -428,8 +428,8 @@ def resolve_resource(
     """Find resource ``name`` in the config file and the environment.
 
     ``types`` looks a type name up (ConfigError when unknown): the provider registry's
-    :func:`qrmi_tasks.providers.registry.resource_type`. With no resource list anywhere,
-    ``local`` is the embedded local simulator.
+    :func:`qrmi_tasks.providers.registry.resource_type`. ``local`` is the embedded local
+    simulator unless a configured resource is named ``local``.
     """
     environ = os.environ if environ is None else environ
     if config_path is None and environ.get(CONFIG_ENV):
@@ -444,7 +444,9 @@ def resolve_resource(
     for rname, rtype in _env_resources(environ):
         names[rname] = rtype  # the process environment overrides the file
 
-    if not names and name == LOCAL_RESOURCE:
+    if name == LOCAL_RESOURCE and name not in names:
+        # the embedded simulator is on every node, whatever QPUs the job was given; only
+        # a configured resource of that name (another type) takes the name over
         return Resource(name, types(LOCAL_RESOURCE), {}, environ)
     if name not in names:
         if not names:

@@ -11,7 +11,7 @@ import re
 from html import escape
 from typing import Any
 
-from qrmi_tasks.summary import Summary, binding_text
+from qrmi_tasks.summary import Summary, binding_text, display_label
 
 # Counts shown per register in a notebook (``qrmi-result summary -k`` shows more).
 HTML_TOP = 8
@@ -63,7 +63,7 @@ def summary_html(summary: Summary, top: int = HTML_TOP) -> str:
                 rows.append(
                     [
                         escape(",".join(map(str, index))),
-                        f"<code>{escape(label)}</code>",
+                        _label_html(label),
                         f"{evs[index]: .6f} ± {stds[index]:.6f}",
                     ]
                 )
@@ -73,6 +73,13 @@ def summary_html(summary: Summary, top: int = HTML_TOP) -> str:
                 + "</div>"
             )
     return "<div>" + "".join(parts) + "</div>"
+
+
+def _label_html(label: str) -> str:
+    """A shortened observable label; the whole one shows on hover."""
+    shown = display_label(label)
+    title = f" title='{escape(label)}'" if shown != label else ""
+    return f"<code{title}>{escape(shown)}</code>"
 
 
 def _counts_table(register: Any, top: int) -> str:
@@ -155,7 +162,7 @@ def payload_html(kind: str, document: dict[str, Any], backend: str | None = None
         if estimator:
             from qrmi_tasks.summary import observable_label
 
-            row.append(f"<code>{escape(str(observable_label(observables)))}</code>")
+            row.append(_label_html(str(observable_label(observables))))
         else:
             row.append(escape(", ".join(registers) or "-"))
         row.append(escape(str(bindings) if bindings else "-"))

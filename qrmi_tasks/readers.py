@@ -68,6 +68,27 @@ def read_input(
     return data
 
 
+#: The file name that means standard input (``qrmi-result summary -``).
+STDIN = "-"
+
+
+def read_stdin(what: str, limit: int = PAYLOAD_LIMIT, error: type[QrmiError] = InputError) -> bytes:
+    """Standard input's bytes (a pipe: ``... | qrmi-result summary -``), bounded as in
+    :func:`read_input`."""
+    import sys
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise error(f"cannot read the {what} from standard input: it is not open")
+    try:
+        data = stream.read(limit + 1)
+    except OSError as exc:
+        raise error(f"cannot read the {what} from standard input: {exc.strerror}") from None
+    if len(data) > limit:
+        raise error(f"{what} on standard input is larger than the {_size_text(limit)} limit")
+    return data
+
+
 def read_text_input(
     path: str | Path,
     what: str,

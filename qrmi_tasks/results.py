@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qrmi_tasks.errors import InputError
-from qrmi_tasks.readers import read_input
+from qrmi_tasks.readers import STDIN, read_input, read_stdin
 from qrmi_tasks.summary import (
     DEFAULT_TOP,
     PubSummary,
@@ -48,10 +48,16 @@ __all__ = [
 
 
 def _read_text(path: str | Path) -> str:
+    """A result file's text; ``-`` is standard input (``... | qrmi-result summary -``)."""
+    raw = read_stdin("result") if str(path) == STDIN else read_input(path, "result")
     try:
-        return read_input(path, "result").decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"cannot read result file {path}: {exc}") from None
+        raise InputError(f"cannot read result file {_name(path)}: {exc}") from None
+
+
+def _name(path: str | Path) -> str:
+    return "standard input" if str(path) == STDIN else str(path)
 
 
 # A result document starts a line: the runner writes it whole, and the log lines around
@@ -99,11 +105,12 @@ def load(path: str | Path, payload: Any = None) -> Any:
     ``PrimitiveResult`` (:class:`~qrmi_tasks.result_objects.QrmiResult`: sampler pubs
     hold ``BitArray`` registers, estimator pubs ``evs``/``stds``); Pasqal results as a
     :class:`~qrmi_tasks.result_objects.PulserCounts` counter. ``path`` may also be a
-    ``slurm-N.out`` with log lines around the result. ``payload`` (a path, dict or
-    payload object) names the estimator's observables in summaries and plots.
+    ``slurm-N.out`` with log lines around the result, or ``-`` (standard input).
+    ``payload`` (a path, dict or payload object) names the estimator's observables in
+    summaries and plots.
     """
-    text, document = extract(_read_text(path), path)
-    return from_document(text, document, str(path), payload)
+    text, document = extract(_read_text(path), _name(path))
+    return from_document(text, document, _name(path), payload)
 
 
 def from_document(text: str, document: Any, source: str, payload: Any = None) -> Any:

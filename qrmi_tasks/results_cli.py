@@ -28,7 +28,8 @@ _PAYLOAD_OPTION = click.option(
 def cli(verbose: int) -> None:
     """qrmi-result - look at qrmi-task-runner results.
 
-    FILE is a result file, or a slurm-N.out in which the result sits among log lines.
+    FILE is a result file, or a slurm-N.out in which the result sits among log lines;
+    '-' reads it from standard input.
     """
     if verbose:
         from qrmi_tasks.logsetup import setup_logging
@@ -74,7 +75,8 @@ def summary(file: str, top: int, as_json: bool, payload: str | None) -> None:
     default=DEFAULT_TOP,
     show_default=True,
     type=click.IntRange(1),
-    help="Plot the K most frequent bitstrings.",
+    help="Plot the K most frequent bitstrings (their true probabilities; the others as "
+    "one 'rest' bar).",
 )
 @_PAYLOAD_OPTION
 def plot(file: str, output: str, top: int, payload: str | None) -> None:
@@ -103,11 +105,12 @@ def plot(file: str, output: str, top: int, payload: str | None) -> None:
         )
     import matplotlib.pyplot as plt
 
-    from qrmi_tasks.plots import plot_summary
+    from qrmi_tasks.plots import matplotlib_quiet, plot_summary
 
     figure = plot_summary(summarize(file, payload), top)
     image = io.BytesIO()
-    figure.savefig(image, format=image_format, dpi=100)
+    with matplotlib_quiet():  # drawing happens here: missing glyphs are noticed now
+        figure.savefig(image, format=image_format, dpi=100)
     plt.close(figure)
     sink = ResultSink(target)  # complete or untouched, like the runner's results
     with sink.open() as stream:

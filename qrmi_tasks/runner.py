@@ -39,7 +39,7 @@ from qrmi_tasks.payload import CheckedPayload, load_payload, validate_sequence
 from qrmi_tasks.providers import open_provider
 from qrmi_tasks.providers.base import Provider, RunContext, StatusReport, TaskStatus
 from qrmi_tasks.retry import Backoff, Retry, with_retries
-from qrmi_tasks.signals import SignalWatch, describe
+from qrmi_tasks.signals import SignalWatch
 from qrmi_tasks.slurm import requeue_in_progress
 
 log = logging.getLogger("qrmi_tasks.runner")
@@ -79,6 +79,9 @@ class RunRequest:
     cancel_on_sigcont: bool = True
     #: an already parsed payload (the Python API); ``payload_path`` then only names it
     payload: CheckedPayload | None = None
+    #: ``output_path`` is the caller's own scratch file (the Python API without
+    #: ``output``): the user never named it and it goes right after, so logs omit it
+    scratch_output: bool = False
 
 
 @dataclass(frozen=True)
@@ -528,7 +531,11 @@ class TaskRun:
             sink.discard()
             raise Interrupted
         sink.publish()
-        log.info("task %s: result written to %s", task_id, self.request.output_path or "stdout")
+        if self.request.scratch_output:
+            log.info("task %s: result received", task_id)
+        else:
+            where = self.request.output_path or "stdout"
+            log.info("task %s: result written to %s", task_id, where)
         self._forget_in_journal()
         self._save_logs()
         self._cleanup()
@@ -578,7 +585,7 @@ class TaskRun:
         # scancel and scontrol requeue both send SIGCONT then SIGTERM ~10 ms apart:
         # decide on the pair (a requeue is only visible to Slurm queries by then).
         self.watch.wait_for_terminating(start + _SIGTERM_GRACE)
-        name = describe(self.watch.exit_signal)
+        name = self.watch.cause  # a signal's name, or a cancel from Python
         if self.task_id is None and pending is not None:
             self.task_id = self._settle_submit(pending, name, start)
             if self.task_id is None:
@@ -608,7 +615,7 @@ class TaskRun:
             self._forget_in_journal()  # cancelled: a rerun must not take it over
             if self._cancel(self.task_id, start):
                 log.info(
-                    "task %s: cancel requested (%.2fs after the signal)",
+                    "task %s: cancel requested (%.2fs after the trigger)",
                     self.task_id,
                     time.monotonic() - start,
                 )

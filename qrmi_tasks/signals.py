@@ -44,6 +44,8 @@ class SignalWatch:
         self.handlers = handlers
         self.keep_after_cancel = keep_after_cancel
         self.received: list[int] = []
+        #: what a programmatic first trigger says it was (:meth:`trigger`'s ``reason``)
+        self.reason: str | None = None
         #: ``time.monotonic()`` of the first watched signal (the cancel budget starts there)
         self.first_at: float | None = None
         self._previous: dict[int, object] = {}
@@ -63,10 +65,22 @@ class SignalWatch:
         self.received.append(signum)
         self._released.set()
 
-    def trigger(self, signum: int) -> None:
-        """Act as if ``signum`` had arrived (a programmatic cancel), from any thread."""
+    def trigger(self, signum: int, reason: str | None = None) -> None:
+        """Act as if ``signum`` had arrived (a programmatic cancel), from any thread.
+
+        ``reason`` names the trigger in log lines (:attr:`cause`) when it comes first: a
+        cancel from Python is not a signal the user sent.
+        """
+        if reason is not None and not self.received:
+            self.reason = reason
         self._handle(signum, None)
         self.wake()
+
+    @property
+    def cause(self) -> str:
+        """What started the cancel, for log lines: the first trigger's reason, else the
+        signal's name (``SIGTERM``)."""
+        return self.reason or describe(self.exit_signal)
 
     @property
     def triggered(self) -> bool:

@@ -7,6 +7,7 @@ Works on the objects :func:`qrmi_tasks.results.load` returns; light to import.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,8 +109,32 @@ def _plain(value: Any) -> Any:
 
 
 # -- observables' labels ------------------------------------------------------------------
+# Beyond this many characters a label is shortened where it is shown (text, plots, HTML);
+# ``--json`` keeps it whole.
+MAX_LABEL = 40
+# A Pauli string as Qiskit writes it: the rightmost letter is qubit 0; a phase may lead.
+_PAULI = re.compile(r"(-?i?)([IXYZ]+)")
+_SEPARATOR = re.compile(r"·| \+ ")
+# A Pauli string inside a label: a whole word of Pauli letters (``0.5·ZZI + XXI``).
+_PAULI_WORD = re.compile(r"(?<![\w.])-?i?[IXYZ]+(?!\w)")
+
+
+def pauli_label(text: str) -> str:
+    """``Z0·Z1`` style sparse label of a Pauli string (identity factors left out; ``I``
+    for the identity): a 133-qubit ``IIZ...`` is unreadable, and the letters' order
+    (qubit 0 on the right) is easy to misread even for two."""
+    found = _PAULI.fullmatch(text)
+    if found is None:
+        return text
+    phase, letters = found.groups()
+    factors = [f"{p}{q}" for q, p in enumerate(reversed(letters)) if p != "I"]
+    return phase + ("·".join(factors) or "I")
+
+
 def observable_label(observable: Any) -> Any:
-    """A readable label (nested lists for arrays) of a payload's observable(s)."""
+    """The label (nested lists for arrays) of a payload's observable(s), its Pauli strings
+    as the payload writes them (``--json``, ``result.observables``); shown through
+    :func:`display_label`."""
     if isinstance(observable, str):
         return observable
     if isinstance(observable, dict):
@@ -118,6 +143,32 @@ def observable_label(observable: Any) -> Any:
     if isinstance(observable, list):
         return [observable_label(o) for o in observable]
     return str(observable)
+
+
+def display_label(label: Any, limit: int = MAX_LABEL) -> str:
+    """An observable's label as shown (summary text, plots, HTML): its Pauli strings
+    sparse (:func:`pauli_label`), the whole shortened (:func:`short_label`)."""
+    sparse = _PAULI_WORD.sub(lambda word: pauli_label(word.group()), str(label))
+    return short_label(sparse, limit)
+
+
+def short_label(label: Any, limit: int = MAX_LABEL) -> str:
+    """``label`` as text of at most about ``limit`` characters: its head, an ellipsis,
+    and its last factor or term (``Z0·Z1·Z2·…·Z132``), cut between factors."""
+    text = str(label)
+    if len(text) <= limit:
+        return text
+    cuts = list(_SEPARATOR.finditer(text))
+    if not cuts:
+        return text[: limit - 1] + "…"
+    last = cuts[-1]
+    tail = text[last.end() :]
+    room = max(limit - len(tail) - 3, 1)
+    head = [c for c in cuts if c.start() <= room]
+    if not head:
+        return text[: limit - 1] + "…"
+    sep = head[-1].group()
+    return f"{text[: head[-1].start()]}{sep}…{last.group()}{tail}"
 
 
 def _is_one(value: Any) -> bool:
@@ -218,10 +269,14 @@ def format_text(summary: Summary, top: int = DEFAULT_TOP) -> str:
             stds = np.broadcast_to(stds, evs.shape)
             labels = None if pub.labels is None else np.broadcast_to(pub.labels, evs.shape)
             lines.append(f"  expectation values (shape {list(evs.shape)}):")
-            for idx in np.ndindex(evs.shape):
+            names = {
+                idx: "" if labels is None else f"  {display_label(labels[idx])}"
+                for idx in np.ndindex(evs.shape)
+            }
+            width = max(map(len, names.values()), default=0)
+            for idx, name in names.items():
                 label = ",".join(map(str, idx))
-                name = f"  {labels[idx]}" if labels is not None else ""
-                lines.append(f"    [{label}]{name}  {evs[idx]: .6f} ± {stds[idx]:.6f}")
+                lines.append(f"    [{label}]{name:<{width}}  {evs[idx]: .6f} ± {stds[idx]:.6f}")
     lines.extend(_metadata_lines(summary))
     return "\n".join(lines)
 

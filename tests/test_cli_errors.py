@@ -333,11 +333,6 @@ def test_name_not_listed(in_process):
     assert "sim_a" in line and "sim_b" in line
 
 
-def test_local_not_available_when_resources_are_listed(in_process):
-    in_process.use_env(clean_env(SLURM_JOB_QPU_RESOURCES="sim_a", SLURM_JOB_QPU_TYPES="local"))
-    assert_clean_error(in_process.run("local", BELL), "not configured", "sim_a")
-
-
 def test_unknown_name_without_any_resources(in_process):
     assert_clean_error(in_process.run("ibm_torino", BELL), "no QPU resources", "local")
 

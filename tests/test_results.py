@@ -267,9 +267,9 @@ def test_plots_are_figures_per_binding_and_label_observables(in_process, outputs
     payload = EXAMPLES / "qiskit" / "bell_estimator.json"
     figure = load(outputs["estimator"], payload=payload).plot()
     labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
-    assert labels == ["ZZ [0]", "XX [1]", "ZI [2]"]
+    assert labels == ["Z0·Z1 [0]", "X0·X1 [1]", "Z1 [2]"]
     text = in_process.result("summary", "--payload", str(payload), str(outputs["estimator"])).stdout
-    assert "[0]  ZZ" in text
+    assert "[0]  Z0·Z1" in text
 
 
 def test_html_views(outputs):

@@ -136,7 +136,8 @@ def test_api_cancel_is_cancelled(scripted):
     assert running.wait(30)
     assert task.cancel()
     assert task.status() == "cancelled"
-    with pytest.raises(qrmi_tasks.TaskCancelled, match=r"task task-1 cancelled \(SIGINT\)"):
+    cancelled = r"task task-1 cancelled \(a cancel from Python \(Task.cancel\)\)"
+    with pytest.raises(qrmi_tasks.TaskCancelled, match=cancelled):
         task.result()
     assert scripted.script.count("cancel") == 1
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Mapping
 
 from qrmi_tasks.config import RUNNER_SETTINGS, Resource
 from qrmi_tasks.providers import registry
@@ -74,9 +75,9 @@ def unknown_variable_warnings(resource: Resource) -> list[str]:
     for key in resource.file_environment:
         if key.startswith("QRMI_"):
             seen.setdefault(key, " (in the config file)")
-    messages = []
+    messages, miscased = _miscased_warnings(resource, known)
     for suffix, where in sorted(seen.items()):
-        if suffix in known:
+        if suffix in known or suffix in miscased:
             continue
         text = f"{head}{suffix}{where} is not read for resource type {resource.type.name}"
         other = _other_type(suffix, resource.type.name)
@@ -91,6 +92,54 @@ def unknown_variable_warnings(resource: Resource) -> list[str]:
     if declaration.warnings is not None:
         messages.extend(declaration.warnings(resource))
     return messages
+
+
+def _miscased_warnings(resource: Resource, known: set[str]) -> tuple[list[str], set[str]]:
+    """One message per variable that would be this resource's but for its letters' case
+    (``ibm_x_qrmi_ibm_da_ENDPOINT``, ``IBM_X_QRMI_...``, ``..._SERVICE_crn``): names are
+    case-sensitive, so it is silently unread; the message gives the right spelling. Also
+    the ``{NAME}_``-relative names it covered (no second message for them)."""
+    head = f"{resource.name}_"
+    by_upper = {suffix.upper(): suffix for suffix in known}
+    others = {n for n in _listed_names(resource.environ) if n != resource.name}
+
+    def miscased(name: str, exact_head: bool) -> bool:
+        # a wrong-case resource name (IBM_X_...) is never read, whatever follows it
+        return not exact_head or (name not in known and name.upper() in by_upper)
+
+    found: dict[str, tuple[str, str]] = {}  # as written -> (its suffix, where)
+    for key in resource.environ:
+        if not key.upper().startswith((head + "QRMI_").upper()):
+            continue
+        if any(key.startswith(f"{other}_") for other in others):
+            continue  # a resource whose name differs only by case: its own variable
+        suffix = key[len(head) :]
+        if miscased(suffix, key.startswith(head + "QRMI_")):
+            found[key] = (suffix, "")
+    for key in resource.file_environment:
+        if key.upper().startswith("QRMI_") and miscased(key, key.startswith("QRMI_")):
+            found[key] = (key, " (in the config file)")
+    messages = []
+    for key, (suffix, where) in sorted(found.items()):
+        right = by_upper.get(suffix.upper())
+        if right is None:
+            close = difflib.get_close_matches(suffix.upper(), sorted(by_upper), n=1, cutoff=0.6)
+            right = by_upper[close[0]] if close else suffix.upper()
+        spelled = right if where else head + right
+        messages.append(
+            f"{key}{where} is not read: variable names are case-sensitive; did you mean {spelled}?"
+        )
+    return messages, {suffix for suffix, _ in found.values()}
+
+
+def _listed_names(environ: Mapping[str, str]) -> list[str]:
+    """The resource names the job's lists give: where two differ only by case, each
+    one's variables are its own."""
+    delimiter = environ.get("QRMI_LIST_DELIMITER") or ","
+    names: list[str] = []
+    for variable in ("QRMI_JOB_QPU_RESOURCES", "SLURM_JOB_QPU_RESOURCES"):
+        names += [n.strip() for n in environ.get(variable, "").split(delimiter) if n.strip()]
+    return names
 
 
 def warn_unknown_variables(resource: Resource) -> None:

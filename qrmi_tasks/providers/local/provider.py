@@ -52,6 +52,8 @@ class LocalProvider(Provider):
     # interface (pid, poll, wait, terminate, kill). The test suite forks its workers from
     # a server that imported Qiskit and Pulser once (tests/forked.py).
     worker_launcher: ClassVar[Callable[..., subprocess.Popen[bytes]]] = subprocess.Popen
+    # The worker's stderr: what ran and how, its timing, the simulators' own messages.
+    has_logs: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -156,6 +158,14 @@ class LocalProvider(Provider):
     def fetch_result(self, task_id: str, into: BinaryIO) -> None:
         with (self._workdir / "result.json").open("rb") as source:
             shutil.copyfileobj(source, into, 1 << 20)
+
+    def fetch_logs(self, task_id: str, into: BinaryIO) -> bool:
+        log = None if self._workdir is None else self._workdir / "worker.log"
+        if log is None or not log.exists():
+            return False
+        with log.open("rb") as source:
+            shutil.copyfileobj(source, into, 1 << 20)
+        return True
 
     def cancel(self, task_id: str) -> None:
         child = self._child

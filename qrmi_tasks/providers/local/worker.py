@@ -2,8 +2,9 @@
 
 Usage: ``python -m qrmi_tasks.providers.local.worker WORKDIR [--seed N] [--engine aer]
 [--method automatic] [--device auto] [--pulser-engine qutip] [--variables PREFIX]``;
-WORKDIR holds ``payload.json``. The result appears atomically (written as
-``result.json.part``, renamed). Exit 0: result written; 1: the payload failed
+WORKDIR holds ``payload.json``. Its stderr is the task's log (``--logs FILE``): what it
+runs and how, how long it took, and whatever the simulators print. The result appears
+atomically (written as ``result.json.part``, renamed). Exit 0: result written; 1: the payload failed
 (``error.txt``); :data:`EXIT_REJECTED`: it cannot run here as configured (``error.txt``),
 an input error for the runner. Only what the payload needs is imported.
 """
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 #: the payload cannot run here (does not fit in memory, no GPU...): the runner exits 2
@@ -47,6 +49,9 @@ def main(argv: list[str]) -> int:
 
     engine = Engine(args.engine, args.method, args.device, args.pulser_engine, args.variables)
     document = json.loads((workdir / "payload.json").read_text())
+    started = time.monotonic()
+    seed = "no seed" if args.seed is None else f"seed {args.seed}"
+    _log(f"local simulator: {_what(document, args)}, {seed}")
     try:
         if "program_id" in document:
             params = document["parameters"]
@@ -66,12 +71,33 @@ def main(argv: list[str]) -> int:
             counts = run_pulser(sequence, document["job_runs"], args.seed, engine)
             text = json.dumps({"counter": counts})
     except ExecutionError as exc:
-        (workdir / "error.txt").write_text(" ".join(str(exc).split()))
+        message = " ".join(str(exc).split())
+        (workdir / "error.txt").write_text(message)
+        _log(f"failed after {time.monotonic() - started:.2f} s: {message}")
         return EXIT_REJECTED if isinstance(exc, Rejected) else 1
     part = workdir / "result.json.part"
     part.write_text(text)
     os.replace(part, workdir / "result.json")
+    _log(f"done in {time.monotonic() - started:.2f} s ({len(text)} bytes of result)")
     return 0
+
+
+def _log(line: str) -> None:
+    """One line of the task's log, with a UTC time as the runner's lines have."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    print(f"{stamp} {line}", file=sys.stderr, flush=True)
+
+
+def _what(document: dict, args: argparse.Namespace) -> str:
+    """The payload and the engine that runs it, for the log's first line."""
+    if "program_id" in document:
+        pubs = len(document["parameters"].get("pubs") or [])
+        where = f"engine {args.engine}, method {args.method}, device {args.device}"
+        return f"{document['program_id']} with {pubs} pub(s) on {where}"
+    if "iqmjson" in document:
+        return f"IQM {document.get('job_type')} job on engine {args.engine}"
+    return f"Pulser sequence, {document.get('job_runs')} run(s) on {args.pulser_engine}"
 
 
 def _seeded(program_id: str, params: dict, seed: int) -> dict:
