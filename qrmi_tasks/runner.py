@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -143,10 +144,29 @@ def request_id_for(
     return str(uuid.uuid5(_REQUEST_NAMESPACE, key)), True
 
 
+# A --task-id becomes a job id in URL paths (Direct Access), a tag with a prefix (Runtime
+# "qrmi-", Pasqal "qrmi:", IQM "qrmi-" within IQM's 50 characters: hence 45) and a file
+# name's part: one rule that every provider takes as it is.
+TASK_ID_MAX = 45
+_TASK_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{TASK_ID_MAX - 1}}}")
+
+
+def check_task_id(task_id: str) -> None:
+    """Refuse (exit 2) a ``--task-id`` that some provider could not carry unchanged."""
+    if not _TASK_ID.fullmatch(task_id):
+        shown = task_id if len(task_id) <= 60 else task_id[:57] + "..."
+        raise UsageError(
+            f"--task-id {shown!r} is not a valid task id: use 1 to {TASK_ID_MAX} characters "
+            "of letters, digits, '.', '_', ':' and '-', starting with a letter or digit"
+        )
+
+
 def prepare(
     request: RunRequest, environ: Mapping[str, str], watch: SignalWatch | None = None
 ) -> tuple[Provider, CheckedPayload]:
     """Every check that needs no network, then the provider instance."""
+    if request.task_id is not None:
+        check_task_id(request.task_id)
     if request.output_path is not None:
         output.check_target(request.output_path)
     if request.logs_path is not None:
