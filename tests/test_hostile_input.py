@@ -6,9 +6,17 @@ fakes are real HTTP servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import stat
+import threading
+from pathlib import Path
+
 import pytest
+import scripted as sp
 from fakes.server import FakeServer, Request
-from helpers import EXAMPLES, assert_clean_error, clean_env
+from helpers import EXAMPLES, assert_clean_error, clean_env, run_runner
 
 BELL = str(EXAMPLES / "qiskit" / "bell_sampler.json")
 
@@ -63,3 +71,80 @@ def test_felis_quotes_the_job_id_in_its_paths():
         assert server.config["targets"] == ["/v1/jobs/q%3Fx%3D1%23frag"]
     finally:
         server.stop()
+
+
+# -- 2. -o/--logs on a device, a FIFO or a symlink: never replaced by a rename --------------
+
+
+def _fifo_reader(path: Path) -> tuple[threading.Thread, list[bytes]]:
+    received: list[bytes] = []
+
+    def read() -> None:
+        with open(path, "rb") as fifo:
+            received.append(fifo.read())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread, received
+
+
+def test_a_result_and_logs_to_dev_null_leave_the_device_alone(scripted, monkeypatch):
+    monkeypatch.setattr(sp.ScriptedProvider, "has_logs", True)
+    done = scripted.run(sp.RESOURCE, BELL, "-o", "/dev/null", "--logs", "/dev/zero")
+    assert done.returncode == 0, done.stderr
+    for device in ("/dev/null", "/dev/zero"):
+        assert stat.S_ISCHR(os.lstat(device).st_mode), f"{device} was replaced"
+    assert scripted.script.count("logs") == 1
+
+
+def test_a_result_into_a_fifo_is_streamed_and_the_fifo_stays(scripted, tmp_path):
+    fifo = tmp_path / "result.fifo"
+    os.mkfifo(fifo)
+    reader, received = _fifo_reader(fifo)
+    done = scripted.run(sp.RESOURCE, BELL, "-o", str(fifo))
+    assert done.returncode == 0, done.stderr
+    reader.join(10)
+    assert received == [sp.RESULT] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["result.fifo"]  # no temporary left
+
+
+def test_a_symlink_is_followed_and_its_target_replaced(scripted, tmp_path):
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    real = real_dir / "out.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    done = scripted.run(sp.RESOURCE, BELL, "-o", str(link))
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_bytes() == sp.RESULT
+    assert sorted(p.name for p in real_dir.iterdir()) == ["out.json"]
+
+
+def test_a_dangling_symlink_creates_its_target(scripted, tmp_path):
+    real = tmp_path / "new.json"
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    assert scripted.run(sp.RESOURCE, BELL, "-o", str(link)).returncode == 0
+    assert link.is_symlink() and real.read_bytes() == sp.RESULT
+
+
+def test_a_socket_as_output_is_refused(in_process, tmp_path):
+    path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        proc = in_process.run("local", BELL, "-o", str(path))
+    assert_clean_error(proc, "neither a regular file, a character device nor a FIFO")
+
+
+def test_a_result_to_dev_stdout_reaches_stdout_and_the_link_stays():
+    # a process: /dev/stdout must be the runner's own stdout, a pipe the test reads
+    before = os.readlink("/dev/stdout")
+    proc = run_runner("local", BELL, "-o", "/dev/stdout")
+    assert proc.returncode == 0, proc.stderr
+    from qiskit_ibm_runtime import RuntimeDecoder
+
+    counts = json.loads(proc.stdout, cls=RuntimeDecoder)[0].data.meas.get_counts()
+    assert set(counts) == {"00", "11"}  # the Bell circuit, run
+    assert os.readlink("/dev/stdout") == before
