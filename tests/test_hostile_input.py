@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import stat
 import threading
 from pathlib import Path
@@ -148,3 +149,98 @@ def test_a_result_to_dev_stdout_reaches_stdout_and_the_link_stays():
     counts = json.loads(proc.stdout, cls=RuntimeDecoder)[0].data.meas.get_counts()
     assert set(counts) == {"00", "11"}  # the Bell circuit, run
     assert os.readlink("/dev/stdout") == before
+
+
+# -- 3. PASQAL_SKIP_SSL_VERIFY: "0" and "false" mean verify -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no CA signed, and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def serve_tls(server: FakeServer, cert: tuple[Path, Path]) -> str:
+    """Turn a started fake into an https one with ``cert``; its https base URL."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    # accept() reads the attribute at each connection: from now on every one is TLS
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    return server.url.replace("http://", "https://")
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize(
+    ("value", "verified"), [("0", True), ("false", True), ("", True), ("1", False), ("true", False)]
+)
+def test_pasqal_tls_is_verified_unless_skip_is_true(monkeypatch, self_signed, value, verified):
+    import requests
+    from fakes.pasqal_cloud import CORE, FakePasqalCloud, runner_env
+
+    from qrmi_tasks.providers import open_provider
+    from qrmi_tasks.providers.base import RunContext
+
+    fake = FakePasqalCloud().start()
+    try:
+        url = serve_tls(fake, self_signed) + CORE
+        monkeypatch.setenv("PASQAL_SKIP_SSL_VERIFY", value)  # where the SDK itself reads it
+        for bundle in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests would verify
+            monkeypatch.delenv(bundle, raising=False)  # with them whatever the SDK says
+        env = clean_env(**runner_env("EMU_FREE", url), PASQAL_SKIP_SSL_VERIFY=value)
+        provider = open_provider("EMU_FREE", env, context=RunContext("tls-test"))
+        # the session every SDK request goes through (one request: the SDK's own retries
+        # of a failed connection would only add time)
+        session = provider.client()._client.session
+        if verified:
+            with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+                session.get(url + "/api/v2/batches/no-such-batch")
+            assert fake.requests == []  # nothing (the token included) went out
+        else:
+            session.get(url + "/api/v2/batches/no-such-batch")
+            assert len(fake.calls("GET", f"{CORE}/api/v2/batches/no-such-batch")) == 1
+    finally:
+        fake.stop()
+
+
+def test_an_unclear_pasqal_skip_ssl_verify_is_refused(in_process):
+    from fakes.pasqal_cloud import runner_env
+
+    env = clean_env(**runner_env("EMU_FREE", "https://127.0.0.1:9"), PASQAL_SKIP_SSL_VERIFY="no!")
+    in_process.use_env(env)
+    proc = in_process.run("EMU_FREE", BELL)
+    assert_clean_error(proc, "PASQAL_SKIP_SSL_VERIFY", "must be true or false")
