@@ -244,3 +244,40 @@ def test_an_unclear_pasqal_skip_ssl_verify_is_refused(in_process):
     in_process.use_env(env)
     proc = in_process.run("EMU_FREE", BELL)
     assert_clean_error(proc, "PASQAL_SKIP_SSL_VERIFY", "must be true or false")
+
+
+# -- 4. IAM redirects are not followed: the API key goes to the configured URL only ---------
+
+
+class Redirecting(FakeServer):
+    """IAM that answers every token request with a redirect to ``to``."""
+
+    def route(self, request: Request) -> tuple[int, object, dict[str, str]]:
+        return self.config["status"], b"", {"Location": self.config["to"] + request.path}
+
+
+class Recorder(FakeServer):
+    """The redirect's target: records whatever reaches it."""
+
+    def route(self, request: Request) -> tuple[int, object]:
+        with self.lock:
+            self.config.setdefault("bodies", []).append(request.body)
+        return 200, {"access_token": "stolen", "expiration": 0}
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_an_iam_redirect_is_refused_and_the_key_stays_home(status):
+    from qrmi_tasks.errors import ConfigError
+    from qrmi_tasks.providers.ibm.iam import IamTokens
+
+    target = Recorder().start()
+    iam = Redirecting(status=status, to=target.url).start()
+    try:
+        tokens = IamTokens(iam.url + "/identity/token", "very-secret-api-key")
+        with pytest.raises(ConfigError, match=f"HTTP {status}, a redirect to {target.url}"):
+            tokens.token()
+        assert len(iam.requests) == 1  # asked once: the answer is final, not retried
+        assert target.requests == [] and "bodies" not in target.config
+    finally:
+        iam.stop()
+        target.stop()
