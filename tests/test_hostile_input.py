@@ -18,6 +18,8 @@ import pytest
 import scripted as sp
 from fakes.server import FakeServer, Request
 from helpers import EXAMPLES, assert_clean_error, clean_env, run_runner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BELL = str(EXAMPLES / "qiskit" / "bell_sampler.json")
 
@@ -281,3 +283,47 @@ def test_an_iam_redirect_is_refused_and_the_key_stays_home(status):
     finally:
         iam.stop()
         target.stop()
+
+
+# -- 7. OpenQASM includes: one linear pass, only the standard name in any spelling -----------
+
+_BLANKS = st.sampled_from(["", " ", "\t", "\n", "/* c */", "// line\n", " /* a\nb */ "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    version=st.sampled_from([2, 3]),
+    before=st.text(alphabet=st.characters(blacklist_characters="\"'/*"), max_size=40),
+    gap=_BLANKS,
+    quote=st.sampled_from(['"', "'"]),
+    name=st.text(max_size=30),
+    closing=st.sampled_from(['"', "'", ""]),
+)
+def test_only_the_standard_include_passes_however_it_is_spelled(
+    version, before, gap, quote, name, closing
+):
+    from qrmi_tasks.payload import STANDARD_INCLUDES, qasm_include_problem
+
+    text = f"OPENQASM {version}.0;\n{before}\ninclude{gap}{quote}{name}{closing};\nqubit q;"
+    problem = qasm_include_problem(text)
+    exact = name == STANDARD_INCLUDES[version] and closing == quote
+    assert (problem is None) == exact, (text, problem)
+
+
+def test_the_include_check_is_linear_on_adversarial_input():
+    from qrmi_tasks.payload import qasm_include_names, qasm_include_problem
+
+    # the 160 KB input that took 10 s of CPU, and one 100 times larger (quadratic: days)
+    for repeats in (16_000, 1_600_000):
+        assert "no quoted file name" in qasm_include_problem("include /*" * repeats)
+    # no early exit: every include is good, each is read once
+    valid = "OPENQASM 3;\n" + 'include "stdgates.inc"; /* include */ // include\n' * 100_000
+    assert list(qasm_include_names(valid)) == ["stdgates.inc"] * 100_000
+
+
+@pytest.mark.parametrize("include", ['"/etc/pass\'wd"', "'/etc/passwd\"", '"/etc/passwd'])
+def test_a_quote_in_an_include_no_longer_slips_through(in_process, tmp_path, include):
+    circuit = f"OPENQASM 2.0;\ninclude {include};\nqreg q[1];"
+    payload = tmp_path / "p.json"
+    payload.write_text(json.dumps({"program_id": "sampler", "parameters": {"pubs": [[circuit]]}}))
+    assert_clean_error(in_process.run("local", str(payload)), "may only include", "pubs[0][0]")
