@@ -325,7 +325,7 @@ def qasm_include_names(text: str) -> Iterator[str | None]:
         else:
             pos = _skip_blank(text, pos)
             quote = text[pos : pos + 1]
-            close = _string_end(text, pos + 1, quote) if quote in ("\"", "'") else -1
+            close = _string_end(text, pos + 1, quote) if quote in ('"', "'") else -1
             if close < 0:
                 yield None
                 continue
