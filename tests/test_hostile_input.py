@@ -327,3 +327,58 @@ def test_a_quote_in_an_include_no_longer_slips_through(in_process, tmp_path, inc
     payload = tmp_path / "p.json"
     payload.write_text(json.dumps({"program_id": "sampler", "parameters": {"pubs": [[circuit]]}}))
     assert_clean_error(in_process.run("local", str(payload)), "may only include", "pubs[0][0]")
+
+
+# -- 6. local runs: shots whose per-shot results cannot fit are refused before the worker ---
+
+
+def test_a_billion_shots_are_refused_before_the_worker_starts(in_process, tmp_path):
+    document = json.loads(Path(BELL).read_text())
+    document["parameters"]["shots"] = 10**9  # 256 GB of per-shot results
+    payload = tmp_path / "many.json"
+    payload.write_text(json.dumps(document))
+    line = assert_clean_error(in_process.run("local", str(payload), "-q"), code=2)
+    assert "sampling 1,000,000,000 shots over 1 circuit keeps about 238.4 GiB" in line
+    assert "this job can use" in line and "Lower the shots" in line
+
+
+@pytest.mark.parametrize(
+    ("document", "shots"),
+    [
+        ({"program_id": "sampler", "parameters": {"pubs": [["c", None, 10**7]]}}, 10**7),
+        (  # two pubs at the payload's default_shots: shots × circuits
+            {
+                "program_id": "sampler",
+                "parameters": {"pubs": [["c"], ["c"]], "options": {"default_shots": 5 * 10**6}},
+            },
+            10**7,
+        ),
+        (
+            {
+                "iqmjson": {
+                    "circuits": [{"name": "a", "instructions": []}] * 2,
+                    "shots": 5 * 10**6,
+                },
+                "job_type": "circuit",
+                "tag": None,
+            },
+            10**7,
+        ),
+    ],
+)
+def test_shots_times_circuits_are_judged_against_the_jobs_memory(monkeypatch, document, shots):
+    from qrmi_tasks.errors import PayloadError
+    from qrmi_tasks.payload import check_document
+    from qrmi_tasks.providers import open_provider
+    from qrmi_tasks.providers.local import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 30)  # a 1 GiB job
+    provider = open_provider("local", clean_env())
+    payload = check_document(document)
+    with pytest.raises(
+        PayloadError, match=f"sampling {shots:,} shots over [12] circuits? keeps about 2.4 GiB"
+    ):
+        provider.submit(payload)
+    assert provider._child is None and provider._workdir is None  # no worker, no files
+    # a tenth of it fits (256 MB of shots + the 256 MB headroom in 1 GiB)
+    assert memory.refusal(shots // 10 * memory.SHOT_BYTES, "x", "y") is None
