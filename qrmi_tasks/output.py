@@ -4,6 +4,9 @@ A result file only ever appears complete: it is streamed into a temporary file
 beside the target, fsynced, and renamed over it. A failed or cancelled run leaves
 the target (if any) exactly as it was.
 
+A temporary file carries the runner's pid in its name (``.out.json.<pid>.<random>.part``)
+and the next run for the same target removes one whose process is gone (a SIGKILL).
+
 A symlink is followed: the file it names is replaced, the link stays. A character
 device or a FIFO (``/dev/null``, ``/dev/stdout``, a named pipe) is never replaced: the
 complete result is written into it in place, like stdout (a rename would swap the
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import sys
@@ -22,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from qrmi_tasks import leftovers
 from qrmi_tasks.errors import OutputError, UsageError
 
 
@@ -145,8 +150,11 @@ class ResultSink:
         replacing = self._final is not None and not self._in_place
         directory = self._final.parent if replacing else None
         try:
+            # the pid in the name: a later run removes this file if a SIGKILL leaves it
+            prefix = f".{self._final.name}." if replacing else "qrmi-result."
+            leftovers.remove_stale(Path(directory or tempfile.gettempdir()), _part_pattern(prefix))
             fd, name = tempfile.mkstemp(
-                prefix=f".{self._final.name}." if replacing else "qrmi-result.",
+                prefix=f"{prefix}{os.getpid()}.",
                 suffix=".part",
                 dir=directory,
             )
@@ -211,6 +219,11 @@ class ResultSink:
         if temp is not None:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+
+def _part_pattern(prefix: str) -> re.Pattern[str]:
+    """A temporary result file of ``prefix``: ``{prefix}{pid}.{random}.part``."""
+    return re.compile(re.escape(prefix) + r"(?P<pid>\d+)\.[^.]+\.part")
 
 
 def _ends_with_newline(source: BinaryIO) -> bool:

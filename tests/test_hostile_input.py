@@ -11,6 +11,8 @@ import os
 import socket
 import ssl
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -382,3 +384,51 @@ def test_shots_times_circuits_are_judged_against_the_jobs_memory(monkeypatch, do
     assert provider._child is None and provider._workdir is None  # no worker, no files
     # a tenth of it fits (256 MB of shots + the 256 MB headroom in 1 GiB)
     assert memory.refusal(shots // 10 * memory.SHOT_BYTES, "x", "y") is None
+
+
+# -- 8. what a SIGKILL left behind goes on the next run, and only that ---------------------
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def test_stale_part_files_of_a_killed_run_are_removed_beside_the_output(scripted, tmp_path):
+    out = tmp_path / "out.json"
+    dead, alive = _dead_pid(), os.getpid()
+    stale = tmp_path / f".out.json.{dead}.abcd1234.part"
+    live = tmp_path / f".out.json.{alive}.efgh5678.part"  # a run in progress: kept
+    other = tmp_path / f".other.json.{dead}.abcd1234.part"  # another target's: not ours
+    mine = tmp_path / "notes.part"
+    for path in (stale, live, other, mine):
+        path.write_text("partial")
+    assert scripted.run(sp.RESOURCE, BELL, "-o", str(out)).returncode == 0
+    assert out.read_bytes() == sp.RESULT
+    assert not stale.exists() and live.exists() and other.exists() and mine.exists()
+
+
+def test_the_local_scratch_directory_is_in_tmpdir_named_by_pid_and_stale_ones_go(
+    tmp_path, monkeypatch
+):
+    from qrmi_tasks.payload import load_payload
+    from qrmi_tasks.providers import open_provider
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    stale = tmp_path / f"qrmi-local-{_dead_pid()}-abcd1234"
+    live = tmp_path / f"qrmi-local-{os.getpid()}-efgh5678"
+    for directory in (stale, live):
+        directory.mkdir()
+        (directory / "payload.json").write_text("{}")
+    provider = open_provider("local", clean_env(TMPDIR=str(tmp_path)))
+    try:
+        provider.submit(load_payload(Path(BELL)))
+        workdir = provider._workdir
+        assert workdir.parent == tmp_path
+        assert workdir.name.startswith(f"qrmi-local-{os.getpid()}-")
+        assert (workdir / "payload.json").exists()
+    finally:
+        provider.close()
+    assert not stale.exists() and live.exists() and not workdir.exists()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
+from qrmi_tasks import leftovers
 from qrmi_tasks.config import Resource
 from qrmi_tasks.errors import ConfigError, PayloadError, ProviderError
 from qrmi_tasks.payload import IQM, PULSER, QISKIT, CheckedPayload
@@ -37,6 +40,24 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
     # If the runner is SIGKILLed (Slurm's KillWait), the simulation must not outlive it.
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_SCRATCH_PREFIX = "qrmi-local-"
+_SCRATCH = re.compile(re.escape(_SCRATCH_PREFIX) + r"(?P<pid>\d+)-[^-]+")
+
+
+def _scratch_directory() -> Path:
+    """The worker's scratch directory (it holds a copy of the payload): in the job's
+    ``$TMPDIR``, which Slurm cleans, named with the runner's pid so that a later run
+    removes it if a SIGKILL skipped :meth:`LocalProvider.close`."""
+    root = os.environ.get("TMPDIR", "")
+    base = Path(root) if root and os.path.isdir(root) else Path(tempfile.gettempdir())
+    leftovers.remove_stale(base, _SCRATCH)
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=base))
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ProviderError(f"cannot create a scratch directory in {base}: {reason}") from None
 
 
 class LocalProvider(Provider):
@@ -143,7 +164,7 @@ class LocalProvider(Provider):
                 "iqm-server resource"
             )
         self._refuse_shots_that_cannot_fit(payload)
-        self._workdir = Path(tempfile.mkdtemp(prefix="qrmi-local-"))
+        self._workdir = _scratch_directory()
         (self._workdir / "payload.json").write_text(json.dumps(payload.document))
         command = self._command()
         try:
