@@ -92,15 +92,22 @@ class _GuardedStream:
     like any OSError (a network one, or a bug) to whoever catches it.
     """
 
-    def __init__(self, stream: BinaryIO, target: Path | None) -> None:
+    def __init__(self, stream: BinaryIO, target: Path | None, limit: int | None = None) -> None:
         self._stream = stream
         self._target = target
+        self._limit = limit
 
     def _fail(self, exc: OSError) -> OutputError:
         return _write_error(self._target, exc)
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
+        if self._limit is not None and self._stream.tell() + len(view) > self._limit:
+            # OutputError (exit 4): the task is kept, and the runner says so
+            raise OutputError(
+                f"the result is larger than QRMI_MAX_RESULT_BYTES ({self._limit} bytes); "
+                "its download was stopped: raise the limit to accept it"
+            )
         written = 0
         try:
             while written < len(view):  # the file is unbuffered: writes may be partial
@@ -134,8 +141,10 @@ class _GuardedStream:
 class ResultSink:
     """Receives a result stream and publishes it only when it is complete."""
 
-    def __init__(self, target: Path | None) -> None:
+    def __init__(self, target: Path | None, limit: int | None = None) -> None:
+        """``limit``: the most bytes the result may have (None: no limit)."""
         self.target = target
+        self.limit = limit
         # a device or FIFO is written in place after the temporary file is complete; a
         # symlink's own target is what the rename replaces
         self._in_place = target is not None and is_stream(target)
@@ -165,7 +174,7 @@ class ResultSink:
         try:
             # unbuffered: a full disk fails the write itself, never a later implicit flush
             with os.fdopen(fd, "w+b", buffering=0) as stream:
-                yield _GuardedStream(stream, self.target)  # type: ignore[misc]
+                yield _GuardedStream(stream, self.target, self.limit)  # type: ignore[misc]
                 body_done = True
                 stream.flush()
                 os.fsync(stream.fileno())

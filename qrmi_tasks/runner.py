@@ -233,6 +233,7 @@ class TaskRun:
         self.outage_grace = 0.0
         self.heartbeat = 0.0
         self.check_target = True
+        self.max_result_bytes: int | None = None  # QRMI_MAX_RESULT_BYTES, once prepared
         #: the task is in the journal (journal.py): a rerun of this request attaches to it
         self.journaled = False
         self.prepared = False  # provider and payload are set
@@ -326,6 +327,7 @@ class TaskRun:
         self.outage_grace = runner_settings["QRMI_OUTAGE_GRACE_SECONDS"]
         self.heartbeat = runner_settings["QRMI_HEARTBEAT_SECONDS"]
         self.check_target = runner_settings["QRMI_CHECK_TARGET"] == "on"
+        self.max_result_bytes = runner_settings["QRMI_MAX_RESULT_BYTES"]
 
     def _close(self) -> None:
         try:
@@ -528,7 +530,7 @@ class TaskRun:
                 f"task {self.task_id} {report.status.value}{reason}",
                 RunOutcome(report.status, self.task_id, self.payload),
             )
-        sink = output.ResultSink(self.request.output_path)
+        sink = output.ResultSink(self.request.output_path, self.max_result_bytes)
         task_id = self.task_id
         with sink.open() as stream:
 
@@ -558,7 +560,7 @@ class TaskRun:
         if self.request.logs_path is None or not self.provider.has_logs:
             return
         task_id = self.task_id
-        sink = output.ResultSink(self.request.logs_path)
+        sink = output.ResultSink(self.request.logs_path, self.max_result_bytes)
         try:
             with sink.open() as stream:
                 found = self._call(

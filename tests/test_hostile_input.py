@@ -6,6 +6,7 @@ fakes are real HTTP servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
@@ -432,3 +433,87 @@ def test_the_local_scratch_directory_is_in_tmpdir_named_by_pid_and_stale_ones_go
     finally:
         provider.close()
     assert not stale.exists() and live.exists() and not workdir.exists()
+
+
+# -- 5. answers capped at 16 MiB (one rule), results limited by QRMI_MAX_RESULT_BYTES -------
+
+BIG = 20 << 20  # over the 16 MiB cap
+
+
+class Bomb(FakeServer):
+    """Answers 200 with a JSON body of ``size`` bytes, gzip-compressed when ``gzip``:
+    a small Content-Length whose body grows when decoded."""
+
+    def route(self, request: Request) -> tuple[int, object, dict[str, str]]:
+        body = b'{"access_token": "' + b"a" * self.config["size"] + b'"}'
+        if self.config.get("gzip"):
+            return 200, gzip.compress(body, 1), {"Content-Encoding": "gzip"}
+        return 200, body, {}
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["content-length", "gzip"])
+def test_a_huge_iam_answer_is_a_protocol_error_and_not_read(compressed):
+    from qrmi_tasks.answers import AnswerTooLarge
+    from qrmi_tasks.providers.ibm.iam import IamTokens
+
+    iam = Bomb(size=BIG, gzip=compressed).start()
+    try:
+        tokens = IamTokens(iam.url + "/identity/token", "api-key")
+        with pytest.raises(AnswerTooLarge, match="is larger than 16 MiB"):
+            tokens.token()
+    finally:
+        iam.stop()
+
+
+def test_a_huge_runtime_status_answer_is_exit_3(in_process, tmp_path):
+    from fakes.qiskit_runtime import API, FakeQiskitRuntime, runner_env
+
+    fake = FakeQiskitRuntime(("ibm_fake",), job_seconds=0.3).start()
+    try:
+        fake.configure(
+            faults=[
+                {"method": "GET", "match": f"{API}/jobs/[^/]+", "status": 200, "body_size": BIG}
+            ]
+        )
+        in_process.use_env(clean_env(**runner_env("ibm_fake", fake)))
+        proc = in_process.run("ibm_fake", BELL, "-o", str(tmp_path / "out.json"))
+    finally:
+        fake.stop()
+    assert proc.returncode == 3, proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert "protocol error" in line and "larger than 16 MiB" in line and API in line
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_huge_pasqal_batch_answer_is_exit_3(in_process, tmp_path):
+    from fakes.pasqal_cloud import CORE, FakePasqalCloud, runner_env
+    from payloads import write_pulser_payload
+
+    payload = write_pulser_payload(tmp_path / "p.json", runs=10)
+    fake = FakePasqalCloud(job_seconds=0.3).start()
+    try:
+        fault = {"method": "GET", "match": f"{CORE}/api/v2/batches/[^/]+", "status": 200}
+        fake.configure(faults=[{**fault, "body_size": BIG}])
+        in_process.use_env(clean_env(**runner_env("EMU_FREE", fake.core_url)))
+        proc = in_process.run("EMU_FREE", str(payload))
+    finally:
+        fake.stop()
+    assert proc.returncode == 3, proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert "protocol error" in line and "larger than 16 MiB" in line
+
+
+def test_a_result_over_qrmi_max_result_bytes_is_stopped_and_the_target_untouched(
+    scripted, tmp_path, monkeypatch
+):
+    out = tmp_path / "out.json"
+    out.write_text("old")
+    monkeypatch.setenv("QRMI_MAX_RESULT_BYTES", str(len(sp.RESULT) - 1))
+    proc = scripted.run(sp.RESOURCE, BELL, "-o", str(out))
+    assert proc.returncode == 4, proc.stderr
+    assert "larger than QRMI_MAX_RESULT_BYTES" in proc.stderr
+    assert "it was kept on the provider" in proc.stderr or "not written" in proc.stderr
+    assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    monkeypatch.setenv("QRMI_MAX_RESULT_BYTES", str(len(sp.RESULT)))  # exactly at the limit
+    assert scripted.run(sp.RESOURCE, BELL, "-o", str(out)).returncode == 0
+    assert out.read_bytes() == sp.RESULT

@@ -25,11 +25,12 @@ from urllib.parse import quote
 
 import requests
 
+from qrmi_tasks.answers import MAX_ANSWER_BYTES
 from qrmi_tasks.retry import retry_after_seconds
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0  # per socket read; the runner bounds the whole call
-MAX_BODY = 16 << 20  # API answers are kilobytes, a histogram at most a few MB
+MAX_BODY = MAX_ANSWER_BYTES  # the one cap on API answers; a histogram is a few MB at most
 _CHUNK = 1 << 16
 
 

@@ -13,13 +13,15 @@ before expiry), with what that class lacks for a batch runner:
 * every token obtained is registered with the log masker;
 * redirects are not followed: a 3xx from the IAM URL would re-send the API key to
   wherever it points (requests keeps the form body on a 307/308, to any host). The
-  answer is a configuration error naming the place it pointed to.
+  answer is a configuration error naming the place it pointed to;
+* an answer larger than :data:`qrmi_tasks.answers.MAX_ANSWER_BYTES` is not read further.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from qrmi_tasks.answers import AnswerTooLarge, answer_hook
 from qrmi_tasks.errors import ConfigError, first_line
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.retry import error_text
@@ -78,7 +80,11 @@ class IamTokens:
         self.endpoint = iam_endpoint.rstrip("/")
         self._manager = IAMTokenManager(apikey, url=self.endpoint)
         # documented attribute, passed to every requests.request of the manager
-        self._manager.http_config = {"timeout": TIMEOUTS, "allow_redirects": False}
+        self._manager.http_config = {
+            "timeout": TIMEOUTS,
+            "allow_redirects": False,
+            "hooks": {"response": [answer_hook()]},  # a token answer is a few KB
+        }
 
     def token(self) -> str:
         """A valid access token (fetched, or refreshed before it expires); IamError if not."""
@@ -91,6 +97,8 @@ class IamTokens:
             if 300 <= exc.status_code < 400:
                 raise _redirected(self.endpoint, exc) from None
             raise IamError(exc.status_code, iam_reason(exc)) from None
+        except AnswerTooLarge:
+            raise  # a protocol error of its own, not a token to retry for
         except requests.RequestException as exc:
             raise IamError(None, f"{type(exc).__name__}: {first_line(exc)[:300]}") from None
         except Exception as exc:  # not JSON, not a JWT, no expiry

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
+from qrmi_tasks.answers import answer_hook
 from qrmi_tasks.config import Resource
 from qrmi_tasks.errors import (
     ConfigError,
@@ -441,6 +442,12 @@ def _timed_http_client(verify: bool) -> Any:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.session.verify = verify
+            # the SDK reads every API answer whole: capped; a result (its presigned link,
+            # on another host) is not an API answer and is limited by the runner instead
+            apis = (self.endpoints.core, self.endpoints.account)
+            self.session.hooks["response"].append(
+                answer_hook(uncapped=lambda url: not url.startswith(apis))
+            )
             adapter = TimeoutAdapter()
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
