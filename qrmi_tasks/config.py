@@ -127,6 +127,10 @@ DEFAULT_OUTAGE_GRACE = 900.0
 DEFAULT_HEARTBEAT = 300.0
 
 
+#: the default of QRMI_MAX_RESULT_BYTES: 4 GiB
+DEFAULT_MAX_RESULT_BYTES = 4 << 30
+
+
 def _runner_setting(
     name: str, default: Any, parse: Callable[[str], Any] = positive_seconds
 ) -> Setting:
@@ -148,6 +152,9 @@ RUNNER_SETTINGS: tuple[Setting, ...] = (
     # qiskit-runtime-service): are its circuits ISA and small enough? "off" skips the
     # backend-documents request and the qiskit import (about two seconds).
     _runner_setting("QRMI_CHECK_TARGET", "on", one_of("on", "off")),
+    # A result larger than this is not downloaded further (a result is streamed to the
+    # output file, so memory is not the limit: a broken or hostile service's endless body is)
+    _runner_setting("QRMI_MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES, positive_int),
 )
 
 

@@ -3,34 +3,69 @@
 A result file only ever appears complete: it is streamed into a temporary file
 beside the target, fsynced, and renamed over it. A failed or cancelled run leaves
 the target (if any) exactly as it was.
+
+A temporary file carries the runner's pid in its name (``.out.json.<pid>.<random>.part``)
+and the next run for the same target removes one whose process is gone (a SIGKILL).
+
+A symlink is followed: the file it names is replaced, the link stays. A character
+device or a FIFO (``/dev/null``, ``/dev/stdout``, a named pipe) is never replaced: the
+complete result is written into it in place, like stdout (a rename would swap the
+device for a regular file when run as root). Block devices and sockets are refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from qrmi_tasks import leftovers
 from qrmi_tasks.errors import OutputError, UsageError
+
+
+def resolved(path: Path) -> Path:
+    """The file ``path`` names, its symlinks followed (the one a result replaces)."""
+    return Path(os.path.realpath(path))
+
+
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` is (or links to) a character device or a FIFO: written in place."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing (or a dangling link): a new regular file
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def check_target(path: Path) -> None:
     """Fail early (exit 2) if ``path`` cannot become the result file. Creates nothing."""
-    directory = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise UsageError(f"output path {path} is a directory; give a file name")
+    if is_stream(path):
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"output file {path} is not writable")
+        return
+    if path.exists() and not path.is_file():
+        raise UsageError(
+            f"output path {path} is neither a regular file, a character device nor a FIFO; "
+            "give a file name"
+        )
+    real = resolved(path)
+    directory = real.parent
     if not directory.exists():
         raise UsageError(f"output directory {directory} does not exist; create it first")
     if not directory.is_dir():
         raise UsageError(f"output directory {directory} is not a directory")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise UsageError(f"output directory {directory} is not writable")
-    if path.exists() and not os.access(path, os.W_OK):
+    if real.exists() and not os.access(real, os.W_OK):
         raise UsageError(f"output file {path} exists and is not writable")
 
 
@@ -57,15 +92,22 @@ class _GuardedStream:
     like any OSError (a network one, or a bug) to whoever catches it.
     """
 
-    def __init__(self, stream: BinaryIO, target: Path | None) -> None:
+    def __init__(self, stream: BinaryIO, target: Path | None, limit: int | None = None) -> None:
         self._stream = stream
         self._target = target
+        self._limit = limit
 
     def _fail(self, exc: OSError) -> OutputError:
         return _write_error(self._target, exc)
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
+        if self._limit is not None and self._stream.tell() + len(view) > self._limit:
+            # OutputError (exit 4): the task is kept, and the runner says so
+            raise OutputError(
+                f"the result is larger than QRMI_MAX_RESULT_BYTES ({self._limit} bytes); "
+                "its download was stopped: raise the limit to accept it"
+            )
         written = 0
         try:
             while written < len(view):  # the file is unbuffered: writes may be partial
@@ -99,8 +141,14 @@ class _GuardedStream:
 class ResultSink:
     """Receives a result stream and publishes it only when it is complete."""
 
-    def __init__(self, target: Path | None) -> None:
+    def __init__(self, target: Path | None, limit: int | None = None) -> None:
+        """``limit``: the most bytes the result may have (None: no limit)."""
         self.target = target
+        self.limit = limit
+        # a device or FIFO is written in place after the temporary file is complete; a
+        # symlink's own target is what the rename replaces
+        self._in_place = target is not None and is_stream(target)
+        self._final = None if target is None else resolved(target)
 
     @contextlib.contextmanager
     def open(self) -> Iterator[BinaryIO]:
@@ -108,10 +156,14 @@ class ResultSink:
 
         Call :meth:`publish` after the block to make the result visible.
         """
-        directory = self.target.parent if self.target is not None else None
+        replacing = self._final is not None and not self._in_place
+        directory = self._final.parent if replacing else None
         try:
+            # the pid in the name: a later run removes this file if a SIGKILL leaves it
+            prefix = f".{self._final.name}." if replacing else "qrmi-result."
+            leftovers.remove_stale(Path(directory or tempfile.gettempdir()), _part_pattern(prefix))
             fd, name = tempfile.mkstemp(
-                prefix=f".{self.target.name}." if self.target else "qrmi-result.",
+                prefix=f"{prefix}{os.getpid()}.",
                 suffix=".part",
                 dir=directory,
             )
@@ -122,7 +174,7 @@ class ResultSink:
         try:
             # unbuffered: a full disk fails the write itself, never a later implicit flush
             with os.fdopen(fd, "w+b", buffering=0) as stream:
-                yield _GuardedStream(stream, self.target)  # type: ignore[misc]
+                yield _GuardedStream(stream, self.target, self.limit)  # type: ignore[misc]
                 body_done = True
                 stream.flush()
                 os.fsync(stream.fileno())
@@ -149,12 +201,19 @@ class ResultSink:
                     sys.stdout.buffer.flush()
                 temp.unlink()
                 return
+            if self._in_place:
+                # O_APPEND: /dev/stdout may be a log file shared with stderr
+                with temp.open("rb") as source, open(self.target, "ab") as sink:
+                    shutil.copyfileobj(source, sink, 1 << 20)
+                temp.unlink()
+                return
+            final = self._final
             mode = 0o666 & ~_umask()
-            if self.target.exists():
-                mode = self.target.stat().st_mode & 0o777
+            if final.exists():
+                mode = final.stat().st_mode & 0o777
             os.chmod(temp, mode)
-            os.replace(temp, self.target)
-            _fsync_dir(self.target.parent)
+            os.replace(temp, final)
+            _fsync_dir(final.parent)
         except BrokenPipeError:
             self.discard()
             raise OutputError("stdout was closed before the result was written") from None
@@ -169,6 +228,11 @@ class ResultSink:
         if temp is not None:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+
+def _part_pattern(prefix: str) -> re.Pattern[str]:
+    """A temporary result file of ``prefix``: ``{prefix}{pid}.{random}.part``."""
+    return re.compile(re.escape(prefix) + r"(?P<pid>\d+)\.[^.]+\.part")
 
 
 def _ends_with_newline(source: BinaryIO) -> bool:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -42,8 +42,10 @@ SCHEMA_FILE = "qrmi_payload_v1_schema.json"
 # name would be read from the node's file system, which a payload must never reach.
 STANDARD_INCLUDES = {2: "qelib1.inc", 3: "stdgates.inc"}
 _QASM_VERSION = re.compile(r"\A(?:\s|//[^\n]*(?:\n|\Z)|/\*[\s\S]*?\*/)*OPENQASM\s+(\d+)")
-# ``include`` then its file name, with any whitespace or comments between the two.
-_QASM_INCLUDE = re.compile(r"\binclude(?:\s|//[^\n]*(?:\n|\Z)|/\*[\s\S]*?\*/)*([\"'])([^\"'\n]*)\1")
+# What the include scanner stops at: a comment, a string, or the ``include`` keyword. One
+# fixed-length alternative each: a failed try costs a few characters, never a rescan.
+_QASM_MARK = re.compile(r"//|/\*|[\"']|(?<![\w$])include(?![\w$])")
+_BLANK = re.compile(r"\s*")
 
 
 @dataclass(frozen=True)
@@ -298,21 +300,81 @@ def qasm_version(text: str) -> int:
     return int(match.group(1)) if match else 3
 
 
+def qasm_include_names(text: str) -> Iterator[str | None]:
+    """The file name of each ``include`` in an OpenQASM text, in order; None for an
+    include not followed by a well-formed string (an unterminated one, a bare word).
+
+    One left-to-right pass, linear in the text's length: the position only moves
+    forward and every jump (to a line's end, a comment's end, a string's closing quote)
+    is a ``str.find``. Comments and strings are skipped as the parsers lex them, so an
+    ``include`` inside them is none; a quote with no closing quote on its line is no
+    string (scanning goes on right after it, so nothing hides behind it).
+    """
+    end = len(text)
+    pos = 0
+    while (mark := _QASM_MARK.search(text, pos)) is not None:
+        token, pos = mark.group(), mark.end()
+        if token == "//":
+            pos = _line_end(text, pos)
+        elif token == "/*":
+            close = text.find("*/", pos)
+            pos = end if close < 0 else close + 2
+        elif token in "\"'":
+            close = _string_end(text, pos, token)
+            pos = pos if close < 0 else close + 1
+        else:
+            pos = _skip_blank(text, pos)
+            quote = text[pos : pos + 1]
+            close = _string_end(text, pos + 1, quote) if quote in ('"', "'") else -1
+            if close < 0:
+                yield None
+                continue
+            yield text[pos + 1 : close]
+            pos = close + 1
+
+
+def _line_end(text: str, pos: int) -> int:
+    newline = text.find("\n", pos)
+    return len(text) if newline < 0 else newline + 1
+
+
+def _string_end(text: str, pos: int, quote: str) -> int:
+    """The closing ``quote`` of a string opened before ``pos``, on its line; -1 if none."""
+    close = text.find(quote, pos)
+    newline = text.find("\n", pos, close if close >= 0 else len(text))
+    return -1 if close < 0 or newline >= 0 else close
+
+
+def _skip_blank(text: str, pos: int) -> int:
+    """Past whitespace and comments from ``pos`` (each step consumes what it skips)."""
+    while True:
+        pos = _BLANK.match(text, pos).end()  # type: ignore[union-attr]
+        if text.startswith("//", pos):
+            pos = _line_end(text, pos + 2)
+        elif text.startswith("/*", pos):
+            close = text.find("*/", pos + 2)
+            pos = len(text) if close < 0 else close + 2
+        else:
+            return pos
+
+
 def qasm_include_problem(text: str) -> str | None:
     """Why an OpenQASM string's includes are refused, or None when it includes only the
     standard file of its version (``qelib1.inc`` for 2, ``stdgates.inc`` for 3).
 
     Any other include would make the parser open a file of this node (``/etc/passwd``)
-    and quote it in errors; the services cannot read the user's files either.
+    and quote it in errors; the services cannot read the user's files either. The name
+    must be exactly the standard one, in either quote: anything else (another name, a
+    quote inside it, no closing quote, no name) is refused.
     """
     version = qasm_version(text)
     allowed = STANDARD_INCLUDES.get(version, STANDARD_INCLUDES[3])
-    for match in _QASM_INCLUDE.finditer(text):
-        if match.group(2) != allowed:
+    for name in qasm_include_names(text):
+        if name != allowed:
+            shown = "an include with no quoted file name" if name is None else json.dumps(name)
             return (
                 f"OpenQASM {version} may only include {json.dumps(allowed)}, not "
-                f"{short_text(json.dumps(match.group(2)))}; put the definitions in the "
-                "circuit itself"
+                f"{short_text(shown)}; put the definitions in the circuit itself"
             )
     return None
 

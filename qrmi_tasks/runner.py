@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -146,10 +147,29 @@ def request_id_for(
     return str(uuid.uuid5(_REQUEST_NAMESPACE, key)), True
 
 
+# A --task-id becomes a job id in URL paths (Direct Access), a tag with a prefix (Runtime
+# "qrmi-", Pasqal "qrmi:", IQM "qrmi-" within IQM's 50 characters: hence 45) and a file
+# name's part: one rule that every provider takes as it is.
+TASK_ID_MAX = 45
+_TASK_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{TASK_ID_MAX - 1}}}")
+
+
+def check_task_id(task_id: str) -> None:
+    """Refuse (exit 2) a ``--task-id`` that some provider could not carry unchanged."""
+    if not _TASK_ID.fullmatch(task_id):
+        shown = task_id if len(task_id) <= 60 else task_id[:57] + "..."
+        raise UsageError(
+            f"--task-id {shown!r} is not a valid task id: use 1 to {TASK_ID_MAX} characters "
+            "of letters, digits, '.', '_', ':' and '-', starting with a letter or digit"
+        )
+
+
 def prepare(
     request: RunRequest, environ: Mapping[str, str], watch: SignalWatch | None = None
 ) -> tuple[Provider, CheckedPayload]:
     """Every check that needs no network, then the provider instance."""
+    if request.task_id is not None:
+        check_task_id(request.task_id)
     if request.output_path is not None:
         output.check_target(request.output_path)
     if request.logs_path is not None:
@@ -216,6 +236,7 @@ class TaskRun:
         self.outage_grace = 0.0
         self.heartbeat = 0.0
         self.check_target = True
+        self.max_result_bytes: int | None = None  # QRMI_MAX_RESULT_BYTES, once prepared
         #: the task is in the journal (journal.py): a rerun of this request attaches to it
         self.journaled = False
         self.prepared = False  # provider and payload are set
@@ -309,6 +330,7 @@ class TaskRun:
         self.outage_grace = runner_settings["QRMI_OUTAGE_GRACE_SECONDS"]
         self.heartbeat = runner_settings["QRMI_HEARTBEAT_SECONDS"]
         self.check_target = runner_settings["QRMI_CHECK_TARGET"] == "on"
+        self.max_result_bytes = runner_settings["QRMI_MAX_RESULT_BYTES"]
 
     def _close(self) -> None:
         try:
@@ -511,7 +533,7 @@ class TaskRun:
                 f"task {self.task_id} {report.status.value}{reason}",
                 RunOutcome(report.status, self.task_id, self.payload),
             )
-        sink = output.ResultSink(self.request.output_path)
+        sink = output.ResultSink(self.request.output_path, self.max_result_bytes)
         task_id = self.task_id
         with sink.open() as stream:
 
@@ -545,7 +567,7 @@ class TaskRun:
         if self.request.logs_path is None or not self.provider.has_logs:
             return
         task_id = self.task_id
-        sink = output.ResultSink(self.request.logs_path)
+        sink = output.ResultSink(self.request.logs_path, self.max_result_bytes)
         try:
             with sink.open() as stream:
                 found = self._call(

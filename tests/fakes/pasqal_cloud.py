@@ -113,6 +113,8 @@ class FakePasqalCloud(FakeServer):
     def encode(self, request: Request, response: Response) -> tuple[bytes, str]:
         """JSend envelopes, as Pasqal Cloud answers (the results link serves raw JSON)."""
         status, data = response.status, response.body
+        if isinstance(data, bytes):  # an injected fault's raw body (``body``, ``body_size``)
+            return data, "application/json"
         if isinstance(data, tuple) and data[0] in ("oauth", "raw"):  # Auth0: plain JSON
             payload = data[1]
         elif request.path.startswith("/results/") and status == 200:

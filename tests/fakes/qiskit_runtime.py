@@ -109,6 +109,8 @@ class FakeQiskitRuntime(FakeIbmService):
         body = response.body
         if isinstance(body, tuple) and body[0] == "text":
             return body[1].encode(), "application/json"
+        if isinstance(body, bytes):  # an injected fault's raw body (``body``, ``body_size``)
+            return body, "application/json"
         return (b"" if body is None else json.dumps(body).encode()), "application/json"
 
     def _unauthorized(self, headers: Any) -> tuple[int, Any] | None:

@@ -21,14 +21,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
+from qrmi_tasks.answers import MAX_ANSWER_BYTES
 from qrmi_tasks.retry import retry_after_seconds
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0  # per socket read; the runner bounds the whole call
-MAX_BODY = 16 << 20  # API answers are kilobytes, a histogram at most a few MB
+MAX_BODY = MAX_ANSWER_BYTES  # the one cap on API answers; a histogram is a few MB at most
 _CHUNK = 1 << 16
 
 
@@ -132,19 +134,19 @@ class FelisClient:
         """``POST /v1/jobs/{id}/input``: the program; the job starts once Felis has it."""
         # the part as qrmi's upload_input makes it: name and file name "input", octet-stream
         files = {"input": ("input", qir.encode("utf-8"), "application/octet-stream")}
-        self._send("POST", f"/v1/jobs/{job_id}/input", files=files)
+        self._send("POST", f"/v1/jobs/{quote(job_id, safe='')}/input", files=files)
 
     def job(self, job_id: str) -> dict[str, Any]:
         """``GET /v1/jobs/{id}``: the job with its events and errors (``ExternalJob``)."""
-        return self._json("GET", f"/v1/jobs/{job_id}", dict)
+        return self._json("GET", f"/v1/jobs/{quote(job_id, safe='')}", dict)
 
     def cancel(self, job_id: str) -> None:
         """``DELETE /v1/jobs/{id}``: cancel an active job (409 once it is final)."""
-        self._send("DELETE", f"/v1/jobs/{job_id}")
+        self._send("DELETE", f"/v1/jobs/{quote(job_id, safe='')}")
 
     def output(self, job_id: str) -> bytes:
         """``GET /v1/jobs/{id}/output``: the histogram, ``bits,count`` lines, as sent."""
-        return self._send("GET", f"/v1/jobs/{job_id}/output")[1]
+        return self._send("GET", f"/v1/jobs/{quote(job_id, safe='')}/output")[1]
 
     def close(self) -> None:
         """Close the client's connections."""

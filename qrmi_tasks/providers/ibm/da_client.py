@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from qrmi_tasks.answers import MAX_ANSWER_BYTES
 from qrmi_tasks.errors import AuthenticationError, ProviderError, TransientError
 from qrmi_tasks.providers.ibm.iam import IamError, IamTokens
 from qrmi_tasks.retry import (
@@ -42,7 +43,7 @@ log = logging.getLogger("qrmi_tasks.direct_access")
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0  # per socket read; the whole answer is bounded by BODY_SECONDS
 BODY_SECONDS = 120.0
-MAX_BODY = 16 << 20  # API answers are kilobytes; anything this big is not our API
+MAX_BODY = MAX_ANSWER_BYTES  # the one cap on API answers (qrmi_tasks.answers)
 MAX_TRANSIENT_ATTEMPTS = 6
 THROTTLE_STATUSES = (423, 429)
 _CHUNK = 1 << 16

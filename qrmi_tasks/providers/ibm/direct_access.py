@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar
+from urllib.parse import quote
 
 import requests
 
@@ -49,6 +50,12 @@ _DELETE_WAIT_SECONDS = 10.0
 def _failure_message(job: dict[str, Any]) -> str:
     text = job_reason(job.get("reason_code"), job.get("reason_message"), job.get("reason_solution"))
     return text or "no reason given"
+
+
+def _job_path(job_id: str, action: str = "") -> str:
+    """``/v1/jobs/{id}[/action]`` with the id quoted: an id never adds a query or a path."""
+    path = f"/v1/jobs/{quote(job_id, safe='')}"
+    return f"{path}/{action}" if action else path
 
 
 class DirectAccessProvider(Provider):
@@ -94,7 +101,7 @@ class DirectAccessProvider(Provider):
 
     def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """``GET /v1/backends/{name}/configuration`` and ``.../properties``."""
-        base = f"/v1/backends/{self.resource.name}"
+        base = f"/v1/backends/{quote(self.resource.name, safe='')}"
         return self.client.json("GET", f"{base}/configuration"), self.client.json(
             "GET", f"{base}/properties"
         )
@@ -108,7 +115,7 @@ class DirectAccessProvider(Provider):
         """
         if not self._list_only:
             response = self.client.request(
-                "GET", f"/v1/jobs/{job_id}", accept=(404, 405), want_json=True
+                "GET", _job_path(job_id), accept=(404, 405), want_json=True
             )
             if response.status_code == 200:
                 return response.data
@@ -127,7 +134,7 @@ class DirectAccessProvider(Provider):
     def _check_backend(self, backend: str) -> None:
         """Authenticate and check the backend before anything is uploaded."""
         response = self.client.request(
-            "GET", f"/v1/backends/{backend}", accept=(404,), want_json=True
+            "GET", f"/v1/backends/{quote(backend, safe='')}", accept=(404,), want_json=True
         )
         if response.status_code == 404:
             raise ConfigError(
@@ -236,14 +243,14 @@ class DirectAccessProvider(Provider):
     def cancel(self, task_id: str) -> None:
         # 409: already terminal, which is what we wanted
         self.client.request(
-            "POST", f"/v1/jobs/{task_id}/cancel", ok=(200, 202, 204), accept=(404, 409), once=True
+            "POST", _job_path(task_id, "cancel"), ok=(200, 202, 204), accept=(404, 409), once=True
         )
 
     def cancel_submission(self) -> list[str]:
         # The job id is ours (the request id): cancel it blindly; 404 means never created.
         job_id = self.context.request_id
         response = self.client.request(
-            "POST", f"/v1/jobs/{job_id}/cancel", ok=(200, 202, 204), accept=(404, 409), once=True
+            "POST", _job_path(job_id, "cancel"), ok=(200, 202, 204), accept=(404, 409), once=True
         )
         return [] if response.status_code == 404 else [job_id]
 
@@ -256,7 +263,7 @@ class DirectAccessProvider(Provider):
         while True:
             try:
                 response = self.client.request(
-                    "DELETE", f"/v1/jobs/{task_id}", ok=(200, 204), accept=(404, 409), once=True
+                    "DELETE", _job_path(task_id), ok=(200, 204), accept=(404, 409), once=True
                 )
                 if response.status_code != 409:
                     log.debug("job %s deleted", task_id)

@@ -10,14 +10,19 @@ before expiry), with what that class lacks for a batch runner:
 * after a failed request the SDK's pacing mark is cleared: ``paced_request_token`` never
   clears it when the request raises, so the next attempt would wait 60 s for a request
   long dead;
-* every token obtained is registered with the log masker.
+* every token obtained is registered with the log masker;
+* redirects are not followed: a 3xx from the IAM URL would re-send the API key to
+  wherever it points (requests keeps the form body on a 307/308, to any host). The
+  answer is a configuration error naming the place it pointed to;
+* an answer larger than :data:`qrmi_tasks.answers.MAX_ANSWER_BYTES` is not read further.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from qrmi_tasks.errors import first_line
+from qrmi_tasks.answers import AnswerTooLarge, answer_hook
+from qrmi_tasks.errors import ConfigError, first_line
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.retry import error_text
 
@@ -55,6 +60,17 @@ def iam_reason(exc: Any) -> str:
     return error_text(body, getattr(exc, "message", "") or str(exc))
 
 
+def _redirected(endpoint: str, exc: Any) -> ConfigError:
+    """IAM's redirect, refused: the key is sent to the configured URL only."""
+    response = getattr(exc, "http_response", None)
+    location = response.headers.get("Location", "") if response is not None else ""
+    return ConfigError(
+        f"IAM at {endpoint} answered HTTP {exc.status_code}, a redirect to "
+        f"{location[:200] or '(no Location)'}: redirects are not followed (the API key would "
+        "go there too); set the resource's *_IAM_ENDPOINT to the final address if you trust it"
+    )
+
+
 class IamTokens:
     """Access tokens for ``apikey`` from the IAM service at ``iam_endpoint``."""
 
@@ -63,7 +79,12 @@ class IamTokens:
 
         self.endpoint = iam_endpoint.rstrip("/")
         self._manager = IAMTokenManager(apikey, url=self.endpoint)
-        self._manager.http_config = {"timeout": TIMEOUTS}  # documented attribute
+        # documented attribute, passed to every requests.request of the manager
+        self._manager.http_config = {
+            "timeout": TIMEOUTS,
+            "allow_redirects": False,
+            "hooks": {"response": [answer_hook()]},  # a token answer is a few KB
+        }
 
     def token(self) -> str:
         """A valid access token (fetched, or refreshed before it expires); IamError if not."""
@@ -73,7 +94,11 @@ class IamTokens:
         try:
             token = self._manager.get_token()
         except ApiException as exc:
+            if 300 <= exc.status_code < 400:
+                raise _redirected(self.endpoint, exc) from None
             raise IamError(exc.status_code, iam_reason(exc)) from None
+        except AnswerTooLarge:
+            raise  # a protocol error of its own, not a token to retry for
         except requests.RequestException as exc:
             raise IamError(None, f"{type(exc).__name__}: {first_line(exc)[:300]}") from None
         except Exception as exc:  # not JSON, not a JWT, no expiry

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from typing import Any, BinaryIO
 
+from qrmi_tasks.answers import answer_hook
 from qrmi_tasks.providers.ibm.iam import IamTokens
 from qrmi_tasks.quiet import quiet_import_warnings
 from qrmi_tasks.retry import one_line
@@ -135,6 +136,8 @@ class RuntimeApi:
         client = RuntimeClient(self._params)
         session = client._session
         session._timeout = TIMEOUTS
+        # every JSON answer is read whole by the library: capped (results are streamed)
+        session.hooks["response"].append(answer_hook())
         if not retries:  # the runner's cancel path retries itself, within its budget
             adapter = requests.adapters.HTTPAdapter(max_retries=0)
             session.mount("http://", adapter)

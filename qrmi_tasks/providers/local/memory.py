@@ -9,6 +9,7 @@ ending in the OOM killer or a swap storm.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 #: bytes per amplitude: complex128, Aer's default precision and numpy's/torch's
 AMPLITUDE_BYTES = 16
@@ -17,6 +18,13 @@ HEADROOM_BYTES = 256 << 20
 #: Aer's statevector is updated in place; the reference primitives (numpy) copy the
 #: state at each gate and keep the probabilities next to it
 DENSE_FACTOR = {"aer": 1.1, "reference": 4.0}
+
+#: bytes a sampled shot keeps until the result is written: Aer's per-shot memory (a
+#: Python string each), the sampler's BitArray and the result's encoding (10**7 shots
+#: of a 2-qubit Bell sampler held 2.5 GB; an IQM job's per-shot lists cost as much)
+SHOT_BYTES = 256
+#: SamplerV2's default shots where the payload sets none (IBM's default)
+DEFAULT_SAMPLER_SHOTS = 4096
 
 # cgroup files that mean "no limit"
 _NO_LIMIT = {"max", ""}
@@ -52,6 +60,25 @@ def pulser_state_bytes(engine: str, atoms: int, levels: int) -> int | None:
     if engine == "qutip":
         per_amplitude += 24 * atoms  # the Hamiltonian's entries
     return per_amplitude * levels**atoms
+
+
+def sampled_shots(program_id: str, parameters: dict[str, Any]) -> tuple[int, int]:
+    """(total shots, circuits) a Qiskit sampler payload samples: each pub's own shots, else
+    ``shots``, else ``options.default_shots``, else 4096. (0, 0) for an estimator, which
+    keeps no per-shot data. Parameter sweeps multiply this further and are not counted."""
+    if program_id != "sampler":
+        return 0, 0
+    options = parameters.get("options") or {}
+    default = next(
+        (v for v in (parameters.get("shots"), options.get("default_shots")) if v is not None),
+        DEFAULT_SAMPLER_SHOTS,
+    )
+    pubs = parameters.get("pubs") or []
+    total = 0
+    for pub in pubs:
+        own = pub[2] if isinstance(pub, list) and len(pub) > 2 else None
+        total += int(own if own is not None else default)
+    return total, len(pubs)
 
 
 def refusal(needed: int, what_needs: str, remedy: str) -> str | None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,10 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
+from qrmi_tasks import leftovers
 from qrmi_tasks.config import Resource
 from qrmi_tasks.errors import ConfigError, PayloadError, ProviderError
 from qrmi_tasks.payload import IQM, PULSER, QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
+from qrmi_tasks.providers.iqm.circuits import shots as iqm_shots
 from qrmi_tasks.providers.local import memory
 from qrmi_tasks.providers.local.worker import EXIT_REJECTED
 from qrmi_tasks.signals import describe
@@ -36,6 +40,24 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
     # If the runner is SIGKILLed (Slurm's KillWait), the simulation must not outlive it.
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_SCRATCH_PREFIX = "qrmi-local-"
+_SCRATCH = re.compile(re.escape(_SCRATCH_PREFIX) + r"(?P<pid>\d+)-[^-]+")
+
+
+def _scratch_directory() -> Path:
+    """The worker's scratch directory (it holds a copy of the payload): in the job's
+    ``$TMPDIR``, which Slurm cleans, named with the runner's pid so that a later run
+    removes it if a SIGKILL skipped :meth:`LocalProvider.close`."""
+    root = os.environ.get("TMPDIR", "")
+    base = Path(root) if root and os.path.isdir(root) else Path(tempfile.gettempdir())
+    leftovers.remove_stale(base, _SCRATCH)
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-", dir=base))
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ProviderError(f"cannot create a scratch directory in {base}: {reason}") from None
 
 
 class LocalProvider(Provider):
@@ -108,6 +130,32 @@ class LocalProvider(Provider):
         if reason is not None:
             raise PayloadError(reason)
 
+    def _refuse_shots_that_cannot_fit(self, payload: CheckedPayload) -> None:
+        """Shots whose per-shot results would not fit this job's memory: exit 2 before
+        any worker starts (10**7 shots kept 2.5 GB in the worker)."""
+        if payload.kind == QISKIT:
+            document = payload.document
+            shots, circuits = memory.sampled_shots(
+                document["program_id"], document.get("parameters") or {}
+            )
+        elif payload.kind == IQM:
+            job = json.loads(payload.iqm_json)
+            circuits = len(job.get("circuits") or [])
+            try:
+                shots = iqm_shots(job) * circuits
+            except ValueError:  # the worker names it, with the job's other problems
+                return
+        else:
+            return
+        reason = memory.refusal(
+            shots * memory.SHOT_BYTES,
+            f"sampling {shots:,} shots over {circuits} circuit{'s' if circuits != 1 else ''} "
+            "keeps about",
+            "Lower the shots, split the circuits over several runs, or ask the job for more memory",
+        )
+        if reason is not None:
+            raise PayloadError(reason)
+
     def submit(self, payload: CheckedPayload) -> str:
         if payload.kind == PULSER:
             self._refuse_a_register_that_cannot_fit(payload)
@@ -117,7 +165,8 @@ class LocalProvider(Provider):
                 f"'{payload.document['job_type']}' (pulse-level) jobs; run it on an "
                 "iqm-server resource"
             )
-        self._workdir = Path(tempfile.mkdtemp(prefix="qrmi-local-"))
+        self._refuse_shots_that_cannot_fit(payload)
+        self._workdir = _scratch_directory()
         (self._workdir / "payload.json").write_text(json.dumps(payload.document))
         command = self._command()
         try:

@@ -43,6 +43,20 @@ from qrmi_tasks.retry import error_text, is_transient
 _CLOUD = ("pasqal-cloud",)
 
 
+def _skip_tls_verify(text: str) -> bool:
+    """``PASQAL_SKIP_SSL_VERIFY``: only an explicit true value turns TLS checks off.
+
+    The SDK takes any non-empty value (``0``, ``false``) as "skip"; here those mean verify,
+    and anything unclear is refused rather than guessed.
+    """
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false (1/0, yes/no, on/off)")
+
+
 def _config_root_warnings(resource: Resource) -> list[str]:
     """qrmi falls back to Pasqal config files; this runner does not: say so when set."""
     head = f"{resource.name}_"
@@ -71,6 +85,15 @@ PASQAL_CLOUD = ProviderDeclaration(
         Setting("BASE_URL", required=False),  # qrmi's API root: {BASE_URL}/core-fast, /account
         Setting("ENDPOINT", required=False),  # core API URL (wins over BASE_URL's)
         Setting("ACCOUNT_ENDPOINT", required=False),  # account API URL (same)
+        # the SDK's own variable, read here with a strict meaning; the SDK's reading of it
+        # is overridden on every session the provider makes
+        Setting(
+            "PASQAL_SKIP_SSL_VERIFY",
+            required=False,
+            shared=True,
+            parse=_skip_tls_verify,
+            default=False,
+        ),
     ),
     qrmi_variables=(
         QrmiVariable(

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from qrmi_tasks.answers import answer_hook
 from qrmi_tasks.errors import AuthenticationError, ProviderError
 from qrmi_tasks.logsetup import SECRETS
 
@@ -108,6 +109,7 @@ def token_provider(authentication: Any, endpoints: Any, settings: dict[str, Any]
                     "audience": endpoints.AUDIENCE,
                 },
                 timeout=(10, 30),  # per read; the runner bounds the whole call
+                hooks={"response": answer_hook()},  # a token answer is a few KB
             )
             if response.status_code >= 400:
                 raise requests.HTTPError(

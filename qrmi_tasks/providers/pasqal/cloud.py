@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
+from qrmi_tasks.answers import answer_hook
 from qrmi_tasks.config import Resource
 from qrmi_tasks.errors import (
     ConfigError,
@@ -149,8 +150,15 @@ class PasqalCloudProvider(Provider):
                 token_provider=self._token_provider,
                 endpoints=urls,
                 project_id=self.settings["PROJECT_ID"],
-                client_class=_timed_http_client(),
+                client_class=_timed_http_client(self._verify_tls()),
             )
+
+    def _verify_tls(self) -> bool:
+        """Whether TLS certificates are checked: yes unless PASQAL_SKIP_SSL_VERIFY is true."""
+        if not self.settings.get("PASQAL_SKIP_SSL_VERIFY"):
+            return True
+        log.warning("PASQAL_SKIP_SSL_VERIFY is set: TLS certificates are NOT checked")
+        return False
 
     def _credential_hint(self) -> str:
         """The variables of the credential in use, for an authentication error."""
@@ -411,18 +419,35 @@ class PasqalCloudProvider(Provider):
         return cancelled
 
 
-def _timed_http_client() -> Any:
-    """The SDK's HTTPClient with connect/read timeouts on every request (results too)."""
+def _timed_http_client(verify: bool) -> Any:
+    """The SDK's HTTPClient with connect/read timeouts on every request (results too).
+
+    ``verify`` replaces the SDK's reading of ``PASQAL_SKIP_SSL_VERIFY`` (any non-empty
+    value, ``0`` included, turns its checks off) on every request its session sends.
+    """
     import requests.adapters
     from pasqal_cloud.http_client import HTTPClient
 
     class TimeoutAdapter(requests.adapters.HTTPAdapter):
         def send(self, request: Any, timeout: Any = None, **kwargs: Any) -> Any:
+            # here, not only on the session: requests swaps a session's verify=False for
+            # REQUESTS_CA_BUNDLE when that is set, and the SDK passes verify=False itself
+            if not verify:
+                kwargs["verify"] = False
+            elif kwargs.get("verify") is False:
+                kwargs["verify"] = True
             return super().send(request, timeout=timeout or TIMEOUTS, **kwargs)
 
     class TimedHTTPClient(HTTPClient):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self.session.verify = verify
+            # the SDK reads every API answer whole: capped; a result (its presigned link,
+            # on another host) is not an API answer and is limited by the runner instead
+            apis = (self.endpoints.core, self.endpoints.account)
+            self.session.hooks["response"].append(
+                answer_hook(uncapped=lambda url: not url.startswith(apis))
+            )
             adapter = TimeoutAdapter()
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)

@@ -24,6 +24,7 @@ import logging
 import os
 from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar, TypeVar
+from urllib.parse import quote
 
 from qrmi_tasks.config import Resource, Setting
 from qrmi_tasks.errors import ConfigError, PayloadError, ProviderError
@@ -46,6 +47,11 @@ STATUSES = {
 }
 #: revoking our own session at exit: short, the process is on its way out
 _REVOKE_TIMEOUTS = (1.0, 2.0)
+
+
+def _segment(value: str) -> str:
+    """``value`` as one URL path segment: an id never adds a query or another segment."""
+    return quote(value, safe="")
 
 
 class PasqalLocalProvider(Provider):
@@ -135,7 +141,7 @@ class PasqalLocalProvider(Provider):
         return job_id
 
     def _job(self, task_id: str, what: str) -> dict[str, Any]:
-        job = self._call(what, lambda: self.client.request("GET", f"/jobs/{task_id}"))
+        job = self._call(what, lambda: self.client.request("GET", f"/jobs/{_segment(task_id)}"))
         if not isinstance(job, dict):
             raise ProviderError(f"warden: GET /jobs/{task_id} answered {type(job).__name__}")
         return job
@@ -162,7 +168,8 @@ class PasqalLocalProvider(Provider):
 
     def fetch_logs(self, task_id: str, into: BinaryIO) -> bool:
         answer = self._call(
-            "get the job logs", lambda: self.client.request("GET", f"/jobs/{task_id}/logs")
+            "get the job logs",
+            lambda: self.client.request("GET", f"/jobs/{_segment(task_id)}/logs"),
         )
         logs = answer.get("logs") if isinstance(answer, dict) else None
         if not logs:
@@ -173,7 +180,7 @@ class PasqalLocalProvider(Provider):
     def cancel(self, task_id: str) -> None:
         self._call(
             "cancel the job",
-            lambda: self.client.request("POST", f"/jobs/{task_id}/cancel", once=True),
+            lambda: self.client.request("POST", f"/jobs/{_segment(task_id)}/cancel", once=True),
         )
 
     def cancel_submission(self) -> list[str]:
@@ -192,7 +199,10 @@ class PasqalLocalProvider(Provider):
                 self._call(
                     "revoke the session",
                     lambda: self.client.request(
-                        "DELETE", f"/sessions/{session}", once=True, timeout=_REVOKE_TIMEOUTS
+                        "DELETE",
+                        f"/sessions/{_segment(session)}",
+                        once=True,
+                        timeout=_REVOKE_TIMEOUTS,
                     ),
                 )
                 log.info("revoked warden session %s", session)
