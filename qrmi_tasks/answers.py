@@ -84,6 +84,17 @@ class _CappedRaw:
         return bool(getattr(self._raw, "closed", True))
 
 
+def error_body(response: Any) -> Any:
+    """An error answer's body: its JSON, else its text (some services answer errors in
+    plain text); None without a response. :func:`qrmi_tasks.retry.error_text` words it."""
+    if response is None:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
 def answer_hook(
     limit: int = MAX_ANSWER_BYTES, uncapped: Callable[[str], bool] = lambda url: False
 ) -> Callable[..., None]:

@@ -503,6 +503,23 @@ def test_a_huge_pasqal_batch_answer_is_exit_3(in_process, tmp_path):
     assert "protocol error" in line and "larger than 16 MiB" in line
 
 
+def test_a_huge_iqm_server_status_answer_is_exit_3(in_process, tmp_path):
+    from fakes import iqm_server
+
+    payload = iqm_server.bell_payload(tmp_path / "bell.json")
+    fake = iqm_server.FakeIQMServer(job_seconds=0.3).start()
+    try:
+        fault = {"method": "GET", "match": "/api/v1/jobs/[^/]+", "status": 200}
+        fake.configure(faults=[{**fault, "body_size": BIG}])
+        in_process.use_env(clean_env(**iqm_server.runner_env(fake.endpoint)))
+        proc = in_process.run(iqm_server.RESOURCE, str(payload))
+    finally:
+        fake.stop()
+    assert proc.returncode == 3, proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert "protocol error" in line and "larger than 16 MiB" in line
+
+
 def test_a_result_over_qrmi_max_result_bytes_is_stopped_and_the_target_untouched(
     scripted, tmp_path, monkeypatch
 ):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from qrmi_tasks.answers import error_body
 from qrmi_tasks.config import ResourceType, Setting, http_url, one_of, positive_int
 from qrmi_tasks.errors import (
     AuthenticationError,
@@ -246,11 +247,7 @@ def _runtime_detail(exc: BaseException) -> str:
     response = getattr(exc.__cause__, "response", None)
     if response is None:
         return one_line(exc, 300)
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text
-    return error_text(body, str(exc))
+    return error_text(error_body(response), str(exc))
 
 
 def _no_answer(failure: Failure) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from qrmi_tasks.answers import MAX_ANSWER_BYTES
+from qrmi_tasks.answers import MAX_ANSWER_BYTES, error_body
 from qrmi_tasks.errors import AuthenticationError, ProviderError, TransientError
 from qrmi_tasks.providers.ibm.iam import IamError, IamTokens
 from qrmi_tasks.retry import (
@@ -89,11 +89,7 @@ class _Retry(Exception):
 
 def error_message(response: Answer) -> str:
     """The server's error text for ``response``, one line (see :func:`retry.error_text`)."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text  # some errors come back as plain text
-    return error_text(body, response.reason)
+    return error_text(error_body(response), response.reason)
 
 
 def _read(response: requests.Response, started: float) -> bytes:

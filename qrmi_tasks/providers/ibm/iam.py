@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qrmi_tasks.answers import AnswerTooLarge, answer_hook
+from qrmi_tasks.answers import AnswerTooLarge, answer_hook, error_body
 from qrmi_tasks.errors import ConfigError, first_line
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.retry import error_text
@@ -52,11 +52,7 @@ class IamError(Exception):
 def iam_reason(exc: Any) -> str:
     """IAM's own reason for a failed token request (``errorCode: errorMessage``), from
     ibm-cloud-sdk-core's ``ApiException``."""
-    response = getattr(exc, "http_response", None)
-    try:
-        body: Any = response.json() if response is not None else None
-    except ValueError:
-        body = response.text if response is not None else None
+    body = error_body(getattr(exc, "http_response", None))
     return error_text(body, getattr(exc, "message", "") or str(exc))
 
 

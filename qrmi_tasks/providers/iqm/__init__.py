@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qrmi_tasks.answers import error_body
 from qrmi_tasks.config import ResourceType, Setting, http_url
 from qrmi_tasks.errors import (
     AuthenticationError,
@@ -82,10 +83,7 @@ def _detail(exc: BaseException) -> str:
     response = _answer(exc)
     if response is None:
         return one_line(exc, 300)
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text
+    body = error_body(response)
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         code = body.get("error_code")
         return one_line(f"{code}: {body['message']}" if code else body["message"], 300)

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import requests
 
+from qrmi_tasks.answers import answer_hook
 from qrmi_tasks.errors import PayloadError
 from qrmi_tasks.providers.iqm import IQM_ERRORS
 from qrmi_tasks.retry import Retry, is_transient, retry_after_seconds, with_retries
@@ -59,6 +60,9 @@ class IQMServerAPI:
     def new_session(self) -> requests.Session:
         """A session (connections) of its own, with the bearer token."""
         session = requests.Session()
+        # API answers are kilobytes: capped (qrmi_tasks.answers); the artifacts are the
+        # job's results, which can be large
+        session.hooks["response"].append(answer_hook(uncapped=lambda url: "/artifacts/" in url))
         session.headers["Authorization"] = f"Bearer {self.token}"
         session.headers["Accept"] = "application/json"
         return session

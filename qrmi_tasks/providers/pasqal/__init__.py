@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qrmi_tasks.answers import error_body
 from qrmi_tasks.config import Resource, ResourceType, Setting, http_url
 from qrmi_tasks.errors import (
     AuthenticationError,
@@ -262,13 +263,7 @@ def _status(exc: BaseException) -> int | None:
 def _detail(exc: BaseException) -> str:
     """The service's reason in an error answer, one line (retry.error_text reads JSend);
     the SDK's own message, which names the call, when the answer says nothing."""
-    response = _answer(exc)
-    body: Any = None
-    if response is not None:
-        try:
-            body = response.json()
-        except ValueError:
-            body = response.text
+    body = error_body(_answer(exc))
     return error_text(body) if body else " ".join(str(exc).split())[:300]
 
 
