@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from qrmi_tasks.errors import PayloadError, first_line
+from qrmi_tasks.inflate import InflateError
+from qrmi_tasks.inflate import check_document as check_compressed
 from qrmi_tasks.readers import decode_json, read_text_input, short_text
 
 QISKIT = "qiskit"
@@ -190,6 +192,10 @@ def _check_primitive(document: dict[str, Any], source: str) -> None:
             if problem:
                 raise PayloadError(f"{source}: pubs[{index}][0]: {problem}")
     _check_primitive_numbers(program_id, params, source)
+    try:
+        check_compressed(params)
+    except InflateError as exc:
+        raise PayloadError(f"{source}: 'parameters': {exc}") from None
     if "version" in params and (params["version"] != 2 or isinstance(params["version"], bool)):
         raise PayloadError(
             f"{source}: 'parameters.version' must be 2 (V2 primitives), got "

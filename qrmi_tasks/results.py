@@ -122,6 +122,12 @@ def from_document(text: str, document: Any, source: str, payload: Any = None) ->
     if "__type__" in document:
         from qiskit_ibm_runtime import RuntimeDecoder
 
+        from qrmi_tasks.inflate import InflateError, check_document
+
+        try:  # RuntimeDecoder inflates without a bound
+            check_document(document)
+        except InflateError as exc:
+            raise InputError(f"{source}: cannot decode the Qiskit result: {exc}") from None
         try:
             decoded = json.loads(text, cls=RuntimeDecoder)
         except Exception as exc:  # the SDK raises whatever its decoders meet

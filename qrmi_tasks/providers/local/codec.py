@@ -11,6 +11,7 @@ type falls back to qiskit-ibm-runtime itself, so nothing is ever encoded differe
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import zlib
@@ -18,6 +19,8 @@ from datetime import date
 from typing import Any
 
 import numpy as np
+
+from qrmi_tasks.inflate import Budget, InflateError, check_document, inflate
 
 #: ``__type__`` values decoded here; any other one goes to RuntimeDecoder
 _DECODED_HERE = frozenset(
@@ -37,14 +40,20 @@ def _runtime_json() -> tuple[type[json.JSONDecoder], type[json.JSONEncoder]]:
 
 def decode(text: str) -> Any:
     """``json.loads(text, cls=RuntimeDecoder)``, importing qiskit-ibm-runtime only when a
-    value needs it."""
+    value needs it.
+
+    Compressed arrays and circuits inflate within one :class:`~qrmi_tasks.inflate.Budget`
+    for the whole text; beyond it :class:`~qrmi_tasks.inflate.InflateError`.
+    """
     try:
-        return json.loads(text, object_hook=_object_hook)
+        return json.loads(text, object_hook=functools.partial(_object_hook, budget=Budget()))
     except _Fallback:
+        # RuntimeDecoder inflates without a bound: measure first
+        check_document(json.loads(text))
         return json.loads(text, cls=_runtime_json()[0])
 
 
-def _object_hook(obj: dict[str, Any]) -> Any:
+def _object_hook(obj: dict[str, Any], budget: Budget) -> Any:
     if "__type__" not in obj:
         return obj
     kind, value = obj["__type__"], obj.get("__value__")
@@ -60,13 +69,19 @@ def _object_hook(obj: dict[str, Any]) -> Any:
         if not isinstance(value, str):
             raise _Fallback
         try:
-            return np.load(io.BytesIO(_unpack(value)))
+            data = inflate(value, budget)
+        except InflateError as exc:
+            if exc.beyond_budget:
+                raise
+            raise _Fallback from None  # an extrapolator name, or something RuntimeDecoder knows
+        try:
+            return np.load(io.BytesIO(data))
         except Exception:  # an extrapolator name, or something RuntimeDecoder knows better
             raise _Fallback from None
     if kind == "QuantumCircuit":
         from qiskit import qpy
 
-        stream = io.BytesIO(_unpack(value))
+        stream = io.BytesIO(inflate(value, budget))
         if qpy.get_qpy_version(stream) > qpy.QPY_VERSION:
             raise _Fallback  # RuntimeDecoder words the "upgrade qiskit" warning
         return qpy.load(stream)[0]
@@ -80,14 +95,18 @@ def _object_hook(obj: dict[str, Any]) -> Any:
     kwargs: dict[str, Any] = {"shape": value.get("shape", None)}
     data = value.get("data", None)
     if isinstance(data, dict):
-        kwargs["data"] = {tuple(decode(key)): val for key, val in data.items()}
+        kwargs["data"] = {tuple(_decode_key(key, budget)): val for key, val in data.items()}
     elif data:
         raise _Fallback
     return BindingsArray(**kwargs)
 
 
-def _unpack(text: str) -> bytes:
-    return zlib.decompress(base64.standard_b64decode(text))
+def _decode_key(text: str, budget: Budget) -> Any:
+    try:
+        return json.loads(text, object_hook=functools.partial(_object_hook, budget=budget))
+    except _Fallback:
+        check_document(json.loads(text), budget)
+        return json.loads(text, cls=_runtime_json()[0])
 
 
 def _pack(data: bytes) -> str:

@@ -187,7 +187,12 @@ def _labels(labels):
 
 def decode_parameters(params: dict[str, Any]) -> dict[str, Any]:
     """Decode RuntimeEncoder-typed values (``{"__type__": ...}``) inside primitive params."""
-    return codec.decode(json.dumps(params))
+    from qrmi_tasks.inflate import InflateError
+
+    try:
+        return codec.decode(json.dumps(params))
+    except InflateError as exc:
+        raise Rejected(f"the parameters cannot be decoded: {exc}") from None
 
 
 def run_primitive(program_id: str, params: dict[str, Any], engine: Engine | None = None):

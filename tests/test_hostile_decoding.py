@@ -1,0 +1,126 @@
+"""Hostile input to our decoders (issue 25, second part): compressed values that inflate to
+gigabytes, huge Pulser registers, huge integers, mathtext in plot labels.
+
+Most run the CLI in this process (``in_process``) or call the decoder directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import EXAMPLES, assert_clean_error
+
+BELL = json.loads((EXAMPLES / "qiskit" / "bell_sampler.json").read_text())
+MIB = 1 << 20
+
+
+# -- 1. zlib bombs in RuntimeEncoder's compressed arrays and circuits ----------------------
+
+
+def zlib_bomb(inflated: int) -> str:
+    """base64(zlib(an .npy header + zeros)), ``inflated`` bytes once decompressed, as
+    RuntimeEncoder writes an ndarray (about 1000:1: 1 MiB here per GiB inflated)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (inflated,)}
+    )
+    # raw deflate: after a full flush the compressor starts afresh, so one compressed MiB
+    # of zeros repeats as is; the zlib header and checksum are added around it
+    compressor = zlib.compressobj(1, wbits=-15)
+    parts = [b"\x78\x01", compressor.compress(header.getvalue())]
+    parts.append(compressor.flush(zlib.Z_FULL_FLUSH))
+    block = compressor.compress(bytes(MIB)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    rest = bytes(inflated % MIB)
+    parts += [block * (inflated // MIB), compressor.compress(rest) + compressor.flush()]
+    checksum = zlib.adler32(header.getvalue())
+    for _ in range(inflated // MIB):
+        checksum = zlib.adler32(bytes(MIB), checksum)
+    parts.append(zlib.adler32(rest, checksum).to_bytes(4, "big"))
+    return base64.standard_b64encode(b"".join(parts)).decode()
+
+
+def ndarray(value: str) -> dict[str, str]:
+    return {"__type__": "ndarray", "__value__": value}
+
+
+def with_parameter_values(values: dict[str, str]) -> dict:
+    document = json.loads(json.dumps(BELL))
+    document["parameters"]["pubs"][0] = [document["parameters"]["pubs"][0][0], values]
+    return document
+
+
+@pytest.fixture
+def small_budget(monkeypatch):
+    """Every decoder's budget at 1 MiB (the constant, as all of them read it)."""
+    from qrmi_tasks import inflate
+
+    monkeypatch.setattr(inflate, "INFLATED_LIMIT", MIB)
+
+
+def test_a_real_size_bomb_in_parameter_values_is_refused_before_the_worker(in_process, tmp_path):
+    from qrmi_tasks.inflate import INFLATED_LIMIT
+
+    bomb = zlib_bomb(INFLATED_LIMIT + MIB)
+    assert len(bomb) < 4 * MIB  # the attack: a payload of a few MB
+    payload = tmp_path / "bomb.json"
+    payload.write_text(json.dumps(with_parameter_values(ndarray(bomb))))
+    line = assert_clean_error(in_process.run("local", str(payload), "-q"), code=2)
+    assert "'parameters': its compressed arrays/circuits inflate beyond 512 MiB" in line
+
+
+def test_a_circuit_bomb_is_refused_too(in_process, tmp_path, small_budget):
+    document = json.loads(json.dumps(BELL))
+    document["parameters"]["pubs"][0][0] = {"__type__": "QuantumCircuit", "__value__": ""}
+    document["parameters"]["pubs"][0][0]["__value__"] = zlib_bomb(2 * MIB)
+    payload = tmp_path / "bomb.json"
+    payload.write_text(json.dumps(document))
+    assert_clean_error(in_process.run("local", str(payload), "-q"), "inflate beyond 1 MiB")
+
+
+def test_values_share_one_budget_per_document(small_budget):
+    from qrmi_tasks.inflate import InflateError, check_document
+
+    half = zlib_bomb(MIB // 2 - 200)  # each fits alone; together they do not
+    check_document([ndarray(half)])
+    with pytest.raises(InflateError, match="inflate beyond 1 MiB"):
+        check_document([ndarray(half), {"x": [ndarray(half), ndarray(half)]}])
+
+
+def test_the_local_workers_decoder_stays_within_the_budget(small_budget):
+    from qrmi_tasks.providers.local import codec, sim
+
+    with pytest.raises(sim.Rejected, match=r"cannot be decoded: .* inflate beyond 1 MiB"):
+        sim.decode_parameters(with_parameter_values(ndarray(zlib_bomb(2 * MIB)))["parameters"])
+    # a real array still decodes, byte for byte as RuntimeEncoder wrote it
+    values = np.arange(12.0).reshape(3, 4)
+    assert (codec.decode(codec.encode(values)) == values).all()
+
+
+def test_the_extrapolator_names_runtime_keeps_as_ndarray_strings_still_pass():
+    from qrmi_tasks.inflate import check_document
+
+    check_document(ndarray("linear"))  # not base64: not measured, RuntimeDecoder's concern
+
+
+def test_a_bomb_in_a_result_is_an_input_error_for_qrmi_result(in_process, tmp_path, small_budget):
+    result = {
+        "__type__": "PrimitiveResult",
+        "__value__": {"pub_results": [ndarray(zlib_bomb(2 * MIB))], "metadata": {}},
+    }
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(result))
+    proc = in_process.result("summary", str(path))
+    assert_clean_error(proc, "cannot decode the Qiskit result", "inflate beyond 1 MiB")
+
+
+def test_the_examples_decode_under_the_real_budget():
+    from qrmi_tasks.inflate import check_document
+
+    for path in Path(EXAMPLES).rglob("*.json"):
+        check_document(json.loads(path.read_text()))
