@@ -89,7 +89,7 @@ def _figure(summary: Summary, top: int) -> Any:
         else:
             _histogram(ax, summary, pub, register, top)
     if total > len(panels):
-        fig.suptitle(f"first {len(panels)} of {total} histograms")
+        fig.suptitle(f"first {len(panels)} of {total} histograms", **_PLAIN)
     fig.tight_layout()
     if _inline():  # shown once: as the returned value, not again by the backend
         plt.close(fig)
@@ -104,6 +104,12 @@ _INLINE = {
     "module://ipykernel.pylab.backend_inline",
     "nbagg",
 }
+
+
+# Text from results and payloads (register names, observable labels, bindings) is drawn
+# as written: matplotlib would parse a pair of '$' as mathtext, and crafted mathtext
+# raises (ValueError) or draws something else. Every text we draw takes this.
+_PLAIN = {"parse_math": False}
 
 
 def _inline() -> bool:
@@ -137,18 +143,19 @@ def _histogram(
         rotation=70 if len(labels) > 8 or max(map(len, labels)) > 6 else 0,
         family="monospace",
         fontsize=9,
+        **_PLAIN,
     )
     ax.set_ylim(0, max(heights, default=1.0) * 1.15 or 1.0)
     ax.grid(axis="y", linestyle="--", zorder=0)
     ax.set_ylabel("probability")
     if summary.kind == "pulser":
         ax.set_xlabel("bitstring (one digit per atom)")
-        ax.set_title(f"Pulser sequence: {register.shots} runs")
+        ax.set_title(f"Pulser sequence: {register.shots} runs", **_PLAIN)
         return
     parts = (f"pub {pub.index}", f"register {register.name}", binding_text(register.binding))
     where = ", ".join(part for part in parts if part)
     ax.set_xlabel("measured bitstring")
-    ax.set_title(f"{where}: {register.shots} shots")
+    ax.set_title(f"{where}: {register.shots} shots", **_PLAIN)
 
 
 def _expectation_values(ax: Any, pub: PubSummary) -> None:
@@ -176,8 +183,9 @@ def _expectation_values(ax: Any, pub: PubSummary) -> None:
         ha="right" if slanted else "center",
         rotation_mode="anchor",
         family="monospace",
+        **_PLAIN,
     )
     ax.set_xlabel("observable" if pub.labels is not None else "expectation value index")
     ax.set_ylabel("expectation value")
     ax.grid(axis="y", linestyle="--", zorder=0)
-    ax.set_title(f"pub {pub.index}: {len(indices)} expectation value(s) ± std")
+    ax.set_title(f"pub {pub.index}: {len(indices)} expectation value(s) ± std", **_PLAIN)

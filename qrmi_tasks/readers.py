@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
-from qrmi_tasks.errors import InputError, PayloadError, QrmiError
+from qrmi_tasks.errors import InputError, PayloadError, QrmiError, first_line
 
 MIB = 1 << 20
 # 1000 ISA circuits with parameters are ~2 MB; a payload of hundreds of MB is a mistake
@@ -75,7 +76,6 @@ STDIN = "-"
 def read_stdin(what: str, limit: int = PAYLOAD_LIMIT, error: type[QrmiError] = InputError) -> bytes:
     """Standard input's bytes (a pipe: ``... | qrmi-result summary -``), bounded as in
     :func:`read_input`."""
-    import sys
 
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:
@@ -121,6 +121,17 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+def too_many_digits(exc: ValueError) -> str | None:
+    """The end of a message for JSON with an integer Python refuses to convert (more than
+    ``sys.get_int_max_str_digits()`` digits), else None."""
+    if "integer string conversion" not in str(exc):
+        return None
+    return (
+        f"holds an integer of more than {sys.get_int_max_str_digits()} digits; no field "
+        "takes one (write it as a float, or a string, if it is meant)"
+    )
+
+
 def decode_json(text: str, described: str, error: type[QrmiError] = PayloadError) -> Any:
     """Decode user-written JSON strictly: syntax, nesting depth and duplicate keys.
 
@@ -132,6 +143,11 @@ def decode_json(text: str, described: str, error: type[QrmiError] = PayloadError
         raise error(
             f"{described} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except ValueError as exc:
+        # Python refuses to convert an integer of more than 4300 digits (int_max_str_digits,
+        # a guard against quadratic-time conversions): not JSONDecodeError, same meaning
+        problem = too_many_digits(exc) or f"is not usable JSON: {short_text(first_line(exc))}"
+        raise error(f"{described} {problem}") from None
     except RecursionError:
         raise error(
             f"{described} is nested too deeply (JSON arrays/objects inside each other "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from qrmi_tasks.errors import InputError
-from qrmi_tasks.readers import STDIN, read_input, read_stdin
+from qrmi_tasks.readers import STDIN, read_input, read_stdin, too_many_digits
 from qrmi_tasks.summary import (
     DEFAULT_TOP,
     PubSummary,
@@ -83,6 +83,9 @@ def extract(text: str, source: str | Path = "<result>") -> tuple[str, Any]:
     try:
         return text, json.loads(text)
     except (ValueError, RecursionError) as exc:
+        problem = too_many_digits(exc) if isinstance(exc, ValueError) else None
+        if problem:  # no line of it decodes either
+            raise InputError(f"{source} {problem}") from None
         whole_error = exc
     decoder = json.JSONDecoder()
     for match in _LINE_START_BRACE.finditer(text):

@@ -124,3 +124,45 @@ def test_the_examples_decode_under_the_real_budget():
 
     for path in Path(EXAMPLES).rglob("*.json"):
         check_document(json.loads(path.read_text()))
+
+
+# -- 3. integers beyond Python's 4300-digit conversion limit; mathtext in plot labels -------
+
+
+def test_a_5000_digit_integer_in_a_payload_is_a_payload_error(in_process, tmp_path):
+    payload = tmp_path / "digits.json"
+    text = json.dumps(BELL).replace('"shots": ', '"shots": ' + "9" * 5000 + ', "x": ', 1)
+    assert "9" * 5000 in text
+    payload.write_text(text)
+    assert_clean_error(
+        in_process.run("local", str(payload), "-q"), "holds an integer of more than 4300 digits"
+    )
+
+
+def test_a_5000_digit_count_in_a_result_is_an_input_error(in_process, tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text('{"counter": {"01": ' + "7" * 5000 + "}}\n")
+    line = assert_clean_error(in_process.result("summary", str(path)), "4300 digits")
+    assert "set_int_max_str_digits" not in line  # Python's advice is not the user's to take
+
+
+# a name matplotlib would parse as mathtext and refuse ("Double superscript")
+CRAFTED = "$x^^y$ $\\frac{$"
+
+
+def test_mathtext_in_a_register_name_is_drawn_as_written(in_process, tmp_path):
+    result = {
+        "results": [{"data": {CRAFTED: {"samples": ["0x1", "0x0"], "num_bits": 1}}}],
+        "metadata": {},
+    }
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(result))
+    png = tmp_path / "plot.png"
+    proc = in_process.result("plot", str(path), "-o", str(png))
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    from qrmi_tasks.results import load
+
+    figure = load(path).plot()
+    assert figure.axes[0].get_title() == f"pub 0, register {CRAFTED}: 2 shots"
