@@ -504,10 +504,51 @@ def rebuild_sequence(text: str) -> Any:
         raise PayloadError(f"not a valid Pulser sequence: {short_text(first_line(exc))}") from None
 
 
+#: The most atoms a register may hold: ten times the largest device Pulser ships
+#: (DigitalAnalogDevice, 100 atoms). Pulser takes about 175 kB an atom to rebuild a
+#: sequence (20,000 atoms: 3.5 GB), and MockDevice sets no limit of its own.
+MAX_ATOMS = 1000
+
+
+def _abstract_repr(payload: CheckedPayload) -> dict[str, Any]:
+    sequence = payload.document["sequence"]
+    # a string was decoded (and found an object) by check_document already
+    return json.loads(sequence) if isinstance(sequence, str) else sequence
+
+
+def atom_count(payload: CheckedPayload) -> int | None:
+    """The atoms of a Pulser payload's register as its abstract representation lists them
+    (no Pulser import); None when it lists none (a mappable register is given later)."""
+    register = _abstract_repr(payload).get("register")
+    return len(register) if isinstance(register, list) else None
+
+
+def _refuse_a_register_too_large(payload: CheckedPayload) -> None:
+    atoms = atom_count(payload)
+    if atoms is None:
+        return
+    device = _abstract_repr(payload).get("device")
+    device = device if isinstance(device, dict) else {}
+    limit, name = device.get("max_atom_num"), device.get("name", "its device")
+    if type(limit) is int and atoms > limit:
+        raise PayloadError(
+            f"{payload.source}: the register has {atoms:,} atoms; {short_text(str(name))} "
+            f"takes at most {limit:,}"
+        )
+    if atoms > MAX_ATOMS:
+        raise PayloadError(
+            f"{payload.source}: the register has {atoms:,} atoms; this runner takes at most "
+            f"{MAX_ATOMS:,} (no Pasqal device or emulator runs more)"
+        )
+
+
 def validate_sequence(payload: CheckedPayload) -> None:
     """Rebuild a Pulser payload's sequence with Pulser: the deep check before submitting.
 
-    Imports pulser (about a second), so the runner calls it only for Pulser payloads.
+    Imports pulser (about a second), so the runner calls it only for Pulser payloads. A
+    register larger than its device allows, or than :data:`MAX_ATOMS`, is refused from
+    the JSON first: Pulser would allocate for every atom before refusing.
     """
     if payload.kind == PULSER:
+        _refuse_a_register_too_large(payload)
         payload.sequence  # noqa: B018 - rebuilt (and kept) for the check

@@ -166,3 +166,52 @@ def test_mathtext_in_a_register_name_is_drawn_as_written(in_process, tmp_path):
 
     figure = load(path).plot()
     assert figure.axes[0].get_title() == f"pub 0, register {CRAFTED}: 2 shots"
+
+
+# -- 2. huge Pulser registers: refused from the JSON, before Pulser allocates ---------------
+
+
+def pulser_document(atoms: int, device: str = "MockDevice") -> dict:
+    from payloads import pulser_sequence_json
+
+    sequence = json.loads(pulser_sequence_json(4))
+    if device == "MockDevice":
+        from pulser.devices import MockDevice
+
+        sequence["device"] = json.loads(MockDevice.to_abstract_repr())
+    sequence["register"] = [{"name": f"q{i}", "x": 6.0 * i, "y": 0.0} for i in range(atoms)]
+    return {"sequence": sequence, "job_runs": 10}
+
+
+@pytest.mark.parametrize(
+    ("atoms", "device", "message"),
+    [
+        (2_000, "MockDevice", "the register has 2,000 atoms; this runner takes at most 1,000"),
+        (81, "as written", "the register has 81 atoms; AnalogDevice takes at most 80"),
+    ],
+)
+def test_a_huge_register_is_refused_before_pulser_rebuilds_it(atoms, device, message):
+    from qrmi_tasks.errors import PayloadError
+    from qrmi_tasks.payload import check_document, validate_sequence
+
+    payload = check_document(pulser_document(atoms, device))
+    with pytest.raises(PayloadError, match=message):
+        validate_sequence(payload)
+    assert "sequence" not in payload.__dict__  # Pulser never rebuilt it
+
+
+def test_a_huge_register_exits_2_from_the_runner(in_process, tmp_path):
+    path = tmp_path / "register.json"
+    path.write_text(json.dumps(pulser_document(20_000)))
+    assert_clean_error(in_process.run("local", str(path), "-q"), "20,000 atoms")
+
+
+def test_the_memory_estimate_of_1020_atoms_and_more_words_a_refusal():
+    from qrmi_tasks.providers.local import memory
+
+    for atoms in (1_020, 1_024, 5_000):  # 1,020 was exit 70: OverflowError in a float
+        needed = memory.pulser_state_bytes("qutip", atoms, 3)
+        reason = memory.refusal(needed, f"emulating {atoms} atoms needs about", "Use fewer.")
+        assert reason is not None and "of memory; this job can use" in reason
+    assert memory.human_bytes(1 << 1029) == "2^1029 B"
+    assert memory.human_bytes(3 << 50) == "3.0 PiB"  # the units below stay as they were

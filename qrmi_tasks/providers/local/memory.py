@@ -170,7 +170,10 @@ def fits(needed: int, available: int) -> bool:
 
 
 def human_bytes(count: float) -> str:
-    """``17179869184`` -> ``16.0 GiB``."""
+    """``17179869184`` -> ``16.0 GiB``; beyond 1024 PiB a power of two (``2^1029 B``)."""
+    if count >= 1 << 60:
+        # the estimate of 1,020 atoms or more is an int no float holds (OverflowError)
+        return f"2^{int(count).bit_length() - 1} B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if count < 1024 or unit == "PiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
