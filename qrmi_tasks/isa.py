@@ -50,19 +50,18 @@ def backend_target(provider: Provider) -> Any:
 
 def payload_circuits(payload: CheckedPayload) -> list[Any]:
     """The circuit of every pub of a Qiskit payload (OpenQASM 3 text or RuntimeEncoder)."""
-    from qiskit import qasm3
+    from qrmi_tasks import qasm
 
     circuits = []
     for pub in payload.parameters["pubs"]:
         head = pub[0] if isinstance(pub, list) else pub
         if isinstance(head, str):
-            circuits.append(qasm3.loads(head))
+            circuits.append(qasm.loads(head))
         else:
             from qiskit_ibm_runtime import RuntimeDecoder
 
             # unbounded zlib inside, but check_document measured every compressed value
             # of a CheckedPayload within qrmi_tasks.inflate's budget
-
             circuits.append(json.loads(json.dumps(head), cls=RuntimeDecoder))
     return circuits
 
@@ -76,12 +75,17 @@ def isa_problems(circuits: list[Any], target: Any, backend: str) -> list[str]:
                 f"pub {index} uses {circuit.num_qubits} qubits; {backend} has {target.num_qubits}"
             )
             continue
+        index_of = {qubit: i for i, qubit in enumerate(circuit.qubits)}
+        supported: dict[tuple[str, tuple[int, ...]], bool] = {}  # one target query per pair
         for instruction in circuit.data:
             operation = instruction.operation
             if operation.name in _DIRECTIVES:
                 continue
-            qubits = tuple(circuit.find_bit(q).index for q in instruction.qubits)
-            if not target.instruction_supported(operation.name, qubits):
+            qubits = tuple(index_of[q] for q in instruction.qubits)
+            key = (operation.name, qubits)
+            if key not in supported:
+                supported[key] = target.instruction_supported(operation.name, qubits)
+            if not supported[key]:
                 problems.append(
                     f"pub {index} is not an ISA circuit for {backend}: '{operation.name}' on "
                     f"qubit(s) {', '.join(map(str, qubits))} is not one of its instructions"

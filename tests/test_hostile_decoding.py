@@ -215,3 +215,62 @@ def test_the_memory_estimate_of_1020_atoms_and_more_words_a_refusal():
         assert reason is not None and "of memory; this job can use" in reason
     assert memory.human_bytes(1 << 1029) == "2^1029 B"
     assert memory.human_bytes(3 << 50) == "3.0 PiB"  # the units below stay as they were
+
+
+# -- 4. large circuits in the target check: the native OpenQASM importers, a linear walk ---
+
+
+def two_qubit_target():
+    from qiskit.circuit import Parameter
+    from qiskit.circuit.library import CZGate, RZGate, SXGate
+    from qiskit.transpiler import Target
+
+    target = Target(num_qubits=2)
+    target.add_instruction(SXGate(), {(0,): None, (1,): None})
+    target.add_instruction(RZGate(Parameter("t")), {(0,): None, (1,): None})
+    target.add_instruction(CZGate(), {(0, 1): None})
+    return target
+
+
+ISA_QASM3 = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nbit[2] c;\nqubit[2] q;\n' + "".join(
+    f"sx q[{i % 2}];\nrz({i / 100}) q[{(i + 1) % 2}];\ncz q[0], q[1];\n" for i in range(300)
+)
+
+
+def test_the_check_reads_qasm3_natively_and_as_the_reference_importer_does():
+    from qiskit import qasm3
+
+    from qrmi_tasks import qasm
+    from qrmi_tasks.isa import isa_problems
+
+    assert qasm.native_qasm3(ISA_QASM3) is not None  # the fast path is the one taken
+    circuit = qasm.loads(ISA_QASM3)
+    assert circuit == qasm3.loads(ISA_QASM3)
+    assert isa_problems([circuit], two_qubit_target(), "fake") == []
+    logical = qasm.loads(ISA_QASM3 + "h q[1];\ncz q[1], q[0];\n")
+    assert isa_problems([logical], two_qubit_target(), "fake") == [
+        "pub 0 is not an ISA circuit for fake: 'h' on qubit(s) 1 is not one of its instructions"
+    ]
+    reversed_cz = qasm.loads(ISA_QASM3 + "cz q[1], q[0];\n")
+    assert "'cz' on qubit(s) 1, 0" in isa_problems([reversed_cz], two_qubit_target(), "fake")[0]
+
+
+def test_what_the_native_importer_refuses_goes_to_the_reference_one():
+    from qiskit import qasm3
+
+    from qrmi_tasks import qasm
+
+    text = 'OPENQASM 3.0;\ninclude "stdgates.inc";\ninput float[64] theta;\nqubit[1] q;\n'
+    text += "rz(theta) q[0];\n"
+    assert qasm.native_qasm3(text) is None
+    circuit = qasm.loads(text)
+    reference = qasm3.loads(text)  # its Parameter objects differ (uuids): compare names
+    assert [p.name for p in circuit.parameters] == [p.name for p in reference.parameters]
+    assert [i.operation.name for i in circuit.data] == ["rz"]
+
+
+def test_openqasm_2_is_read_by_qasm2():
+    from qrmi_tasks import qasm
+
+    circuit = qasm.loads('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncx q[0], q[1];\n')
+    assert [i.operation.name for i in circuit.data] == ["cx"]

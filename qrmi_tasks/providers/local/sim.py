@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from qrmi_tasks.errors import first_line
-from qrmi_tasks.payload import qasm_include_problem, qasm_version
+from qrmi_tasks.payload import qasm_include_problem
 from qrmi_tasks.providers.local import codec, memory
 from qrmi_tasks.providers.local.options import GPU_METHODS
 
@@ -58,7 +58,7 @@ class Rejected(ExecutionError):
 
 
 def _load_circuit(circuit: Any, where: str):
-    from qiskit import QuantumCircuit, qasm2, qasm3
+    from qiskit import QuantumCircuit
 
     if isinstance(circuit, QuantumCircuit):
         return circuit
@@ -68,35 +68,12 @@ def _load_circuit(circuit: Any, where: str):
     problem = qasm_include_problem(circuit)
     if problem:
         raise ExecutionError(f"{where}: {problem}")
+    from qrmi_tasks import qasm
+
     try:
-        if qasm_version(circuit) == 2:
-            return qasm2.loads(
-                circuit,
-                include_path=(),  # only the built-in qelib1.inc; never the file system
-                custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS,
-            )
-        return _native_qasm3(circuit) or qasm3.loads(circuit)
+        return qasm.loads(circuit)
     except Exception as exc:
         raise ExecutionError(f"{where}: cannot parse OpenQASM: {first_line(exc)}") from None
-
-
-def _native_qasm3(source: str):
-    """qiskit's native OpenQASM 3 importer, or None where it does not handle the program.
-
-    It parses in milliseconds where the reference importer (ANTLR) takes about 0.4 s to
-    import and 0.2 s to parse; it refuses, with an error, what it does not handle yet
-    (hardware qubits, ``input`` parameters...), which then goes to the reference one.
-    """
-    import warnings
-
-    from qiskit import qasm3
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # its ExperimentalWarning
-            return qasm3.loads_experimental(source, include_path=())
-    except Exception:
-        return None
 
 
 def _bindings(circuit, values: Any, where: str):
