@@ -6,8 +6,9 @@ Both runners get the same payload (an ISA Bell sampler, generated for the fake's
 so that our default target check passes) and the same environment; every job returns a
 fixed result after exactly ``--job-seconds``. Per runner, medians of ``--repeat`` runs:
 
-* CPU: user+sys of the runner's process tree (``wait4``: the child and its reaped children);
-* peak RSS of the process tree (``ru_maxrss``, the largest single process);
+* CPU: user+sys of the runner's process tree (``wait4``: the runner and its reaped children);
+* peak RSS (``ru_maxrss``: the largest process of the tree; the small spawner that starts
+  each runner is its floor, about 10 MiB);
 * pick-up: the fake's completion time to the result file's last write, and to the exit;
 * status requests (``GET /v1/jobs...``) per run;
 
@@ -19,6 +20,7 @@ Targets (issue 25): CPU <= 0.35 s, peak RSS <= 80 MiB, pick-up median <= 0.2 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -57,11 +59,31 @@ class Figures:
     array_peaks: float = 0.0
 
 
+# A runner's ru_maxrss keeps the high-water mark of the process it was forked from (the
+# fork's pages count until exec): runners are started from this small interpreter, not
+# from the bench (moto and the fake weigh ~150 MiB), which writes the rusage to argv[1].
+_SPAWN = (
+    "import json, os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "with open(sys.argv[1], 'w') as f:\n"
+    "    json.dump([os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime,"
+    " usage.ru_maxrss], f)\n"
+)
+
+
 def command(runner: str, payload: Path, out: Path) -> list[str]:
     """The command line of ``runner`` (ours takes ``-o``, qrmi's a positional output)."""
     if runner == "ours":
         return [*RUNNERS[runner], BACKEND, str(payload), "-o", str(out)]
     return [*RUNNERS[runner], BACKEND, str(payload), str(out)]
+
+
+def spawned(runner: str, payload: Path, out: Path, usage: Path) -> list[str]:
+    """``command`` started by the small spawner, which records its rusage in ``usage``."""
+    return [sys.executable, "-S", "-c", _SPAWN, str(usage), *command(runner, payload, out)]
 
 
 def run_once(
@@ -83,12 +105,17 @@ def measure(
     """One run: (CPU s, peak RSS MiB, completion->write s, completion->exit s, polls)."""
     out.unlink(missing_ok=True)
     before = len(fake.requests)
+    record = out.with_suffix(".usage")
     proc = subprocess.Popen(
-        command(runner, payload, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        spawned(runner, payload, out, record),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc.wait()
     ended = time.time()
-    if os.waitstatus_to_exitcode(status) != 0:
+    code, cpu, maxrss = json.loads(record.read_text())
+    if code != 0:
         raise SystemExit(f"{runner} failed: {proc.stderr.read().decode()[-2000:]}")
     completed = fake.completed_at[-1]
     polls = sum(
@@ -97,8 +124,8 @@ def measure(
         if r["method"] == "GET" and r["path"].startswith("/v1/jobs")
     )
     return (
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
+        cpu,
+        maxrss / 1024,
         out.stat().st_mtime - completed,
         ended - completed,
         polls,
@@ -107,9 +134,10 @@ def measure(
 
 def array_memory(runner: str, payload: Path, tmp: Path, env: dict[str, str], count: int):
     """Start ``count`` runners together: (largest sampled RSS sum, sum of peaks), MiB."""
+    records = [tmp / f"array-{i}.usage" for i in range(count)]
     procs = [
         subprocess.Popen(
-            command(runner, payload, tmp / f"array-{i}.json"),
+            spawned(runner, payload, tmp / f"array-{i}.json", records[i]),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -121,9 +149,9 @@ def array_memory(runner: str, payload: Path, tmp: Path, env: dict[str, str], cou
     done = threading.Event()
 
     def reap() -> None:
-        for proc in procs:
-            _, _, usage = os.wait4(proc.pid, 0)
-            peaks.append(usage.ru_maxrss / 1024)
+        for proc, record in zip(procs, records, strict=True):
+            proc.wait()
+            peaks.append(json.loads(record.read_text())[2] / 1024)
         done.set()
 
     threading.Thread(target=reap, daemon=True).start()
