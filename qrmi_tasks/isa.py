@@ -3,13 +3,18 @@ instructions on its own qubits)? Real QPUs refuse anything else, after the user 
 waited in their queue. The runner checks before it submits; ``qrmi-gen validate
 --resource`` makes the same check; both go through :func:`target_problems`.
 
-Imports qiskit and qiskit-ibm-runtime (about two seconds): only called for Qiskit
-payloads on resources whose backend has a target.
+The check reads the backend's documents once per node and calibration
+(:mod:`qrmi_tasks.backend_cache`) and decides from them and the circuits' OpenQASM text
+without qiskit where it can (:mod:`qrmi_tasks.isa_light`); only where that cannot decide
+does it import qiskit and qiskit-ibm-runtime (about two seconds, 150 MiB) to build a
+``Target``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from qrmi_tasks.errors import ProviderError, first_line
@@ -46,6 +51,21 @@ def backend_target(provider: Provider) -> Any:
     """The transpiler target of ``provider``'s backend, from its documents (network)."""
     configuration, properties = provider.backend_documents()
     return target_from_json(configuration, properties, provider.resource.name)
+
+
+def cached_documents(
+    provider: Provider, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``provider.backend_documents()``, shared by the user's runners (backend_cache)."""
+    from qrmi_tasks import backend_cache
+
+    endpoint = provider.settings.get("ENDPOINT") if hasattr(provider.settings, "get") else None
+    key = f"{provider.resource.type.name} {endpoint or ''} {provider.resource.name}"
+    return backend_cache.documents(environ, key, provider.backend_documents)
+
+
+def _pub_heads(payload: CheckedPayload) -> list[Any]:
+    return [pub[0] if isinstance(pub, list) else pub for pub in payload.parameters["pubs"]]
 
 
 def payload_circuits(payload: CheckedPayload) -> list[Any]:
@@ -103,15 +123,27 @@ def checks_target(provider: Provider, payload: CheckedPayload) -> bool:
     return declaration(provider.resource.type.name).target_settings is not None
 
 
-def target_problems(provider: Provider, payload: CheckedPayload) -> list[str]:
+def target_problems(
+    provider: Provider, payload: CheckedPayload, environ: Mapping[str, str] | None = None
+) -> list[str]:
     """One line per circuit of ``payload`` that ``provider``'s backend cannot run.
 
-    Fetches the backend's documents (network; the provider's errors propagate) and
-    raises :class:`TargetUnavailable` when they do not make a target.
+    Fetches the backend's documents (network, or the node's cache; the provider's errors
+    propagate) and raises :class:`TargetUnavailable` when they do not make a target.
     """
+    from qrmi_tasks import isa_light
+
     if not checks_target(provider, payload):
         return []
-    return isa_problems(payload_circuits(payload), backend_target(provider), provider.resource.name)
+    backend = provider.resource.name
+    configuration, properties = cached_documents(
+        provider, os.environ if environ is None else environ
+    )
+    light = isa_light.problems(_pub_heads(payload), configuration, properties, backend)
+    if light is not None:
+        return light
+    target = target_from_json(configuration, properties, backend)
+    return isa_problems(payload_circuits(payload), target, backend)
 
 
 def refusal(payload: CheckedPayload, backend: str, problems: list[str]) -> str:

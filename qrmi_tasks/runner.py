@@ -350,7 +350,7 @@ class TaskRun:
         try:
             problems = self._call(
                 "check the circuits against the backend's target",
-                lambda: isa.target_problems(self.provider, self.payload),
+                lambda: isa.target_problems(self.provider, self.payload, self.environ),
             )
         except (Interrupted, AuthenticationError):
             raise  # a signal, or credentials the submission would be refused with too
