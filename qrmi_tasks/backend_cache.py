@@ -35,7 +35,7 @@ Documents = tuple[dict[str, Any], dict[str, Any] | None]
 
 def directory(environ: Mapping[str, str]) -> Path:
     """The cache's directory for this environment."""
-    return journal.directory(environ).parent / "backends"
+    return journal.state_root(environ) / "backends"
 
 
 def _path(environ: Mapping[str, str], key: str) -> Path:

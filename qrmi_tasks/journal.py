@@ -4,10 +4,11 @@ requeue, the same ``--task-id``) attaches to it instead of submitting the work t
 For services where nothing of ours can find a task again (no tag, no job listing: IQM
 Server, Alice & Bob Felis); the others find their tasks by a tag of the request id. One
 small JSON file per request, named by a hash of the request id (which may be the user's
-``--task-id``), in ``$QRMI_STATE_DIR``, else ``$XDG_STATE_HOME/qrmi-tasks/submitted``, else
-``~/.local/state/qrmi-tasks/submitted``: on a cluster the home directory is shared, so a
-job requeued onto another node finds it. Directory 0700, files 0600, written atomically;
-an entry goes once its task has ended and its outcome was handled, and entries older than
+``--task-id``), in ``submitted/`` of the state directory (:func:`state_root`:
+``$QRMI_STATE_DIR``, else ``$XDG_STATE_HOME/qrmi-tasks``, else
+``~/.local/state/qrmi-tasks``): on a cluster the home directory is shared, so a job
+requeued onto another node finds it. Directory 0700, files 0600, written atomically; an
+entry goes once its task has ended and its outcome was handled, and entries older than
 :data:`MAX_AGE_DAYS` are pruned. A journal that cannot be written costs the rerun its
 reattach, never the run: a warning says so.
 """
@@ -44,14 +45,21 @@ class Entry:
     submitted_at: float
 
 
-def directory(environ: Mapping[str, str]) -> Path:
-    """Where the journal lives for this environment (see the module's docstring)."""
+def state_root(environ: Mapping[str, str]) -> Path:
+    """The runner's state directory for this environment: ``$QRMI_STATE_DIR``, else
+    ``$XDG_STATE_HOME/qrmi-tasks``, else ``~/.local/state/qrmi-tasks``. The journal is its
+    ``submitted/``; the caches beside it (backends' documents, tasks' durations) too."""
     if environ.get(STATE_ENV):
         return Path(environ[STATE_ENV])
     base = environ.get("XDG_STATE_HOME") or os.path.join(
         environ.get("HOME") or os.path.expanduser("~"), ".local", "state"
     )
-    return Path(base) / "qrmi-tasks" / "submitted"
+    return Path(base) / "qrmi-tasks"
+
+
+def directory(environ: Mapping[str, str]) -> Path:
+    """Where the journal lives for this environment (see the module's docstring)."""
+    return state_root(environ) / "submitted"
 
 
 def _path(environ: Mapping[str, str], request_id: str) -> Path:

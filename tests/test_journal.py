@@ -44,7 +44,7 @@ def test_entries_are_private_atomic_and_named_by_a_hash(tmp_path):
     # a user's --task-id may hold anything: it never becomes a path
     entry = _entry("../../etc/passwd q?x=1#frag")
     assert journal.record(env, entry)
-    folder = tmp_path / "state"
+    folder = tmp_path / "state" / "submitted"
     (path,) = folder.iterdir()
     assert path.parent == folder and path.name.endswith(".json") and "/" not in path.stem
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -58,7 +58,7 @@ def test_entries_are_private_atomic_and_named_by_a_hash(tmp_path):
 def test_a_damaged_or_foreign_entry_is_ignored(tmp_path):
     env = {"QRMI_STATE_DIR": str(tmp_path)}
     assert journal.record(env, _entry())
-    (path,) = tmp_path.iterdir()
+    (path,) = (tmp_path / "submitted").iterdir()
     path.write_text("{not json")
     assert journal.find(env, "req-1") is None
     path.write_text(json.dumps({"request_id": "req-1"}))  # missing fields
@@ -71,7 +71,7 @@ def test_a_damaged_or_foreign_entry_is_ignored(tmp_path):
 def test_old_entries_are_pruned_and_the_default_place_is_the_users_state_dir(tmp_path):
     env = {"QRMI_STATE_DIR": str(tmp_path)}
     assert journal.record(env, _entry("old"))
-    (old,) = tmp_path.iterdir()
+    (old,) = (tmp_path / "submitted").iterdir()
     stale = time.time() - (journal.MAX_AGE_DAYS + 1) * 86400
     os.utime(old, (stale, stale))
     assert journal.record(env, _entry("new"))

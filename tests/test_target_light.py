@@ -80,7 +80,7 @@ def test_a_gate_out_of_service_is_left_to_the_full_check(documents):
 
 
 def test_documents_are_fetched_once_per_calibration_and_cached_0600(tmp_path, documents):
-    env = {"QRMI_STATE_DIR": str(tmp_path / "submitted")}
+    env = {"QRMI_STATE_DIR": str(tmp_path)}
     calls = []
 
     def fetch():
