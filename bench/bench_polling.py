@@ -6,10 +6,13 @@ Against the fake Direct Access service + moto S3 on loopback (every job returns 
 result after exactly its length), for jobs of each length (minus 0-2 s, so that the end
 falls anywhere between two polls): the time from the fake
 completing the job to the result file being written (median and max of N runs), and the
-number of status requests. Then, from the same ``PollPolicy`` the runner uses, the request
+number of status requests. Then the same for a job array's tasks, each the same kind of
+task as the one before: the runner places its polls around where the earlier ones ended
+(qrmi_tasks/durations.py). Last, from the same ``PollPolicy`` the runner uses, the request
 count and pick-up delay for long jobs and for jobs that queue first (an hour of real
 polling is not run).
-Targets: median pick-up <= 1 s for jobs up to a minute, never > 5 s; <= 45 status
+Targets: median pick-up <= 0.2 s for short array tasks at <= 1 status request per second;
+without history, median pick-up <= 1 s for jobs up to a minute; never > 5 s; <= 45 status
 requests for a 60 s job, <= 800 for an hour-long job.
 """
 
@@ -52,6 +55,32 @@ def simulate(policy: PollPolicy, length: float, queued: float = 0.0) -> tuple[in
     return polls, gap, t - queued - length
 
 
+def one_run(fake, env: dict[str, str], out: Path) -> tuple[float, int]:
+    """Run the runner once; the pick-up delay and the status requests it made."""
+    before = len(fake.requests)
+    subprocess.run(
+        [*RUNNER, BACKEND, str(BELL), "-o", str(out)],
+        env=env,
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
+    requests = sum(
+        1
+        for r in fake.requests[before:]
+        if r["method"] == "GET" and r["path"].startswith("/v1/jobs/")
+    )
+    return out.stat().st_mtime - fake.completed_at[-1], requests
+
+
+def report(length: float, latencies: list[float], counts: list[int]) -> None:
+    """One line of figures for jobs of ``length`` seconds."""
+    rate = statistics.median(counts) / length
+    print(
+        f"{length:>5.0f}s {statistics.median(latencies):>14.3f}s "
+        f"{max(latencies):>5.2f}s {statistics.median(counts):>16.0f} {rate:>8.2f}/s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=7)
@@ -61,9 +90,11 @@ def main() -> None:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "QRMI_"))}
     policy = PollPolicy()
     print(f"policy: {policy}")
+    header = f"{'job':>6} {'pick-up median':>15} {'max':>6} {'status requests':>16} {'rate':>10}"
     with moto_s3() as s3_url, tempfile.TemporaryDirectory() as tmp:
         fake = FakeDirectAccess((BACKEND,), job_seconds=0.2).start()
         env = dict(base, **runner_env(BACKEND, fake.url, s3_url))
+        env["QRMI_STATE_DIR"] = str(Path(tmp) / "warm-up")
         out = Path(tmp) / "out.json"
         subprocess.run(
             [*RUNNER, BACKEND, str(BELL), "-o", str(out)],
@@ -72,33 +103,35 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         fake.configure(fixed_result=out.read_text())
-        print(f"{'job':>6} {'pick-up median':>15} {'max':>6} {'status requests':>16}")
+        print("the first task of its kind (no earlier task to learn from): ordinary schedule")
+        print(header)
         for length in lengths:
             latencies, counts = [], []
-            for _ in range(args.repeat):
+            for n in range(args.repeat):
                 # up to 2 s shorter: the pick-up delay depends on where the end falls
                 # between two polls (at most 1.6 s apart in the first minute), and a
                 # fixed length would sample one phase only
                 fake.configure(job_seconds=max(0.1, length - random.uniform(0, 2)))
-                before = len(fake.requests)
-                subprocess.run(
-                    [*RUNNER, BACKEND, str(BELL), "-o", str(out)],
-                    env=env,
-                    check=True,
-                    stderr=subprocess.DEVNULL,
-                )
-                latencies.append(out.stat().st_mtime - fake.completed_at[-1])
-                counts.append(
-                    sum(
-                        1
-                        for r in fake.requests[before:]
-                        if r["method"] == "GET" and r["path"].startswith("/v1/jobs/")
-                    )
-                )
-            print(
-                f"{length:>5.0f}s {statistics.median(latencies):>14.3f}s "
-                f"{max(latencies):>5.2f}s {statistics.median(counts):>16.0f}"
-            )
+                env["QRMI_STATE_DIR"] = str(Path(tmp) / f"first-{length}-{n}")
+                latency, count = one_run(fake, env, out)
+                latencies.append(latency)
+                counts.append(count)
+            report(length, latencies, counts)
+        print(
+            "a job array's next task (the same kind of task as the one before, its length "
+            "varying by +-2 %): polls placed around where the earlier ones ended"
+        )
+        print(header)
+        for length in lengths:
+            env["QRMI_STATE_DIR"] = str(Path(tmp) / f"array-{length}")
+            latencies, counts = [], []
+            for n in range(args.repeat + 1):
+                fake.configure(job_seconds=length * random.uniform(0.98, 1.02))
+                latency, count = one_run(fake, env, out)
+                if n:  # the array's first task learns, the others are measured
+                    latencies.append(latency)
+                    counts.append(count)
+            report(length, latencies, counts)
         fake.stop()
     print("from the policy (no service): requests, largest gap, pick-up delay (median, max)")
     for queued, length in ((0, 60), (0, 600), (0, 3600), (0, 4 * 3600), (3600, 10), (3600, 600)):

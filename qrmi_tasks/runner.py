@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from qrmi_tasks import calls, isa, journal, output
+from qrmi_tasks import calls, durations, isa, journal, output
 from qrmi_tasks.calls import Call
 from qrmi_tasks.config import RUNNER_SETTINGS, Resource
 from qrmi_tasks.errors import (
@@ -487,8 +487,21 @@ class TaskRun:
         self._contact = now
         return result
 
+    def _duration_key(self) -> str:
+        resource = self.provider.resource
+        return durations.kind_key(resource.name, resource.type.name, self.payload.describe())
+
     def _poll(self) -> StatusReport:
-        schedule = self.provider.poll_policy.schedule()
+        policy = self.provider.poll_policy
+        learning = policy.learns and not self.provider.attached
+        expected = None
+        if learning:
+            expected = durations.expected_window(
+                durations.recent(self.environ, self._duration_key())
+            )
+            if expected is not None:
+                log.debug("tasks like this one ended %.1f-%.1f s after starting", *expected)
+        schedule = policy.schedule(expected)
         task_id = self.task_id
         self._contact = submitted = said = time.monotonic()
         while True:
@@ -517,6 +530,9 @@ class TaskRun:
                 said = now
             self.last = report
             if report.status.final:
+                ended = schedule.ended_between(now)
+                if learning and report.status is TaskStatus.COMPLETED and ended is not None:
+                    durations.record(self.environ, self._duration_key(), ended)
                 return report
             if self.watch.sleep(schedule.next_wait(report.status, now)):
                 raise Interrupted

@@ -64,16 +64,27 @@ class PollPolicy:
     completion is noticed while keeping requests few (about 760 for an hour-long job).
     The clock restarts when the task leaves the queue (:class:`PollSchedule`).
     Each wait is shortened by up to ``jitter`` (a fraction), never lengthened: array jobs
-    do not poll in step, and the caps stay promises. ``bench/bench_polling.py`` prints
-    the resulting latencies and request counts.
+    do not poll in step, and the caps stay promises.
+
+    When the runner knows when tasks like this one ended before (``learns``:
+    :mod:`qrmi_tasks.durations`), the schedule is sparse until shortly before that moment
+    and polls every ``window_step`` seconds or so around it: the result of a job array's
+    next task is picked up within a fraction of a second for fewer requests than the
+    ordinary schedule makes. ``bench/bench_polling.py`` prints the resulting latencies
+    and request counts.
     """
 
     initial: float = 0.25
     factor: float = 1.35
-    cap: float = 1.5
+    cap: float = 1.6
     late_after: float = 60.0
     late_cap: float = 4.85
     jitter: float = 0.05
+    #: whether polls are costly enough to be worth placing by what earlier tasks took
+    learns: bool = True
+    window_step: float = 0.1
+    #: the most polls spent inside one expected-end window
+    window_polls: int = 6
 
     def next_interval(self, interval: float, elapsed: float) -> float:
         """The interval after ``interval``, ``elapsed`` seconds into the task."""
@@ -84,9 +95,10 @@ class PollPolicy:
         """The actual wait for ``interval``, with jitter."""
         return interval * (1 - random.uniform(0, self.jitter))
 
-    def schedule(self) -> PollSchedule:
-        """A clock for one task's polls."""
-        return PollSchedule(self)
+    def schedule(self, expected: tuple[float, float] | None = None) -> PollSchedule:
+        """A clock for one task's polls; ``expected``: the window (seconds after the task
+        started running) in which tasks like it ended before."""
+        return PollSchedule(self, expected if self.learns else None)
 
 
 class PollSchedule:
@@ -95,23 +107,67 @@ class PollSchedule:
     The clock starts at the first status and starts again when the task leaves the queue:
     a job's running time, not its queue time, says how soon it may end, so a short job
     that waited an hour in the queue is still picked up within about a second.
+
+    With an ``expected`` window ``(start, end)`` on that clock: waits double from
+    ``initial`` (never beyond ``late_cap``) and the last one lands on ``start``; inside
+    the window, polls are ``window_step`` apart (wider for a wide window: at most
+    ``window_polls`` of them); a task still running after ``end`` is polled by the
+    ordinary schedule from there, as a young task is.
     """
 
-    def __init__(self, policy: PollPolicy) -> None:
+    def __init__(self, policy: PollPolicy, expected: tuple[float, float] | None = None) -> None:
         self.policy = policy
         self.interval = policy.initial
+        #: when the task started running (or was first seen): the clock of ``expected``
         self.since: float | None = None
         self.status: TaskStatus | None = None
+        self.expected = expected
+        self._clock: float | None = None  # the ordinary schedule's clock
+        self._sparse = policy.initial
+        self._polled: float | None = None
 
     def next_wait(self, status: TaskStatus, now: float) -> float:
         """Seconds to wait before the next poll, after a poll at ``now`` said ``status``."""
+        self._polled = now
         started_running = status is TaskStatus.RUNNING and self.status is TaskStatus.QUEUED
         if self.since is None or started_running:
-            self.since, self.interval = now, self.policy.initial
+            self.since = self._clock = now
+            self.interval = self.policy.initial
         else:
-            self.interval = self.policy.next_interval(self.interval, now - self.since)
+            assert self._clock is not None
+            self.interval = self.policy.next_interval(self.interval, now - self._clock)
         self.status = status
+        if self.expected is not None and status is not TaskStatus.QUEUED:
+            wait = self._towards_window(now - self.since)
+            if wait is not None:
+                return wait
         return self.policy.wait(self.interval)
+
+    def _towards_window(self, elapsed: float) -> float | None:
+        """The wait under the expected window; None once the task has outlived it."""
+        assert self.expected is not None
+        start, end = self.expected
+        policy = self.policy
+        self.interval = policy.initial  # should the task outlive the window: watched closely
+        if start - elapsed > 1e-3:  # (not a rounding error's worth of wait)
+            wait = min(self._sparse, policy.late_cap)
+            self._sparse *= 2
+            if wait < start - elapsed:
+                return policy.wait(wait)
+            return start - elapsed  # land on the window's start
+        if elapsed < end:
+            return max(policy.window_step, (end - start) / policy.window_polls)
+        self.expected = None  # outlived: the ordinary schedule, as for a young task
+        self._clock = self._polled
+        return None
+
+    def ended_between(self, now: float) -> tuple[float, float] | None:
+        """When the task ended, on the running clock, given that the poll at ``now`` saw it
+        done: after the poll before, by this one. None if that cannot be told: no earlier
+        poll, or the earlier one saw the task queued."""
+        if self._polled is None or self.since is None or self.status is not TaskStatus.RUNNING:
+            return None
+        return self._polled - self.since, now - self.since
 
 
 @dataclass(frozen=True)

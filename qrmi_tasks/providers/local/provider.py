@@ -65,8 +65,11 @@ class LocalProvider(Provider):
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT, PULSER, IQM})
     # A status call is one waitpid(WNOHANG): polling every 50 ms costs nothing and a short
-    # simulation's end is seen at once (a 1 s cap added up to half a second to a Bell run).
-    poll_policy: ClassVar[PollPolicy] = PollPolicy(initial=0.02, factor=1.5, cap=0.05, late_cap=0.5)
+    # simulation's end is seen at once (a 1 s cap added up to half a second to a Bell run),
+    # so there is nothing to gain from placing polls by what earlier runs took.
+    poll_policy: ClassVar[PollPolicy] = PollPolicy(
+        initial=0.02, factor=1.5, cap=0.05, late_cap=0.5, learns=False
+    )
     # Calls only poll a child process: they never block, and the child must be started
     # from the main thread (its parent-death signal follows the thread that forked it).
     remote: ClassVar[bool] = False
