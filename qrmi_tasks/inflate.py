@@ -19,7 +19,7 @@ import json
 import zlib
 from typing import Any
 
-from qrmi_tasks.readers import MIB, PAYLOAD_LIMIT, _size_text
+from qrmi_tasks.readers import MIB, PAYLOAD_LIMIT, size_text
 
 #: The most bytes all compressed values of one document may inflate to, together: the
 #: payload limit, since the same values written uncompressed would be refused at that size.
@@ -57,7 +57,7 @@ class Budget:
         self.left -= size
         if self.left < 0:
             raise InflateError(
-                f"its compressed arrays/circuits inflate beyond {_size_text(self.limit)} "
+                f"its compressed arrays/circuits inflate beyond {size_text(self.limit)} "
                 "(a zlib bomb, or data too large to decode)"
             )
 

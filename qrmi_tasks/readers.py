@@ -35,7 +35,7 @@ def short_text(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def _size_text(limit: int) -> str:
+def size_text(limit: int) -> str:
     return f"{limit // MIB} MiB" if limit % MIB == 0 else f"{limit} bytes"
 
 
@@ -51,7 +51,7 @@ def read_input(
     is refused ("larger than the N MiB limit") instead of filling the memory.
     """
     path = Path(path)
-    too_large = f"{what} file {path} is larger than the {_size_text(limit)} limit"
+    too_large = f"{what} file {path} is larger than the {size_text(limit)} limit"
     try:
         with path.open("rb") as handle:
             info = os.fstat(handle.fileno())
@@ -85,7 +85,7 @@ def read_stdin(what: str, limit: int = PAYLOAD_LIMIT, error: type[QrmiError] = I
     except OSError as exc:
         raise error(f"cannot read the {what} from standard input: {exc.strerror}") from None
     if len(data) > limit:
-        raise error(f"{what} on standard input is larger than the {_size_text(limit)} limit")
+        raise error(f"{what} on standard input is larger than the {size_text(limit)} limit")
     return data
 
 
