@@ -67,11 +67,11 @@ class PollPolicy:
     do not poll in step, and the caps stay promises.
 
     When the runner knows when tasks like this one ended before (``learns``:
-    :mod:`qrmi_tasks.durations`), the schedule is sparse until shortly before that moment
-    and polls every ``window_step`` seconds or so around it: the result of a job array's
-    next task is picked up within a fraction of a second for fewer requests than the
-    ordinary schedule makes. ``bench/bench_polling.py`` prints the resulting latencies
-    and request counts.
+    :mod:`qrmi_tasks.durations`), it waits until shortly before that moment (at most
+    ``late_cap`` at a time) and polls every ``window_step`` seconds or so around it: the
+    result of a job array's next task is picked up within a fraction of a second for
+    fewer requests than the ordinary schedule makes. ``bench/bench_polling.py`` prints
+    the resulting latencies and request counts.
     """
 
     initial: float = 0.25
@@ -108,8 +108,8 @@ class PollSchedule:
     a job's running time, not its queue time, says how soon it may end, so a short job
     that waited an hour in the queue is still picked up within about a second.
 
-    With an ``expected`` window ``(start, end)`` on that clock: waits double from
-    ``initial`` (never beyond ``late_cap``) and the last one lands on ``start``; inside
+    With an ``expected`` window ``(start, end)`` on that clock: the next poll is at
+    ``start`` (in waits of at most ``late_cap``, the promise for any task); inside
     the window, polls are ``window_step`` apart (wider for a wide window: at most
     ``window_polls`` of them); a task still running after ``end`` is polled by the
     ordinary schedule from there, as a young task is.
@@ -123,7 +123,6 @@ class PollSchedule:
         self.status: TaskStatus | None = None
         self.expected = expected
         self._clock: float | None = None  # the ordinary schedule's clock
-        self._sparse = policy.initial
         self._polled: float | None = None
 
     def next_wait(self, status: TaskStatus, now: float) -> float:
@@ -150,11 +149,8 @@ class PollSchedule:
         policy = self.policy
         self.interval = policy.initial  # should the task outlive the window: watched closely
         if start - elapsed > 1e-3:  # (not a rounding error's worth of wait)
-            wait = min(self._sparse, policy.late_cap)
-            self._sparse *= 2
-            if wait < start - elapsed:
-                return policy.wait(wait)
-            return start - elapsed  # land on the window's start
+            # straight to the window's start, never more than the late cap at a time
+            return min(policy.late_cap, start - elapsed)
         if elapsed < end:
             return max(policy.window_step, (end - start) / policy.window_polls)
         self.expected = None  # outlived: the ordinary schedule, as for a young task
