@@ -172,8 +172,8 @@ class DirectAccessProvider(Provider):
             existing = self._get_job(job_id)
             if existing is not None:
                 log.info(
-                    "job %s already exists on %s (status %s): an earlier run of this "
-                    "request submitted it",
+                    "job %s already exists on %s (status %s): an earlier run under this "
+                    "id submitted it",
                     job_id,
                     backend,
                     existing.get("status"),

@@ -282,8 +282,8 @@ class QiskitRuntimeProvider(Provider):
             status = _api_status(job)
             if status in _ALIVE and job.get("id"):
                 log.info(
-                    "job %s (tag %s) already exists on %s, status %s: an earlier run of "
-                    "this request submitted it",
+                    "job %s (tag %s) already exists on %s, status %s: an earlier run "
+                    "under this id submitted it",
                     job["id"],
                     self.tag,
                     backend,
