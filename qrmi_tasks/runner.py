@@ -622,9 +622,10 @@ class TaskRun:
         self.watch.wait_for_terminating(start + _SIGTERM_GRACE)
         name = self.watch.cause  # a signal's name, or a cancel from Python
         if self.task_id is None and pending is not None:
-            self.task_id = self._settle_submit(pending, name, start)
-            if self.task_id is None:
+            task_id = self._settle_submit(pending, name, start)
+            if task_id is None or not self._ours_to_cancel(task_id, name):
                 return self._stopped()
+            self.task_id = task_id
         if self.task_id is None:
             log.warning("received %s before the task was submitted; nothing to cancel", name)
         elif self.last is not None and self.last.status.final:
@@ -656,6 +657,18 @@ class TaskRun:
                 )
             self._cleanup_after_cancel(self.task_id, start)
         return self._stopped()
+
+    def _ours_to_cancel(self, task_id: str, name: str) -> bool:
+        """Whether the task a submission overtaken by a signal attached to is ours to
+        cancel: not when it ran another payload (it is then another run's)."""
+        if not self.provider.attached:
+            return True
+        try:
+            self._check_binding(task_id, self.provider.attached_digest)
+        except UsageError as exc:
+            log.warning("received %s while submitting; task %s left alone: %s", name, task_id, exc)
+            return False
+        return True
 
     def _stopped(self) -> RunOutcome:
         """The outcome of a run a signal ended."""

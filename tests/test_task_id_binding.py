@@ -216,3 +216,39 @@ def test_a_direct_access_job_names_its_digest_in_its_input_object(name, found):
         "storage": {"input": {"presigned_url": f"http://s3.invalid/bucket/{name}?X-Amz-S=0"}},
     }
     assert digest_of_job(job) == found
+
+
+def test_the_runner_takes_over_no_task_of_another_payload(scripted, tmp_path):
+    """The rule is the runner's (any provider that reports a digest): refused before any
+    status, result, cancel or cleanup; a signal during such a submission cancels nothing."""
+    import os
+    import signal
+    import time
+
+    import scripted as sp
+
+    def signalled(answer: sp.Attached) -> Callable[[], sp.Attached]:
+        def step() -> sp.Attached:  # the answer comes just after the signal
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            return answer
+
+        return step
+
+    digest = load_payload(SAMPLER).digest
+    script = scripted.script
+    script.submit = [sp.Attached("task-a", "f" * 16)]
+    refused = scripted.run(sp.RESOURCE, SAMPLER, "--task-id", "mine-1")
+    assert refused.code == 2, refused.stderr
+    assert [name for name, _ in script.calls] == ["submit", "close"]
+    script.calls.clear()
+    script.submit = [signalled(sp.Attached("task-a", "f" * 16))]
+    stopped = scripted.run(sp.RESOURCE, SAMPLER, "--task-id", "mine-1")
+    assert stopped.code == 143, stopped.stderr
+    assert "task task-a left alone: task id mine-1 already names task task-a" in stopped.stderr
+    assert [name for name, _ in script.calls] == ["submit", "close"]
+    script.calls.clear()
+    script.submit = [signalled(sp.Attached("task-a", binding.short(digest)))]
+    ours = scripted.run(sp.RESOURCE, SAMPLER, "--task-id", "mine-1")
+    assert ours.code == 143, ours.stderr
+    assert ("cancel", "task-a") in script.calls  # its own payload's task: cancelled

@@ -105,7 +105,7 @@ class JobStorage:
                 ContentType="application/json",
             )
 
-    def presigned(self, job_id: str, digest: str, timeout_secs: int) -> dict[str, Any]:
+    def presigned(self, job_id: str, timeout_secs: int, digest: str) -> dict[str, Any]:
         """The job's ``storage`` object: GET for input, PUT for results and logs."""
         expires = min(timeout_secs + PRESIGN_MARGIN_SECONDS, MAX_PRESIGN_SECONDS)
 

@@ -189,7 +189,7 @@ class DirectAccessProvider(Provider):
             "program_id": payload.program_id,
             "log_level": self.settings["LOG_LEVEL"],
             "timeout_secs": self.timeout_secs,
-            "storage": self.storage.presigned(job_id, digest, self.timeout_secs),
+            "storage": self.storage.presigned(job_id, self.timeout_secs, digest),
         }
         log.debug("POST /v1/jobs %s", json.dumps(body))  # presigned signatures are masked
         if self.context.interrupted():
