@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from qrmi_tasks import calls, durations, isa, journal, output
+from qrmi_tasks import binding, calls, durations, isa, journal, output
 from qrmi_tasks.calls import Call
 from qrmi_tasks.config import RUNNER_SETTINGS, Resource
 from qrmi_tasks.errors import (
@@ -206,8 +206,8 @@ def prepare(
         )
         checked.append(payload)
         if watch is None:
-            return RunContext(request_id, deterministic)
-        return RunContext(request_id, deterministic, watch.sleep, watch.interrupted)
+            return RunContext(request_id, deterministic, payload_digest=payload.digest)
+        return RunContext(request_id, deterministic, watch.sleep, watch.interrupted, payload.digest)
 
     provider = open_provider(
         request.resource_name, environ, request.config_path, "run", run_context
@@ -376,7 +376,11 @@ class TaskRun:
                 self.provider.resource.name,
                 self.provider.resource.type.name,
             )
-            self.task_id = self._call("submit the task", lambda: self.provider.submit(self.payload))
+            task_id = self._call("submit the task", lambda: self.provider.submit(self.payload))
+            if self.provider.attached:
+                # before the task is taken over: no status, result or cancel of another's
+                self._check_binding(task_id, self.provider.attached_digest)
+            self.task_id = task_id
             if self.provider.attached:
                 log.info("task %s: attached to existing job", self.task_id)
             else:
@@ -384,6 +388,17 @@ class TaskRun:
                 self._record_in_journal(self.task_id)
         report = self._poll()
         return self._finish(report)
+
+    def _check_binding(self, task_id: str, found: str | None) -> None:
+        """Refuse (exit 2) a task an earlier run submitted for another payload."""
+        binding.check(
+            self.provider.context.request_id,
+            task_id,
+            self.provider.resource.name,
+            self.payload.digest,
+            found,
+            id_from_payload=self.request.task_id is None,
+        )
 
     # -- the journal: reattach where the service cannot find our task (journal.py) --------
     def _uses_journal(self) -> bool:
@@ -398,13 +413,11 @@ class TaskRun:
         entry = journal.find(self.environ, request_id)
         if entry is None:
             return False
-        resource = self.provider.resource
-        if entry.digest != self.payload.digest or entry.resource != resource.name:
-            raise UsageError(
-                f"task id {request_id} already names task {entry.task_id}, submitted to "
-                f"{entry.resource} for another payload (sha256 {entry.digest[:12]}); give this "
-                "run another --task-id"
+        if entry.resource != self.provider.resource.name:
+            raise binding.refusal(
+                request_id, entry.task_id, entry.resource, "submitted to another resource"
             )
+        self._check_binding(entry.task_id, entry.digest)
         self._contact = time.monotonic()
         # an outage is waited out: submitting again instead would run the work twice
         usable = self._riding_out(
@@ -625,9 +638,10 @@ class TaskRun:
         self.watch.wait_for_terminating(start + _SIGTERM_GRACE)
         name = self.watch.cause  # a signal's name, or a cancel from Python
         if self.task_id is None and pending is not None:
-            self.task_id = self._settle_submit(pending, name, start)
-            if self.task_id is None:
+            task_id = self._settle_submit(pending, name, start)
+            if task_id is None or not self._ours_to_cancel(task_id, name):
                 return self._stopped()
+            self.task_id = task_id
         if self.task_id is None:
             log.warning("received %s before the task was submitted; nothing to cancel", name)
         elif self.last is not None and self.last.status.final:
@@ -659,6 +673,18 @@ class TaskRun:
                 )
             self._cleanup_after_cancel(self.task_id, start)
         return self._stopped()
+
+    def _ours_to_cancel(self, task_id: str, name: str) -> bool:
+        """Whether the task a submission overtaken by a signal attached to is ours to
+        cancel: not when it ran another payload (it is then another run's)."""
+        if not self.provider.attached:
+            return True
+        try:
+            self._check_binding(task_id, self.provider.attached_digest)
+        except UsageError as exc:
+            log.warning("received %s while submitting; task %s left alone: %s", name, task_id, exc)
+            return False
+        return True
 
     def _stopped(self) -> RunOutcome:
         """The outcome of a run a signal ended."""

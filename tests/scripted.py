@@ -67,6 +67,15 @@ class Script:
         return sum(1 for name, _ in self.calls if name == method)
 
 
+@dataclass(frozen=True)
+class Attached:
+    """A ``submit`` answer: the provider found task ``task_id`` of an earlier run, which
+    carries payload digest ``digest`` (None: none)."""
+
+    task_id: str
+    digest: str | None
+
+
 #: the script of the running test (set by the ``scripted`` fixture)
 current = Script()
 
@@ -106,6 +115,9 @@ class ScriptedProvider(Provider):
         task_id = self.script.next("submit", payload.digest)
         if isinstance(task_id, Interrupted):
             raise task_id
+        if isinstance(task_id, Attached):
+            self.attached, self.attached_digest = True, task_id.digest
+            return task_id.task_id
         return task_id
 
     def status(self, task_id: str) -> StatusReport:

@@ -292,7 +292,7 @@ def test_da_reattach_logs_attached_to_existing_job(da_fake, s3_url, tmp_path):
     (job_id,) = da_fake.jobs
     again = run_runner(DA_BACKEND, str(SAMPLER), "-o", str(tmp_path / "out.json"), env=env)
     assert again.returncode == 0, again.stderr
-    assert re.search(rf"job {job_id}: attached to existing job", again.stderr), again.stderr
+    assert f"job {job_id} already exists on {DA_BACKEND}" in again.stderr, again.stderr
     assert f"task {job_id}: submitted" not in again.stderr  # the runner says attached too
     assert f"task {job_id}: attached to existing job" in again.stderr
     assert len(da_fake.calls("POST", "/v1/jobs")) == 1

@@ -145,13 +145,14 @@ def _watch(fake: FakePasqalCloud, batch_id: str, until: set[str]) -> list[str]:
 
 def test_a_run_conforms_from_create_to_result(fake):
     fake.configure(detours=[("PAUSED", 0.4)])
-    batch = _create(fake, ["qrmi:conformance"])
+    tags = ["qrmi:conformance", "qrmi-digest-0123456789abcdef"]  # several, kept as given
+    batch = _create(fake, tags)
     assert batch["status"] == conformance("create_batch")["initial_status"]
     seen = _watch(fake, batch["id"], {"DONE"})
     assert seen == ["PENDING", "PAUSED", "RUNNING", "DONE"]
     listed = _api(fake, "GET", "/api/v1/batches", params={"tag": "qrmi:conformance"})
     check_answer("batch_list", listed.json(), "GET /api/v1/batches")
-    assert [b["id"] for b in listed.json()["data"]] == [batch["id"]]
+    assert [(b["id"], b["tags"]) for b in listed.json()["data"]] == [(batch["id"], tags)]
     jobs = _api(fake, "GET", "/api/v2/jobs", params={"batch_id": batch["id"]})
     check_answer("jobs_list", jobs.json(), "GET /api/v2/jobs")
     job = jobs.json()["data"][0]

@@ -281,7 +281,7 @@ def test_rerun_in_same_slurm_step_attaches(fake, env, payloads, tmp_path):
     proc.wait()
     again = run_runner(DEVICE, str(payloads["object"]), env=env)
     assert again.returncode == 0, again.stderr
-    assert "attaching" in again.stderr
+    assert "attached to existing job" in again.stderr
     assert len(fake.calls("POST", "/core/api/v1/batches")) == 1
     assert sum(json.loads(again.stdout)["counter"].values()) == 120
 

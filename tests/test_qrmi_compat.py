@@ -425,7 +425,7 @@ def test_qsapi_name_and_daapi_alias_reach_the_presigned_urls():
         resource = resolve_resource("dev", env)
         spec = declaration("ibm-quantum-system").settings
         provider = DirectAccessProvider(resource, resource.settings(spec), RunContext("r"))
-        urls = provider.storage.presigned("job-1", 60)
+        urls = provider.storage.presigned("job-1", 60, "0" * 64)
         assert urls["input"]["presigned_url"].startswith(url + "/"), urls
         provider.close()
 

@@ -182,6 +182,9 @@ class RunContext:
     sleep: Callable[[float], bool] = field(default=lambda s: bool(time.sleep(s)))
     #: True once a cancel signal has arrived
     interrupted: Callable[[], bool] = field(default=lambda: False)
+    #: the payload's SHA-256 (hex): a task of ours carries it where the service keeps
+    #: something of ours (:mod:`qrmi_tasks.binding`), so a rerun attaches to no other
+    payload_digest: str = ""
 
     def pause(self, seconds: float) -> None:
         """Wait up to ``seconds``; raise :class:`Interrupted` at once on a cancel signal.
@@ -219,6 +222,10 @@ class Provider(ABC):
         #: ``submit`` sets it when it attached to a task an earlier run of this request
         #: created (a Slurm requeue or rerun) instead of submitting a new one
         self.attached = False
+        #: with ``attached``: the payload digest (or its labelled prefix) the task found
+        #: carries, None when it carries none; the runner refuses a task of another
+        #: payload before taking it over (:func:`qrmi_tasks.binding.check`)
+        self.attached_digest: str | None = None
 
     @classmethod
     def check_kind(cls, payload: CheckedPayload, runner: str) -> None:

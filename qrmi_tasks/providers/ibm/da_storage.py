@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
+from qrmi_tasks import binding
 from qrmi_tasks.errors import ProviderError
 from qrmi_tasks.providers.ibm import S3_ERRORS
 
@@ -17,8 +20,28 @@ PRESIGN_MARGIN_SECONDS = 3600
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 limit
 
 
-def input_key(job_id: str) -> str:
-    return f"input_{job_id}.json"
+def input_key(job_id: str, digest: str) -> str:
+    """``input_{id}.sha256-<16 hex>.json``: the job's input object, named with its
+    payload's digest. The job answer names it (``storage.input``), so a rerun under the
+    same job id tells which payload the job ran (:func:`digest_of_job`), and a rerun with
+    another payload never overwrites the input of a job still waiting to read it."""
+    return f"input_{job_id}.sha256-{binding.short(digest)}.json"
+
+
+_INPUT_NAME = re.compile(r"input_(?P<id>.+)\.sha256-(?P<digest>[0-9a-f]{16})\.json")
+
+
+def digest_of_job(job: dict[str, Any]) -> str | None:
+    """The payload digest that the input object of a job answer names, or None (another
+    client's naming, e.g. an older version's ``input_{id}.json``, or no URL at all)."""
+    storage = job.get("storage")
+    part = storage.get("input") if isinstance(storage, dict) else None
+    url = part.get("presigned_url") if isinstance(part, dict) else None
+    if not isinstance(url, str):
+        return None
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    found = _INPUT_NAME.fullmatch(name)
+    return found["digest"] if found and found["id"] == job.get("id") else None
 
 
 def results_key(job_id: str) -> str:
@@ -70,16 +93,19 @@ class JobStorage:
         assert isinstance(error, ProviderError)  # the table maps every botocore failure
         return error
 
-    def upload_input(self, job_id: str, body: bytes) -> None:
-        """Store the primitive parameters as ``input_{id}.json``."""
+    def upload_input(self, job_id: str, digest: str, body: bytes) -> None:
+        """Store the primitive parameters under :func:`input_key`."""
         with S3_ERRORS.mapped(
             action="upload of the job input", bucket=self.bucket, endpoint=self.endpoint
         ):
             self.client.put_object(
-                Bucket=self.bucket, Key=input_key(job_id), Body=body, ContentType="application/json"
+                Bucket=self.bucket,
+                Key=input_key(job_id, digest),
+                Body=body,
+                ContentType="application/json",
             )
 
-    def presigned(self, job_id: str, timeout_secs: int) -> dict[str, Any]:
+    def presigned(self, job_id: str, timeout_secs: int, digest: str) -> dict[str, Any]:
         """The job's ``storage`` object: GET for input, PUT for results and logs."""
         expires = min(timeout_secs + PRESIGN_MARGIN_SECONDS, MAX_PRESIGN_SECONDS)
 
@@ -91,7 +117,7 @@ class JobStorage:
         return {
             "input": {
                 "type": "s3_compatible",
-                "presigned_url": url("get_object", input_key(job_id)),
+                "presigned_url": url("get_object", input_key(job_id, digest)),
             },
             "results": {
                 "type": "s3_compatible",

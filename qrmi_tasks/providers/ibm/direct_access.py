@@ -5,7 +5,10 @@ parameters to S3, presigns GET/PUT URLs, ``POST /v1/jobs``, polls ``GET /v1/jobs
 (falling back to the job list where that route is missing), streams
 ``results_{id}.json`` from S3 and deletes the job once the result is safe. Under Slurm
 the job id is stable across a requeue, so a rerun attaches to the job it already
-submitted instead of running it twice. Imports neither qiskit nor pulser.
+submitted instead of running it twice. The input object's name carries the payload's
+digest (``input_{id}.sha256-<16 hex>.json``) and the job answer names it, so a
+``--task-id`` reused for another payload is refused instead of attached
+(:mod:`qrmi_tasks.binding`). Imports neither qiskit nor pulser.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from urllib.parse import quote
 
 import requests
 
+from qrmi_tasks import binding
 from qrmi_tasks.errors import (
     AuthenticationError,
     ConfigError,
@@ -31,7 +35,12 @@ from qrmi_tasks.payload import QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
 from qrmi_tasks.providers.ibm import job_reason
 from qrmi_tasks.providers.ibm.da_client import DirectAccessClient, error_message
-from qrmi_tasks.providers.ibm.da_storage import JobStorage, logs_key, results_key
+from qrmi_tasks.providers.ibm.da_storage import (
+    JobStorage,
+    digest_of_job,
+    logs_key,
+    results_key,
+)
 from qrmi_tasks.providers.ibm.iam import IamTokens
 
 log = logging.getLogger("qrmi_tasks.direct_access")
@@ -83,6 +92,7 @@ class DirectAccessProvider(Provider):
         )
         self._storage: JobStorage | None = None
         self._list_only = False  # the server lacks GET /v1/jobs/{id}
+        self._posted = False  # submit has sent POST /v1/jobs: the job may exist
         self._deadline = time.monotonic() + (self.timeout_secs or 0)
 
     @property
@@ -162,26 +172,29 @@ class DirectAccessProvider(Provider):
             existing = self._get_job(job_id)
             if existing is not None:
                 log.info(
-                    "job %s: attached to existing job on %s (status %s) instead of "
-                    "submitting again",
+                    "job %s already exists on %s (status %s): an earlier run under this "
+                    "id submitted it",
                     job_id,
                     backend,
                     existing.get("status"),
                 )
                 self.attached = True
+                self.attached_digest = digest_of_job(existing)  # the runner checks it
                 return job_id
-        self.storage.upload_input(job_id, json.dumps(payload.parameters).encode())
+        digest = self.context.payload_digest
+        self.storage.upload_input(job_id, digest, json.dumps(payload.parameters).encode())
         body = {
             "id": job_id,
             "backend": backend,
             "program_id": payload.program_id,
             "log_level": self.settings["LOG_LEVEL"],
             "timeout_secs": self.timeout_secs,
-            "storage": self.storage.presigned(job_id, self.timeout_secs),
+            "storage": self.storage.presigned(job_id, self.timeout_secs, digest),
         }
         log.debug("POST /v1/jobs %s", json.dumps(body))  # presigned signatures are masked
         if self.context.interrupted():
             raise Interrupted  # nothing exists yet but the uploaded input
+        self._posted = True
         try:
             response = self.client.request(
                 "POST",
@@ -197,14 +210,21 @@ class DirectAccessProvider(Provider):
             raise
         except ProviderError:
             # the POST may have succeeded although its answer was lost
-            if self._get_job_quietly(job_id) is not None:
+            existing = self._get_job_quietly(job_id)
+            if existing is None:
+                raise
+            found = digest_of_job(existing)
+            if binding.matches(found, digest):
                 log.warning("job %s was created although the POST reported an error", job_id)
-                return job_id
-            raise
+            else:  # another run's job under this id: the runner refuses it
+                self.attached, self.attached_digest = True, found
+            return job_id
         if response.status_code == 409:
             # our id is the request id: a 409 is this request's own earlier job
-            log.info("job %s: attached to existing job (409 on POST /v1/jobs)", job_id)
+            log.info("job %s already exists (409 on POST /v1/jobs)", job_id)
             self.attached = True
+            existing = self._get_job_quietly(job_id)
+            self.attached_digest = digest_of_job(existing) if existing else None
         elif response.status_code in (400, 413, 422):
             # 422: the body failed the service's validation (FastAPI's {"detail": [...]})
             raise PayloadError(
@@ -247,8 +267,12 @@ class DirectAccessProvider(Provider):
         )
 
     def cancel_submission(self) -> list[str]:
-        # The job id is ours (the request id): cancel it blindly; 404 means never created.
+        # The job id is ours (the request id): cancel it blindly once our POST may have
+        # created it; 404 means never created. Before the POST, a job under this id is
+        # an earlier run's (perhaps for another payload, a --task-id reused): left alone.
         job_id = self.context.request_id
+        if not self._posted:
+            return []
         response = self.client.request(
             "POST", _job_path(job_id, "cancel"), ok=(200, 202, 204), accept=(404, 409), once=True
         )

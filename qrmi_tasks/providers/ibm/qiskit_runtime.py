@@ -8,7 +8,9 @@ library's internals are used only in :mod:`qrmi_tasks.providers.ibm.qiskit_runti
 imported on first use (importing qiskit-ibm-runtime costs over a second).
 
 Each job carries the tag ``qrmi-<request id>``: under Slurm a requeued or rerun step finds
-the job it already submitted and attaches to it instead of running it twice.
+the job it already submitted and attaches to it instead of running it twice. It also
+carries ``qrmi-digest-<16 hex>``, its payload's digest (:mod:`qrmi_tasks.binding`): a
+``--task-id`` reused for another payload is refused instead of attached.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
+from qrmi_tasks import binding
 from qrmi_tasks.config import Setting
 from qrmi_tasks.errors import (
     ConfigError,
@@ -251,6 +254,20 @@ class QiskitRuntimeProvider(Provider):
                 log.debug("job %s does not carry tag %s; not ours", job.get("id"), self.tag)
         return ours
 
+    @property
+    def digest_tag(self) -> str:
+        """The tag that ties a job to this run's payload."""
+        return binding.label(self.context.payload_digest)
+
+    def _same_payload(self, job: dict[str, Any]) -> bool:
+        """Whether a job of our tag was made for this run's payload (not by another run
+        that reused the task id for another payload: that job is not ours to cancel)."""
+        return binding.matches(self._digest_of(job), self.context.payload_digest)
+
+    def _digest_of(self, job: dict[str, Any]) -> str | None:
+        tags = job.get("tags")
+        return binding.digest_in(tags if isinstance(tags, list) else [], ignore=self.tag)
+
     def _existing_job(self) -> str | None:
         """A live job this request already submitted (Slurm requeue / rerun), if any.
 
@@ -265,13 +282,16 @@ class QiskitRuntimeProvider(Provider):
             status = _api_status(job)
             if status in _ALIVE and job.get("id"):
                 log.info(
-                    "job %s: attached to existing job (tag %s) on %s, status %s, instead of "
-                    "submitting again",
+                    "job %s (tag %s) already exists on %s, status %s: an earlier run "
+                    "under this id submitted it",
                     job["id"],
                     self.tag,
                     backend,
                     status,
                 )
+                # the runner refuses a job of another payload before it is used (and
+                # before its session, adopted here, could be closed)
+                self.attached_digest = self._digest_of(job)
                 session = job.get("session_id")
                 if session and self._session_id is None and self.settings["SESSION_MODE"]:
                     self._session_id, self._own_session = str(session), True
@@ -342,7 +362,7 @@ class QiskitRuntimeProvider(Provider):
                 payload.parameters,
                 cost,
                 self._session_id,
-                [self.tag],
+                [self.tag, self.digest_tag],
             ),
             # the library re-posts on 5xx itself (IBM documents that as safe); from here
             # only what certainly did not create a job: IAM unreachable, 429
@@ -418,6 +438,11 @@ class QiskitRuntimeProvider(Provider):
         )
         cancelled = []
         for job in self._ours(jobs):  # never cancel a job without our tag
+            if not self._same_payload(job):
+                log.warning(
+                    "job %s carries tag %s for another payload; left alone", job.get("id"), self.tag
+                )
+                continue
             status = _api_status(job)
             if job.get("id") and status in _ALIVE and status != "completed":
                 job_id = str(job["id"])

@@ -7,7 +7,10 @@ the batch on a signal. Every batch carries the tag ``qrmi:<request id>``: a requ
 Slurm job finds and attaches to its batch, and a create that the SDK retried after a lost
 answer (it retries POSTs on 5xx) cannot leave a second batch running unnoticed — extra
 batches with our tag are cancelled. Only batches whose ``tags`` carry our tag are ever
-attached to or cancelled, checked here whatever the server's tag filter returned.
+attached to or cancelled, checked here whatever the server's tag filter returned. Every
+batch also carries ``qrmi-digest-<16 hex>``, its payload's digest (:mod:`qrmi_tasks.binding`):
+a ``--task-id`` reused for another payload is refused instead of attached, and such a
+batch is never taken for a duplicate of ours or cancelled.
 
 Status comes from the batch and, once the batch is terminal, from its job: Pasqal marks a
 batch DONE when all its jobs reached a terminal status, so a DONE batch may hold an ERROR
@@ -29,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
+from qrmi_tasks import binding
 from qrmi_tasks.answers import answer_hook
 from qrmi_tasks.config import Resource
 from qrmi_tasks.errors import (
@@ -123,6 +127,19 @@ class PasqalCloudProvider(Provider):
     def tag(self) -> str:
         return TAG_PREFIX + self.context.request_id
 
+    @property
+    def digest_tag(self) -> str:
+        """The tag that ties a batch to this run's payload."""
+        return binding.label(self.context.payload_digest)
+
+    def _digest_of(self, batch: Any) -> str | None:
+        return binding.digest_in(getattr(batch, "tags", None) or [], ignore=self.tag)
+
+    def _same_payload(self, batch: Any) -> bool:
+        """Whether a batch of our tag was made for this run's payload (else another run
+        reused the task id for another payload: not ours to take or cancel)."""
+        return binding.matches(self._digest_of(batch), self.context.payload_digest)
+
     def client(self) -> Any:
         """The SDK client (created on first use: importing the SDK costs about a second)."""
         if self._client is None:
@@ -215,13 +232,14 @@ class PasqalCloudProvider(Provider):
             for batch in self._our_batches():
                 if str(batch.status) not in _DEAD:
                     log.info(
-                        "batch %s (tag %s) already exists, status %s: attaching",
+                        "batch %s (tag %s) already exists, status %s",
                         batch.id,
                         self.tag,
                         batch.status,
                     )
                     self._batches[batch.id] = batch
                     self.attached = True
+                    self.attached_digest = self._digest_of(batch)  # the runner checks it
                     return batch.id
         device = self._sdk[3](self.resource.name)
         if self.context.interrupted():
@@ -235,7 +253,7 @@ class PasqalCloudProvider(Provider):
                     open=False,
                     device_type=device,
                     wait=False,
-                    tags=[self.tag],
+                    tags=[self.tag, self.digest_tag],
                 ),
                 refused_payload=frozenset({422}),
             )
@@ -277,7 +295,11 @@ class PasqalCloudProvider(Provider):
         """
         reason = exc.message if isinstance(exc, QrmiError) else f"{type(exc).__name__}: {exc}"
         try:
-            found = [b for b in self._our_batches() if str(b.status) not in _DEAD]
+            found = [
+                b
+                for b in self._our_batches()
+                if str(b.status) not in _DEAD and self._same_payload(b)
+            ]
         except QrmiError as list_exc:
             raise ProviderError(
                 f"{reason}; whether a batch was created anyway is unknown ({list_exc.message}): "
@@ -324,6 +346,8 @@ class PasqalCloudProvider(Provider):
         for other in self._our_batches():
             status = str(other.status)
             if other.id == keep or status in _BATCH_FINAL or status == _CANCELING:
+                continue
+            if not self._same_payload(other):  # another run's, under the same task id
                 continue
             log.warning("cancelling duplicate batch %s (same tag as %s)", other.id, keep)
             try:
@@ -412,7 +436,7 @@ class PasqalCloudProvider(Provider):
         cancelled = []
         for batch in self._our_batches(client):
             status = str(batch.status)
-            if status in _BATCH_FINAL or status == _CANCELING:
+            if status in _BATCH_FINAL or status == _CANCELING or not self._same_payload(batch):
                 continue
             self._call("cancel the batch", lambda b=batch: client.cancel_batch(b.id))
             cancelled.append(batch.id)
