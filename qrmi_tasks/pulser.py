@@ -207,6 +207,12 @@ class QRMIConnection(RemoteConnection):
     def _device_refusal(self, sequence: Sequence, exc: Exception | None = None) -> QrmiError:
         names = sorted(device.name for device in self.fetch_available_devices().values())
         reason = f" ({first_line(exc.__cause__)})" if exc and exc.__cause__ else ""
+        if sequence.device.name in names:  # Pulser's with_new_device refused the new specs
+            return SequenceRefused(
+                f"the sequence does not fit the current specs of '{sequence.device.name}' on "
+                f"resource '{self.resource}'{reason}; rebuild it on fetch_available_devices()"
+                f"['{sequence.device.name}']"
+            )
         return SequenceRefused(
             f"the sequence's device '{sequence.device.name}' is not one resource "
             f"'{self.resource}' runs{reason}; build the sequence on one of "
