@@ -109,6 +109,22 @@ def _api(fake: FakePasqalCloud, method: str, path: str, **kwargs: Any) -> reques
     )
 
 
+def test_device_specs_answer_as_recorded(fake):
+    """``GET /devices/specs`` (what the Pulser connection's fetch_available_devices reads):
+    device types to JSON strings holding a Pulser device, in the fake as in the record."""
+    from qrmi_tasks.providers.pasqal.cloud import DEVICE_TYPES
+
+    record = conformance("device_specs")
+    answer = _api(fake, "GET", "/api/v1/devices/specs")
+    assert answer.status_code == 200, answer.text
+    check_answer("device_specs", answer.json(), "GET /api/v1/devices/specs")
+    for where, data in (("fake", answer.json()["data"]), ("record", record["example"]["data"])):
+        assert data and set(data) <= set(DEVICE_TYPES), where
+        for kind, specs in data.items():
+            assert isinstance(specs, str), f"{where}: {kind}'s specs are not a JSON string"
+            assert set(record["specs_required"]) <= set(json.loads(specs)), f"{where}: {kind}"
+
+
 def _create(fake: FakePasqalCloud, tags: list[str], runs: int = 20) -> dict[str, Any]:
     body = {
         "sequence_builder": pulser_sequence_json(),

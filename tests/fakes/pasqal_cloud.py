@@ -6,10 +6,12 @@ under ``/core`` and under the service's own ``/core-fast``:
 ``GET /core/api/v2/batches/{id}``, ``GET /core/api/v1/batches/{id}/status``,
 ``PATCH /core/api/v2/batches/{id}/cancel``, ``GET /core/api/v2/jobs?batch_id=``,
 ``GET /core/api/v1/jobs/{id}/results_link`` and the link itself (``/results/{id}``,
-unauthenticated like a presigned URL); ``POST /oauth/token`` (Auth0: password-realm and
-client-credentials grants, see :meth:`FakePasqalCloud.login`). Jobs move PENDING ->
-RUNNING -> DONE on timers; the result comes from emulating the sequence with the ``local``
-resource's worker (Pulser).
+unauthenticated like a presigned URL); ``GET /core/api/v1/devices/specs`` (device type
+-> the device's Pulser abstract repr as a JSON string; by default FRESNEL as Pulser's
+``AnalogDevice``, the Fresnel-like device Pulser ships); ``POST /oauth/token`` (Auth0:
+password-realm and client-credentials grants, see :meth:`FakePasqalCloud.login`). Jobs
+move PENDING -> RUNNING -> DONE on timers; the result comes from emulating the sequence
+with the ``local`` resource's worker (Pulser).
 
 Bodies follow the records in ``tests/conformance/pasqal`` (public sources: the SDK's
 recorded API bodies, Pasqal's API docs), which ``tests/test_conformance_pasqal.py`` checks
@@ -25,7 +27,8 @@ half, then RUNNING), ``detours`` (``[(status, seconds), ...]`` a batch passes
 through between PENDING and RUNNING: ``PAUSED``, or a status nobody knows yet),
 ``cancel_seconds`` (how long a cancelled batch stays ``CANCELING`` before ``CANCELED``),
 ``ignore_tag_filter`` (``GET /batches?tag=`` lists every batch, as a server whose filter
-does not work would).
+does not work would), ``device_specs`` (``{device type: pulser device}`` the specs route
+lists; None: the default above).
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class FakePasqalCloud(FakeServer):
             detours=[],
             cancel_seconds=0.0,
             ignore_tag_filter=False,
+            device_specs=None,
         )
         self.batches: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -348,7 +352,18 @@ class FakePasqalCloud(FakeServer):
                     return 404, "job not found"
                 link = f"{self.url}/results/{job_id}" if job_id in self.results else None
                 return 200, {"results_link": link}
+            if api == "/api/v1/devices/specs" and method == "GET":
+                return 200, self.device_specs()
         return 404, f"no route {method} {api}"
+
+    def device_specs(self) -> dict[str, str]:
+        """``GET /devices/specs``'s data: each device's abstract repr, as a JSON string."""
+        devices = self.config["device_specs"]
+        if devices is None:
+            from pulser.devices import AnalogDevice
+
+            devices = {"FRESNEL": AnalogDevice}
+        return {kind: device.to_abstract_repr() for kind, device in devices.items()}
 
     def login(self, form: dict[str, str]) -> tuple[int, Any]:
         """Auth0's token endpoint for the two grants qrmi uses; OAuth errors per RFC 6749 5.2.

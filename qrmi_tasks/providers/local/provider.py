@@ -112,7 +112,7 @@ class LocalProvider(Provider):
             command += [option, settings[name]]
         return [*command, "--variables", self.resource.variable_prefix]
 
-    def _refuse_a_register_that_cannot_fit(self, payload: CheckedPayload) -> None:
+    def refuse_a_register_that_cannot_fit(self, payload: CheckedPayload) -> None:
         """A Pulser register too large for this job's memory: exit 2 before any worker
         starts (the sequence is already rebuilt by the payload check; a Qiskit payload's
         circuits are checked in the worker, which decodes them anyway)."""
@@ -161,7 +161,7 @@ class LocalProvider(Provider):
 
     def submit(self, payload: CheckedPayload) -> str:
         if payload.kind == PULSER:
-            self._refuse_a_register_that_cannot_fit(payload)
+            self.refuse_a_register_that_cannot_fit(payload)
         if payload.kind == IQM and payload.document["job_type"] != "circuit":
             raise PayloadError(
                 f"{payload.source}: the local simulator runs IQM 'circuit' jobs only, not "

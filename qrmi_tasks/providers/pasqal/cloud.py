@@ -427,6 +427,23 @@ class PasqalCloudProvider(Provider):
             raise ProviderError(f"Pasqal Cloud: job {job.id} has no result")
         into.write(json.dumps(dict(result)).encode())
 
+    def device_specs(self) -> dict[str, str]:
+        """The device specs the service lists, ``{device type: Pulser device abstract repr
+        (JSON text)}`` (``GET /api/v1/devices/specs``, as pulser-pasqal's PasqalCloud reads
+        them; tests/conformance/pasqal/device_specs.json)."""
+        client = self.client()
+        errors = self._sdk[2]
+
+        def fetch() -> Any:
+            try:
+                return client.get_device_specs_dict()
+            except errors.DeviceSpecsFetchingError as exc:
+                # a BaseException wrapping the HTTPError: the error table reads the latter
+                raise exc.__cause__ or ProviderError(f"Pasqal Cloud: {exc}") from None
+
+        specs = self._call("get the device specs", fetch)
+        return {str(kind): str(text) for kind, text in dict(specs).items()}
+
     def cancel(self, task_id: str) -> None:
         client = self._new_client()  # the old one may be stuck in a read or a retry sleep
         self._call("cancel the batch", lambda: client.cancel_batch(task_id))
