@@ -94,12 +94,14 @@ def test_the_next_task_of_a_kind_is_polled_around_where_the_last_one_ended(
         assert done.code == 0, done.stderr
         (record,) = durations.directory(os.environ).iterdir()
         lo, hi = durations.recent(os.environ, json_key(record))[-1]
-        assert lo < length <= hi + 0.05  # the end lies where the record says
+        # the end lies where the record says (the runner's clock starts a moment after the
+        # first status answer: on a loaded machine, up to a tenth of a second)
+        assert lo - 0.15 < length <= hi + 0.15
         brackets.append(hi - lo)
     # the first task's end was bracketed by the ordinary schedule's polls (0.59 s, 1.05 s);
     # the second one's by the window's, a step apart
     assert brackets[0] > 0.3
-    assert brackets[1] <= 2.5 * policy.window_step  # (a loaded machine's late wake-ups)
+    assert brackets[1] <= 3 * policy.window_step  # (a loaded machine's late wake-ups)
 
 
 def json_key(path) -> str:
