@@ -130,6 +130,9 @@ class RunContext:
     sleep: Callable[[float], bool] = field(default=lambda s: bool(time.sleep(s)))
     #: True once a cancel signal has arrived
     interrupted: Callable[[], bool] = field(default=lambda: False)
+    #: the caller (the Python API) lets a provider that can compute in this process do so
+    #: (``local``: Qiskit payloads on Aer) instead of starting a worker
+    in_process: bool = False
 
     def pause(self, seconds: float) -> None:
         """Wait up to ``seconds``; raise :class:`Interrupted` at once on a cancel signal.
