@@ -75,8 +75,7 @@ def backend(
     user's cache of them); ``local``'s is Aer's. Raises the configuration's and the
     provider's one-line errors (a resource type without a target: ``ConfigError``)."""
     from qrmi_tasks import isa
-    from qrmi_tasks.providers import open_provider, provider_class, resolve_resource
-    from qrmi_tasks.providers.base import RunContext
+    from qrmi_tasks.providers import provider_class, resolve_resource
     from qrmi_tasks.providers.local.provider import LocalProvider
 
     environ = os.environ if environ is None else environ
@@ -88,11 +87,6 @@ def backend(
         return QrmiBackend(
             resource, target, environ=environ, config=config, description="local (Qiskit Aer)"
         )
-    provider = open_provider(resource, environ, config, "target", RunContext("qrmi-backend"))
-    try:
-        configuration, properties = isa.cached_documents(provider, environ)
-    finally:
-        provider.close()
-    target = isa.target_from_json(configuration, properties, resource)
+    _, target = isa.resource_target(resource, environ, config, "qrmi-backend")
     description = f"{resource} ({found.type.name})"
     return QrmiBackend(resource, target, environ=environ, config=config, description=description)
