@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -239,7 +240,7 @@ def sampler_circuit(circuit, where: str, physical: bool | None = None):
 def estimator_circuit(circuit, observables: Any, where: str, physical: bool | None = None):
     """An estimator pub's circuit (final measurements dropped) and observables as the
     engine runs them (see :func:`_compact`)."""
-    if any(inst.operation.name == "measure" for inst in circuit.data):
+    if "measure" in circuit.count_ops():  # counted natively: a sweep calls this per point
         circuit = circuit.remove_final_measurements(inplace=False)
     return _compact(circuit, observables, where, physical)
 
@@ -342,7 +343,7 @@ def _for_engine(engine: Engine, method: str, device: str, circuit):
     if engine.qiskit != "aer":
         return circuit
     supported = _aer_operations(method, device)
-    if {inst.operation.name for inst in circuit.data} <= supported:
+    if set(circuit.count_ops()) <= supported:  # counted natively, not op by op in Python
         return circuit
     from qiskit import transpile
     from qiskit.circuit.library import get_standard_gate_name_mapping
@@ -398,10 +399,30 @@ def _plan(engine: Engine, circuits: list, sampler: bool) -> tuple[str, str, int]
         # Aer drops qubits no instruction touches from a sampler circuit; its estimator
         # saves expectation values over every qubit, so there all of them count.
         width = max((_active_qubits(c) if sampler else c.num_qubits for c in circuits), default=0)
-    available = memory.available_bytes()
+    available = _available_bytes()
     if device == "CPU":  # a GPU's memory is checked by Aer itself
         _check_memory(engine, method, width, f"{width}-qubit {method}", available)
     return method, device, available
+
+
+# (reader, when, bytes): the last reading of this job's free memory
+_last_reading: tuple[Any, float, int] | None = None
+#: how long a reading serves: a sweep plans a run every few ms, and each reading opens
+#: /proc/meminfo and the cgroup files (0.1-0.5 ms); memory can change right after any
+#: reading anyway
+READING_SECONDS = 0.1
+
+
+def _available_bytes() -> int:
+    global _last_reading
+    reader, now = memory.available_bytes, time.monotonic()
+    last = _last_reading
+    # the reader is part of the key: a test that replaces it is never served an old value
+    if last is not None and last[0] is reader and now - last[1] < READING_SECONDS:
+        return last[2]
+    available = reader()
+    _last_reading = (reader, now, available)
+    return available
 
 
 def _is_clifford(circuit) -> bool:
@@ -413,13 +434,8 @@ def _is_clifford(circuit) -> bool:
 
 
 def _active_qubits(circuit) -> int:
-    touched = {
-        circuit.find_bit(q).index
-        for inst in circuit.data
-        if inst.operation.name != "barrier"
-        for q in inst.qubits
-    }
-    return len(touched)
+    # the instruction's name, not its operation: no Python gate object is built per gate
+    return len({q for inst in circuit.data if inst.name != "barrier" for q in inst.qubits})
 
 
 def _device(engine: Engine, method: str) -> str:
