@@ -138,6 +138,7 @@ class Task:
         environ: Mapping[str, str] | None,
         log_level: int | str | None,
         handlers: bool,
+        in_process: bool = True,
     ) -> None:
         self.environ = os.environ if environ is None else environ
         _setup_logging(log_level)
@@ -154,6 +155,7 @@ class Task:
             cancel_on_sigcont=cancel_on_sigcont_default(self.environ),
             payload=parsed,
             scratch_output=self._scratch is not None,
+            in_process=in_process,
         )
         self._watch = SignalWatch(
             self.request.cancel_on_sigcont, handlers=handlers, keep_after_cancel=False
@@ -266,6 +268,7 @@ def run(
     support_qiskit: bool | None = None,
     environ: Mapping[str, str] | None = None,
     log_level: int | str | None = "INFO",
+    in_process: bool = True,
 ) -> Any:
     """Run one payload on ``resource`` and return its result.
 
@@ -274,6 +277,10 @@ def run(
     one of ``SLURM_JOB_QPU_RESOURCES`` / ``config``). ``output``: also keep the result
     file there (written atomically). ``support_qiskit`` overrides the payload's.
     ``log_level``: our progress lines on stderr (None: leave logging to the application).
+    ``in_process``: a Qiskit payload on ``local`` computes in this process, on the
+    worker's engine (no interpreter to start); a cancel then drops its result but cannot
+    stop a simulation that has started. False: in a worker process, which a cancel stops
+    at once (the CLI's way; Pulser and IQM payloads always use it).
 
     Returns a Qiskit ``PrimitiveResult`` (sampler or estimator, whichever JSON form the
     provider wrote) or a :class:`~qrmi_tasks.result_objects.PulserCounts` counter.
@@ -292,6 +299,7 @@ def run(
         environ=environ,
         log_level=log_level,
         handlers=in_main,
+        in_process=in_process,
     )
     task._execute()
     outcome = task._outcome
@@ -312,6 +320,7 @@ def submit(
     support_qiskit: bool | None = None,
     environ: Mapping[str, str] | None = None,
     log_level: int | str | None = "INFO",
+    in_process: bool = True,
 ) -> Task:
     """Start :func:`run` in a background thread and return its :class:`Task` at once.
 
@@ -328,6 +337,7 @@ def submit(
         environ=environ,
         log_level=log_level,
         handlers=False,
+        in_process=in_process,
     )
     task._start_thread()
     return task

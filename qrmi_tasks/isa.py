@@ -64,6 +64,28 @@ def cached_documents(
     return backend_cache.documents(environ, key, provider.backend_documents)
 
 
+def resource_target(
+    name: str,
+    environ: Mapping[str, str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    purpose: str = "qrmi-target",
+) -> tuple[str, Any]:
+    """(resource name, transpiler target) of configured resource ``name``, built from the
+    documents the runner's check reads (:func:`cached_documents`). ``purpose`` names the
+    caller in the provider's context (no task to cancel: back-off waits are plain sleeps)."""
+    from qrmi_tasks.providers import open_provider
+    from qrmi_tasks.providers.base import RunContext
+
+    environ = os.environ if environ is None else environ
+    provider = open_provider(name, environ, config, "target", RunContext(purpose))
+    try:
+        configuration, properties = cached_documents(provider, environ)
+    finally:
+        provider.close()
+    resource = provider.resource.name
+    return resource, target_from_json(configuration, properties, resource)
+
+
 def _pub_heads(payload: CheckedPayload) -> list[Any]:
     return [pub[0] if isinstance(pub, list) else pub for pub in payload.parameters["pubs"]]
 

@@ -83,6 +83,9 @@ class RunRequest:
     #: ``output_path`` is the caller's own scratch file (the Python API without
     #: ``output``): the user never named it and it goes right after, so logs omit it
     scratch_output: bool = False
+    #: the Python API: a provider that can compute in the caller's process does
+    #: (:attr:`~qrmi_tasks.providers.base.RunContext.in_process`); the CLI keeps its worker
+    in_process: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,8 +209,20 @@ def prepare(
         )
         checked.append(payload)
         if watch is None:
-            return RunContext(request_id, deterministic, payload_digest=payload.digest)
-        return RunContext(request_id, deterministic, watch.sleep, watch.interrupted, payload.digest)
+            return RunContext(
+                request_id,
+                deterministic,
+                payload_digest=payload.digest,
+                in_process=request.in_process,
+            )
+        return RunContext(
+            request_id,
+            deterministic,
+            watch.sleep,
+            watch.interrupted,
+            payload_digest=payload.digest,
+            in_process=request.in_process,
+        )
 
     provider = open_provider(
         request.resource_name, environ, request.config_path, "run", run_context

@@ -115,7 +115,7 @@ def test_submit_status_result():
 
 
 def test_submit_cancel(long_payload):
-    task = qrmi_tasks.submit(long_payload, log_level=None)
+    task = qrmi_tasks.submit(long_payload, log_level=None, in_process=False)  # a worker
     deadline = time.monotonic() + 60
     while task.status() != "running" and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -143,7 +143,7 @@ def test_ctrl_c_cancels_and_restores_handler(long_payload, tmp_path):
             import signal, sys
             import qrmi_tasks
             try:
-                qrmi_tasks.run({str(long_payload)!r})
+                qrmi_tasks.run({str(long_payload)!r}, in_process=False)
             except KeyboardInterrupt:
                 print("interrupted", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
             """

@@ -167,7 +167,8 @@ def test_task_cancel_logs_a_cancel_from_python(tmp_path, capsys):
 
     payload = write_long_estimator(tmp_path / "long.json")
     with process_state_restored():
-        task = qrmi_tasks.submit(payload, environ=clean_env(), log_level="INFO")
+        # a worker: in process, the minutes-long simulation would run on after the cancel
+        task = qrmi_tasks.submit(payload, environ=clean_env(), log_level="INFO", in_process=False)
         deadline = time.monotonic() + 60
         while task.status() != "running" and time.monotonic() < deadline:
             time.sleep(0.02)  # the status has no event to wait on

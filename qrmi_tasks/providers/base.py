@@ -185,6 +185,9 @@ class RunContext:
     #: the payload's SHA-256 (hex): a task of ours carries it where the service keeps
     #: something of ours (:mod:`qrmi_tasks.binding`), so a rerun attaches to no other
     payload_digest: str = ""
+    #: the caller (the Python API) lets a provider that can compute in this process do so
+    #: (``local``: Qiskit payloads on Aer) instead of starting a worker
+    in_process: bool = False
 
     def pause(self, seconds: float) -> None:
         """Wait up to ``seconds``; raise :class:`Interrupted` at once on a cancel signal.

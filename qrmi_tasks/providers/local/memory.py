@@ -81,10 +81,24 @@ def sampled_shots(program_id: str, parameters: dict[str, Any]) -> tuple[int, int
     return total, len(pubs)
 
 
-def refusal(needed: int, what_needs: str, remedy: str) -> str | None:
+def shots_refusal(shots: int, circuits: int, available: int | None = None) -> str | None:
+    """Why ``shots`` sampled over ``circuits`` would not fit this job's memory, or None
+    (``available`` as for :func:`refusal`)."""
+    return refusal(
+        shots * SHOT_BYTES,
+        f"sampling {shots:,} shots over {circuits} circuit{'s' if circuits != 1 else ''} "
+        "keeps about",
+        "Lower the shots, split the circuits over several runs, or ask the job for more memory",
+        available,
+    )
+
+
+def refusal(needed: int, what_needs: str, remedy: str, available: int | None = None) -> str | None:
     """Why a simulation of ``needed`` bytes cannot run in this job's memory, or None when
-    it fits: ``{what_needs} 17.6 TiB of memory; this job can use 2.1 GiB. {remedy}``."""
-    available = available_bytes()
+    it fits: ``{what_needs} 17.6 TiB of memory; this job can use 2.1 GiB. {remedy}``.
+    ``available``: :func:`available_bytes` if the caller has just read it."""
+    if available is None:
+        available = available_bytes()
     if fits(needed, available):
         return None
     return (

@@ -1,4 +1,5 @@
-"""The embedded ``local`` resource: runs payloads on this machine, in a child process.
+"""The embedded ``local`` resource: runs payloads on this machine, in a child process
+(or, for the Python API's Qiskit payloads, on a thread of the caller: :mod:`.inprocess`).
 
 The child (``python -m qrmi_tasks.providers.local.worker``) imports Qiskit Aer or pulser
 and computes the result; this process stays light and can stop the child the moment a
@@ -30,6 +31,7 @@ from qrmi_tasks.payload import IQM, PULSER, QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import PollPolicy, Provider, StatusReport, TaskStatus
 from qrmi_tasks.providers.iqm.circuits import shots as iqm_shots
 from qrmi_tasks.providers.local import memory
+from qrmi_tasks.providers.local.inprocess import InProcessRun
 from qrmi_tasks.providers.local.worker import EXIT_REJECTED
 from qrmi_tasks.signals import describe
 
@@ -85,6 +87,21 @@ class LocalProvider(Provider):
         self._workdir: Path | None = None
         self._child: subprocess.Popen[bytes] | None = None
         self._stopped_by_us = False
+        self._in_process: InProcessRun | None = None
+
+    def engine(self) -> Any:
+        """The :class:`~qrmi_tasks.providers.local.sim.Engine` these settings choose
+        (imports the simulator module: for runs in this process only)."""
+        from qrmi_tasks.providers.local.sim import Engine
+
+        settings = self.settings
+        return Engine(
+            settings["ENGINE"],
+            settings["METHOD"],
+            settings["DEVICE"],
+            settings["PULSER_ENGINE"],
+            self.resource.variable_prefix,
+        )
 
     @classmethod
     def check_settings(cls, resource: Resource, settings: dict[str, Any]) -> None:
@@ -150,12 +167,7 @@ class LocalProvider(Provider):
                 return
         else:
             return
-        reason = memory.refusal(
-            shots * memory.SHOT_BYTES,
-            f"sampling {shots:,} shots over {circuits} circuit{'s' if circuits != 1 else ''} "
-            "keeps about",
-            "Lower the shots, split the circuits over several runs, or ask the job for more memory",
-        )
+        reason = memory.shots_refusal(shots, circuits)
         if reason is not None:
             raise PayloadError(reason)
 
@@ -169,6 +181,10 @@ class LocalProvider(Provider):
                 "iqm-server resource"
             )
         self._refuse_shots_that_cannot_fit(payload)
+        if payload.kind == QISKIT and self.context.in_process:
+            # Pulser and IQM payloads keep the worker: their engines are not shared here
+            self._in_process = InProcessRun(payload.document, self.engine(), self.settings["SEED"])
+            return self._in_process.task_id
         self._workdir = _scratch_directory()
         (self._workdir / "payload.json").write_text(json.dumps(payload.document))
         command = self._command()
@@ -186,6 +202,8 @@ class LocalProvider(Provider):
         return f"local-{self._child.pid}"
 
     def status(self, task_id: str) -> StatusReport:
+        if self._in_process is not None:
+            return self._in_process_status(self._in_process)
         code = self._child.poll() if self._child else None
         if code is None:
             return StatusReport(TaskStatus.RUNNING)
@@ -200,6 +218,18 @@ class LocalProvider(Provider):
             raise PayloadError(self._error_text(code))
         return StatusReport(TaskStatus.FAILED, self._error_text(code))
 
+    @staticmethod
+    def _in_process_status(run: InProcessRun) -> StatusReport:
+        if run.cancelled:
+            return StatusReport(TaskStatus.CANCELLED, "cancelled; the simulation's result dropped")
+        if not run.done:
+            return StatusReport(TaskStatus.RUNNING)
+        if run.text is not None:
+            return StatusReport(TaskStatus.COMPLETED)
+        if run.rejected:  # refused before simulating: the input, not the task
+            raise PayloadError(run.error or "the payload cannot run here")
+        return StatusReport(TaskStatus.FAILED, run.error)
+
     def _error_text(self, code: int) -> str:
         error = self._workdir / "error.txt"
         if error.exists():
@@ -208,6 +238,9 @@ class LocalProvider(Provider):
         return f"simulator exited with {code}" + (f": {log[-1]}" if log else "")
 
     def fetch_result(self, task_id: str, into: BinaryIO) -> None:
+        if self._in_process is not None:
+            into.write((self._in_process.text or "").encode())
+            return
         with (self._workdir / "result.json").open("rb") as source:
             shutil.copyfileobj(source, into, 1 << 20)
 
@@ -220,6 +253,10 @@ class LocalProvider(Provider):
         return True
 
     def cancel(self, task_id: str) -> None:
+        if self._in_process is not None:
+            # the thread cannot be stopped inside Aer; its result is dropped when it ends
+            self._in_process.cancelled = True
+            return
         child = self._child
         if child is None or child.poll() is not None:
             return

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,17 +107,21 @@ def _bindings(circuit, values: Any, where: str):
     return array
 
 
-def _compact(circuit, observables: Any = None, where: str = "pub"):
+def _compact(circuit, observables: Any = None, where: str = "pub", physical: bool | None = None):
     """Simulate only the qubits an ISA circuit uses; narrow its observables to match.
 
     An ISA circuit names physical qubits (``$57``): OpenQASM 3 import sizes it by the
     highest one, and its observables span the whole backend (133 qubits on Heron). Qubits
     that no instruction touches and no observable acts on stay in |0> and are left out,
-    so a 2-qubit job for a 133-qubit backend is a 2-qubit simulation.
+    so a 2-qubit job for a 133-qubit backend is a 2-qubit simulation. ``physical``: the
+    circuit's qubits are physical ones (None: when it declares no register; a circuit
+    transpiled in this process keeps its register but has a layout).
     """
     from qiskit.circuit import QuantumCircuit
 
-    if circuit.qregs:
+    if physical is None:
+        physical = not circuit.qregs
+    if not physical:
         return circuit, observables  # declared qubits (``qubit[2] q``), not physical ones
     labels = None
     width = circuit.num_qubits
@@ -178,69 +184,137 @@ def run_primitive(program_id: str, params: dict[str, Any], engine: Engine | None
     Returns the ``PrimitiveResult``. Raises :class:`Rejected` before simulating when the
     state cannot fit in the memory this job may use.
     """
-    engine = engine or Engine()
     params = decode_parameters(params)
-    options = params.get("options") or {}
     pubs_in = params.get("pubs") or []
     if program_id == "sampler":
-        shots = _first_set(params.get("shots"), options.get("default_shots"), IBM_DEFAULT_SHOTS)
-        seed = (options.get("simulator") or {}).get("seed_simulator")
+        shots, seed = sampler_defaults(params)
         pubs = []
         for i, pub in enumerate(pubs_in):
-            circuit = _load_circuit(pub[0], f"pubs[{i}]")
-            if not circuit.num_clbits:
-                raise ExecutionError(f"pubs[{i}]: sampler circuit has no measurements")
-            circuit, _ = _compact(circuit)
-            values = _bindings(circuit, pub[1] if len(pub) > 1 else None, f"pubs[{i}]")
+            where = f"pubs[{i}]"
+            circuit = sampler_circuit(_load_circuit(pub[0], where), where)
+            values = _bindings(circuit, pub[1] if len(pub) > 1 else None, where)
             pub_shots = pub[2] if len(pub) > 2 and pub[2] is not None else None
             pubs.append((circuit, values, pub_shots))
-        method, device = _plan(engine, [p[0] for p in pubs], sampler=True)
-        pubs = [(_for_engine(engine, method, device, p[0]), *p[1:]) for p in pubs]
-        return _run(_sampler(engine, method, device, int(shots), seed), pubs)
+        return run_sampler(pubs, shots, seed, engine)
     if program_id == "estimator":
-        precision = _first_set(params.get("precision"), options.get("default_precision"))
-        if precision is None and options.get("default_shots") is not None:
-            precision = 1 / np.sqrt(options["default_shots"])
-        if precision is None:
-            precision = IBM_DEFAULT_PRECISION
-        seed = options.get("seed_estimator")
+        precision, seed = estimator_defaults(params)
         pubs = []
         for i, pub in enumerate(pubs_in):
-            circuit = _load_circuit(pub[0], f"pubs[{i}]")
-            circuit = circuit.remove_final_measurements(inplace=False)
-            circuit, observables = _compact(circuit, pub[1], f"pubs[{i}]")
-            values = _bindings(circuit, pub[2] if len(pub) > 2 else None, f"pubs[{i}]")
+            where = f"pubs[{i}]"
+            circuit, observables = estimator_circuit(_load_circuit(pub[0], where), pub[1], where)
+            values = _bindings(circuit, pub[2] if len(pub) > 2 else None, where)
             pub_precision = pub[3] if len(pub) > 3 else None
             pubs.append((circuit, observables, values, pub_precision))
-        method, device = _plan(engine, [p[0] for p in pubs], sampler=False)
-        pubs = [(_for_engine(engine, method, device, p[0]), *p[1:]) for p in pubs]
-        estimator = _estimator(engine, method, device, float(precision), seed)
-        result = _run(estimator, pubs)
-        return result if engine.qiskit == "aer" else _honest_stds(result)
+        return run_estimator(pubs, precision, seed, engine)
     raise ExecutionError(f"unknown program_id {program_id!r}")
 
 
-def _sampler(engine: Engine, method: str, device: str, shots: int, seed: int | None):
+def sampler_defaults(params: dict[str, Any]) -> tuple[int, int | None]:
+    """(shots, seed) of sampler parameters where a pub sets no shots of its own: the
+    ``shots`` field, else ``options.default_shots``, else IBM's 4096."""
+    options = params.get("options") or {}
+    shots = _first_set(params.get("shots"), options.get("default_shots"), IBM_DEFAULT_SHOTS)
+    return int(shots), (options.get("simulator") or {}).get("seed_simulator")
+
+
+def estimator_defaults(params: dict[str, Any]) -> tuple[float, int | None]:
+    """(precision, seed) of estimator parameters where a pub sets no precision: the
+    ``precision`` field, else ``options.default_precision``, else 1/sqrt(default_shots),
+    else IBM's 1/64."""
+    options = params.get("options") or {}
+    precision = _first_set(params.get("precision"), options.get("default_precision"))
+    if precision is None and options.get("default_shots") is not None:
+        precision = 1 / np.sqrt(options["default_shots"])
+    if precision is None:
+        precision = IBM_DEFAULT_PRECISION
+    return float(precision), options.get("seed_estimator")
+
+
+def sampler_circuit(circuit, where: str, physical: bool | None = None):
+    """A sampler pub's circuit as the engine runs it (see :func:`_compact`)."""
+    if not circuit.num_clbits:
+        raise ExecutionError(f"{where}: sampler circuit has no measurements")
+    return _compact(circuit, physical=physical)[0]
+
+
+def estimator_circuit(circuit, observables: Any, where: str, physical: bool | None = None):
+    """An estimator pub's circuit (final measurements dropped) and observables as the
+    engine runs them (see :func:`_compact`)."""
+    if "measure" in circuit.count_ops():  # counted natively: a sweep calls this per point
+        circuit = circuit.remove_final_measurements(inplace=False)
+    return _compact(circuit, observables, where, physical)
+
+
+def run_sampler(pubs: list[tuple], shots: int, seed: int | None, engine: Engine | None = None):
+    """Sample ``(circuit, values, shots)`` pubs (circuits from :func:`sampler_circuit`):
+    the engine and method chosen, and the memory checked, before anything is allocated."""
+    return start_sampler(pubs, shots, seed, engine).result()
+
+
+def start_sampler(
+    pubs: list[tuple],
+    shots: int,
+    seed: int | None,
+    engine: Engine | None = None,
+    sampled: int | None = None,
+) -> Started:
+    """:func:`run_sampler` up to the engine's start: checked (``sampled``: the shots
+    kept, checked against the memory too), then running on the engine's thread."""
+    engine = engine or Engine()
+    method, device, available = _plan(engine, [p[0] for p in pubs], sampler=True)
+    if sampled is not None:
+        reason = memory.shots_refusal(sampled, len(pubs), available)
+        if reason is not None:
+            raise Rejected(reason)
+    pubs = [(_for_engine(engine, method, device, p[0]), *p[1:]) for p in pubs]
+    return Started(_start(_sampler(engine, method, device, available, int(shots), seed), pubs))
+
+
+def run_estimator(
+    pubs: list[tuple], precision: float, seed: int | None, engine: Engine | None = None
+):
+    """Estimate ``(circuit, observables, values, precision)`` pubs (from
+    :func:`estimator_circuit`), checked as :func:`run_sampler`; stds are the precision
+    each value was drawn with, whichever engine ran."""
+    return start_estimator(pubs, precision, seed, engine).result()
+
+
+def start_estimator(
+    pubs: list[tuple], precision: float, seed: int | None, engine: Engine | None = None
+) -> Started:
+    """:func:`run_estimator` up to the engine's start (see :func:`start_sampler`)."""
+    engine = engine or Engine()
+    method, device, available = _plan(engine, [p[0] for p in pubs], sampler=False)
+    pubs = [(_for_engine(engine, method, device, p[0]), *p[1:]) for p in pubs]
+    estimator = _estimator(engine, method, device, available, float(precision), seed)
+    return Started(_start(estimator, pubs), None if engine.qiskit == "aer" else _honest_stds)
+
+
+def _sampler(
+    engine: Engine, method: str, device: str, available: int, shots: int, seed: int | None
+):
     if engine.qiskit == "reference":
         from qiskit.primitives import StatevectorSampler
 
         return StatevectorSampler(default_shots=shots, seed=seed)
     from qiskit_aer.primitives import SamplerV2
 
-    options = {"backend_options": _backend_options(method, device)}
+    options = {"backend_options": _backend_options(method, device, available)}
     return SamplerV2(default_shots=shots, seed=seed, options=options)
 
 
-def _backend_options(method: str, device: str) -> dict[str, Any]:
+def _backend_options(method: str, device: str, available: int) -> dict[str, Any]:
     options: dict[str, Any] = {"method": method, "device": device}
     if device == "CPU":
         # Aer sizes its parallel shots and experiments by the machine's memory; a
         # Slurm job may only have its cgroup's share
-        options["max_memory_mb"] = max(1, memory.available_bytes() >> 20)
+        options["max_memory_mb"] = max(1, available >> 20)
     return options
 
 
-def _estimator(engine: Engine, method: str, device: str, precision: float, seed: int | None):
+def _estimator(
+    engine: Engine, method: str, device: str, available: int, precision: float, seed: int | None
+):
     if engine.qiskit == "reference":
         from qiskit.primitives import StatevectorEstimator
 
@@ -251,7 +325,7 @@ def _estimator(engine: Engine, method: str, device: str, precision: float, seed:
     # that precision as the std; precision 0 gives the exact value with std 0.
     options: dict[str, Any] = {
         "default_precision": precision,
-        "backend_options": _backend_options(method, device),
+        "backend_options": _backend_options(method, device, available),
     }
     if seed is not None:
         options["run_options"] = {"seed_simulator": seed}
@@ -269,7 +343,7 @@ def _for_engine(engine: Engine, method: str, device: str, circuit):
     if engine.qiskit != "aer":
         return circuit
     supported = _aer_operations(method, device)
-    if {inst.operation.name for inst in circuit.data} <= supported:
+    if set(circuit.count_ops()) <= supported:  # counted natively, not op by op in Python
         return circuit
     from qiskit import transpile
     from qiskit.circuit.library import get_standard_gate_name_mapping
@@ -310,8 +384,9 @@ def _honest_stds(result):
     return PrimitiveResult(pubs, metadata=result.metadata)
 
 
-def _plan(engine: Engine, circuits: list, sampler: bool) -> tuple[str, str]:
-    """The simulation method and device for these circuits; refuse what cannot fit."""
+def _plan(engine: Engine, circuits: list, sampler: bool) -> tuple[str, str, int]:
+    """The simulation method and device for these circuits and the memory this job may
+    use (read once: a sweep calls this for every point); refuse what cannot fit."""
     if engine.qiskit == "reference":
         method, device = "statevector", "CPU"
         width = max((c.num_qubits for c in circuits), default=0)
@@ -324,9 +399,30 @@ def _plan(engine: Engine, circuits: list, sampler: bool) -> tuple[str, str]:
         # Aer drops qubits no instruction touches from a sampler circuit; its estimator
         # saves expectation values over every qubit, so there all of them count.
         width = max((_active_qubits(c) if sampler else c.num_qubits for c in circuits), default=0)
+    available = _available_bytes()
     if device == "CPU":  # a GPU's memory is checked by Aer itself
-        _check_memory(engine, method, width, f"{width}-qubit {method}")
-    return method, device
+        _check_memory(engine, method, width, f"{width}-qubit {method}", available)
+    return method, device, available
+
+
+# (reader, when, bytes): the last reading of this job's free memory
+_last_reading: tuple[Any, float, int] | None = None
+#: how long a reading serves: a sweep plans a run every few ms, and each reading opens
+#: /proc/meminfo and the cgroup files (0.1-0.5 ms); memory can change right after any
+#: reading anyway
+READING_SECONDS = 0.1
+
+
+def _available_bytes() -> int:
+    global _last_reading
+    reader, now = memory.available_bytes, time.monotonic()
+    last = _last_reading
+    # the reader is part of the key: a test that replaces it is never served an old value
+    if last is not None and last[0] is reader and now - last[1] < READING_SECONDS:
+        return last[2]
+    available = reader()
+    _last_reading = (reader, now, available)
+    return available
 
 
 def _is_clifford(circuit) -> bool:
@@ -338,13 +434,8 @@ def _is_clifford(circuit) -> bool:
 
 
 def _active_qubits(circuit) -> int:
-    touched = {
-        circuit.find_bit(q).index
-        for inst in circuit.data
-        if inst.operation.name != "barrier"
-        for q in inst.qubits
-    }
-    return len(touched)
+    # the instruction's name, not its operation: no Python gate object is built per gate
+    return len({q for inst in circuit.data if inst.name != "barrier" for q in inst.qubits})
 
 
 def _device(engine: Engine, method: str) -> str:
@@ -371,7 +462,9 @@ def _device(engine: Engine, method: str) -> str:
     return "GPU" if gpu and method in GPU_METHODS else "CPU"
 
 
-def _check_memory(engine: Engine, method: str, width: int, what: str) -> None:
+def _check_memory(
+    engine: Engine, method: str, width: int, what: str, available: int | None = None
+) -> None:
     """Refuse (exit 2) a dense simulation this job's memory cannot hold."""
     state = memory.dense_state_bytes(width, method)
     if state is None:
@@ -382,6 +475,7 @@ def _check_memory(engine: Engine, method: str, width: int, what: str) -> None:
         f"Set {engine.variables}METHOD=matrix_product_state (memory grows with entanglement, "
         "not with qubits) for a weakly entangled circuit, ask the job for more memory, or run "
         "it on a QPU resource",
+        available,
     )
     if reason is not None:
         raise Rejected(reason)
@@ -392,13 +486,36 @@ def _first_set(*values: Any) -> Any:
     return next((value for value in values if value is not None), None)
 
 
-def _run(primitive, pubs):
+def _start(primitive, pubs):
+    """The primitive's job (its engine runs on a thread of its own)."""
     try:
-        return primitive.run(pubs).result()
-    except ExecutionError:
-        raise
+        return primitive.run(pubs)
     except Exception as exc:  # qiskit's coercion errors: shape, observables, parameters
         raise ExecutionError(f"cannot run the pubs: {first_line(exc)}") from None
+
+
+class Started:
+    """A primitive's pubs running on its engine's own thread (as Aer's jobs run)."""
+
+    def __init__(self, job: Any, post: Callable[[Any], Any] | None = None) -> None:
+        self._job = job
+        self._post = post
+
+    def done(self) -> bool:
+        """Whether the engine has finished (result or failure)."""
+        return self._job.done()
+
+    def cancel(self) -> None:
+        """Cancel the job if its engine has not started it (a started one runs on)."""
+        self._job.cancel()
+
+    def result(self) -> Any:
+        """Wait for the ``PrimitiveResult``; the engine's failure as an ExecutionError."""
+        try:
+            result = self._job.result()
+        except Exception as exc:
+            raise ExecutionError(f"cannot run the pubs: {first_line(exc)}") from None
+        return result if self._post is None else self._post(result)
 
 
 def encode_primitive_result(result, support_qiskit: bool = True) -> str:
@@ -407,10 +524,10 @@ def encode_primitive_result(result, support_qiskit: bool = True) -> str:
     ``support_qiskit`` true (the default): RuntimeEncoder form, decodable with
     RuntimeDecoder. False: the plain-JSON form of IBM's ``*_result_v2`` schemas.
     """
-    return codec.encode(_steady_metadata(result) if support_qiskit else plain_result(result))
+    return codec.encode(steady_metadata(result) if support_qiskit else plain_result(result))
 
 
-def _steady_metadata(result):
+def steady_metadata(result):
     """The result without Aer's per-run ``simulator_metadata`` (timings, the machine's
     memory): the metadata stays what the reference primitives reported, and a seeded
     run's result is the same file every time."""

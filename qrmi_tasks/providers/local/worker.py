@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
         if "program_id" in document:
             params = document["parameters"]
             if args.seed is not None:
-                params = _seeded(document["program_id"], params, args.seed)
+                params = seeded(document["program_id"], params, args.seed)
             result = run_primitive(document["program_id"], params, engine)
             text = encode_primitive_result(result, params.get("support_qiskit", True) is not False)
         elif "iqmjson" in document:
@@ -100,7 +100,8 @@ def _what(document: dict, args: argparse.Namespace) -> str:
     return f"Pulser sequence, {document.get('job_runs')} run(s) on {args.pulser_engine}"
 
 
-def _seeded(program_id: str, params: dict, seed: int) -> dict:
+def seeded(program_id: str, params: dict, seed: int) -> dict:
+    """A copy of primitive ``params`` with the resource's SEED where they set none."""
     params = json.loads(json.dumps(params))
     options = params.setdefault("options", {})
     if program_id == "sampler":
