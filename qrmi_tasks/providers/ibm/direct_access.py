@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar
@@ -19,6 +20,7 @@ from urllib.parse import quote
 
 import requests
 
+from qrmi_tasks import token_cache
 from qrmi_tasks.errors import (
     AuthenticationError,
     ConfigError,
@@ -76,7 +78,7 @@ class DirectAccessProvider(Provider):
         self.client = DirectAccessClient(
             s["ENDPOINT"],
             s["SERVICE_CRN"],
-            IamTokens(s["IAM_ENDPOINT"], s["IAM_APIKEY"]),
+            IamTokens(s["IAM_ENDPOINT"], s["IAM_APIKEY"], token_cache.directory(os.environ)),
             self.context.pause,
             s["API_VERSION"],
             self.session_factory or requests.Session,
