@@ -106,6 +106,8 @@ class SharedToken:
     def read(self) -> Token | None:
         """The cached token, or None (none, or an entry not to be trusted)."""
         try:
+            if not _own_private(os.lstat(self.folder), stat.S_IFDIR):
+                return None  # _folder_ready says why when the cache is written
             handle = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return None

@@ -46,12 +46,12 @@ from typing import Any
 
 import requests
 
-from qrmi_tasks import __version__
+from qrmi_tasks import __version__, token_cache
 from qrmi_tasks.answers import AnswerTooLarge, read_capped
 from qrmi_tasks.errors import ConfigError, first_line
 from qrmi_tasks.logsetup import SECRETS
 from qrmi_tasks.retry import error_text
-from qrmi_tasks.token_cache import LOCK_WAIT_SECONDS, SharedToken, Token
+from qrmi_tasks.token_cache import SharedToken, Token
 
 log = logging.getLogger("qrmi_tasks.runner")
 
@@ -159,7 +159,7 @@ class IamTokens:
         if cached is not None and time.time() < cached.refresh_at:
             return cached
         # one runner of the node asks IAM; the others wait for its answer (bounded)
-        with shared.locked(LOCK_WAIT_SECONDS) as held:
+        with shared.locked(token_cache.LOCK_WAIT_SECONDS) as held:
             if held:
                 cached = shared.read()
                 if cached is not None and time.time() < cached.refresh_at:
