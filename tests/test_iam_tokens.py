@@ -179,3 +179,27 @@ def test_a_lock_holder_killed_by_sigkill_delays_no_one(fake, tmp_path):
     started = time.monotonic()
     assert tokens.token() in fake.issued
     assert time.monotonic() - started < token_cache.LOCK_WAIT_SECONDS / 2
+
+
+def test_a_valid_token_serves_other_threads_while_one_renews_it(fake, tmp_path, monkeypatch):
+    """The cancel path never waits for a refresh in flight while the token still works."""
+    import fcntl
+
+    from qrmi_tasks.token_cache import Token
+
+    monkeypatch.setattr(token_cache, "LOCK_WAIT_SECONDS", 0.5)
+    tokens = _tokens(fake, tmp_path)
+    aged = Token("aged-but-valid-token-0123", time.time() + 600, time.time() - 1)
+    tokens._current = aged
+    renewed: list[str] = []
+    renewing = threading.Thread(target=lambda: renewed.append(tokens.token()))
+    with tokens._shared.lock_path.open("a") as held:  # the renewal waits for this lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        renewing.start()
+        while not tokens._lock.locked():
+            time.sleep(0.005)
+        started = time.monotonic()
+        assert tokens.token() == aged.value
+        assert time.monotonic() - started < 0.2
+    renewing.join()
+    assert renewed[0] in fake.issued

@@ -145,11 +145,22 @@ class IamTokens:
 
     def token(self) -> str:
         """A valid access token (fetched, or refreshed before it expires); IamError if not."""
-        with self._lock:
+        current = self._current
+        if current is not None and time.time() < current.refresh_at:
+            return current.value
+        usable = current is not None and time.time() < current.expires_at - EXPIRY_WINDOW_SECONDS
+        # while another thread renews the token, a still valid one serves this thread (the
+        # cancel path must not wait for a refresh in flight)
+        if not self._lock.acquire(blocking=not usable):
+            assert current is not None
+            return current.value
+        try:
             if self._current is None or time.time() >= self._current.refresh_at:
                 self._current = self._renewed()
                 SECRETS.add([self._current.value])
             return self._current.value
+        finally:
+            self._lock.release()
 
     def _renewed(self) -> Token:
         shared = self._shared
