@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from fakes.direct_access import API_KEY, SERVICE_CRN, FakeDirectAccess, runner_env
+from fakes.server import FakeServer, Request
 from helpers import BELL, clean_env, start_runner
 
 from qrmi_tasks import token_cache
@@ -203,3 +204,50 @@ def test_a_valid_token_serves_other_threads_while_one_renews_it(fake, tmp_path, 
         assert time.monotonic() - started < 0.2
     renewing.join()
     assert renewed[0] in fake.issued
+
+
+class _OddIam(FakeServer):
+    """An IAM endpoint answering every token request with the configured ``answer``."""
+
+    def route(self, request: Request) -> tuple[int, object, dict[str, str]]:
+        status, body = self.config["answer"]
+        return status, body, {}
+
+
+@pytest.fixture(scope="module")
+def odd():
+    server = _OddIam(answer=(500, {})).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (200, {"token_type": "Bearer", "expires_in": 3600}),  # no access_token
+        (200, {"access_token": "eyJ.e30.sig"}),  # no lifetime at all
+        (200, b"<html>maintenance</html>"),
+        (200, [1, 2]),
+    ],
+    ids=["no-token", "no-lifetime", "html", "list"],
+)
+def test_an_answer_that_is_no_token_is_a_malformed_iam_error(odd, answer):
+    from qrmi_tasks.providers.ibm.iam import IamError
+
+    odd.configure(answer=answer)
+    with pytest.raises(IamError) as caught:
+        IamTokens(odd.url, "key").token()
+    assert caught.value.malformed and caught.value.status is None
+
+
+def test_iam_5xx_is_not_a_refusal_and_an_absolute_expiration_alone_serves(odd):
+    from qrmi_tasks.providers.ibm.iam import IamError
+
+    odd.configure(answer=(503, {"errorCode": "BXNIM0000E", "errorMessage": "busy"}))
+    with pytest.raises(IamError) as caught:
+        IamTokens(odd.url, "key").token()
+    assert caught.value.status == 503 and not caught.value.refused
+    assert caught.value.detail == "BXNIM0000E: busy"
+    expiring = {"access_token": "eyJ.e30.sig", "expiration": time.time() + 100}
+    odd.configure(answer=(200, expiring))
+    assert IamTokens(odd.url, "key").token() == "eyJ.e30.sig"
