@@ -244,8 +244,10 @@ def isa_bell(tmp: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--type", choices=("direct-access", "runtime"), default="direct-access")
-    # qrmi 0.26.4's task_runner polls a job of the Runtime fake forever (it never reads it
-    # as completed): on --type runtime only ours runs unless asked
+    # qrmi 0.26.4's task_runner polls a job of the Runtime fake forever: its JobResponse
+    # model needs an integer `cost`, which the fake answers null when none was sent; with
+    # one, it then fails to decode the results answer. On --type runtime only ours runs
+    # unless asked
     parser.add_argument("--runners", nargs="+", choices=tuple(RUNNERS), default=None)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--array", type=int, default=50)
