@@ -258,6 +258,9 @@ def main() -> None:
         args.runners = ["ours"] if args.type == "runtime" else list(RUNNERS)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "QRMI_"))}
     base.pop("XDG_RUNTIME_DIR", None)
+    # pip byte-compiles an installed package (the reference's is): the warm-up run writes
+    # ours, which an editable install would otherwise compile again on every run
+    base.pop("PYTHONDONTWRITEBYTECODE", None)
     with (
         service(args.type, args.job_seconds) as (fake, names),
         tempfile.TemporaryDirectory() as name,
