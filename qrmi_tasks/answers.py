@@ -4,8 +4,8 @@ A service's API answers (a token, a job's status, a batch) are kilobytes; anythi
 :data:`MAX_ANSWER_BYTES` is not the API talking (a proxy's error page, a compromised or
 broken endpoint), and reading it whole into memory could take the job's memory with it
 (a 64 MB IAM body once took 570 MB of RSS). Our own clients read answers through
-:func:`read_capped`; libraries that read them themselves (ibm-cloud-sdk-core's IAM token
-manager, qiskit-ibm-runtime's session, the pasqal-cloud SDK's session) get
+:func:`read_capped` (the IAM token exchange too); libraries that read them themselves
+(qiskit-ibm-runtime's session, the pasqal-cloud SDK's session) get
 :func:`answer_hook` as a requests response hook, which stops the body at the cap however
 it is read. Beyond the cap: :class:`AnswerTooLarge`, a protocol error (exit 3).
 

@@ -53,6 +53,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     # not written, and two tests with the same Slurm variables never take over each
     # other's tasks; a test that reruns a request reuses its environment
     env["QRMI_STATE_DIR"] = tempfile.mkdtemp(prefix="journal-", dir=_state_base())
+    # and a token cache of its own (qrmi_tasks/token_cache.py): tests count IAM requests
+    env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="runtime-", dir=_state_base())
     env.update(extra)
     return env
 

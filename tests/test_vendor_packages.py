@@ -274,6 +274,10 @@ def test_one_iam_wrapper_refuses_a_wrong_key_and_masks_tokens(iam):
     assert tokens.token() != first
 
 
+# the SDK's IAM classes, and IAM's own token request (grant type, operation path)
+_IAM_MARKS = ("IAMTokenManager", "IAMAuthenticator", "grant-type:apikey", "/identity/token")
+
+
 def test_both_ibm_clients_take_tokens_from_the_one_wrapper():
     """The IAM workarounds (timeouts, pacing reset, masking) exist once: both clients
     hold an IamTokens, and no other module of the IBM package talks to IAM."""
@@ -283,7 +287,7 @@ def test_both_ibm_clients_take_tokens_from_the_one_wrapper():
     talks_to_iam = sorted(
         path.name
         for path in ibm.glob("*.py")
-        if "IAMTokenManager" in path.read_text() or "IAMAuthenticator" in path.read_text()
+        if any(mark in path.read_text() for mark in _IAM_MARKS)
     )
     assert talks_to_iam == ["iam.py"]
     assert "IamTokens(" in inspect.getsource(qiskit_runtime_api.RuntimeApi.__init__)

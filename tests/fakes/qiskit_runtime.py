@@ -92,6 +92,7 @@ class FakeQiskitRuntime(FakeIbmService):
         self.results: dict[str, str] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self.created: list[dict[str, Any]] = []  # decoded POST /jobs bodies, in order
+        self.completed_at: list[float] = []  # when each job reached a final state (bench)
 
     @property
     def api_url(self) -> str:
@@ -169,6 +170,8 @@ class FakeQiskitRuntime(FakeIbmService):
             if job["status"] in _FINAL:
                 return False
             job.update(status=status, **fields)
+            if status in _FINAL:
+                self.completed_at.append(time.time())
             return True
 
     @staticmethod

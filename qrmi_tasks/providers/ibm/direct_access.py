@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar
@@ -22,7 +23,7 @@ from urllib.parse import quote
 
 import requests
 
-from qrmi_tasks import binding
+from qrmi_tasks import binding, token_cache
 from qrmi_tasks.errors import (
     AuthenticationError,
     ConfigError,
@@ -85,7 +86,7 @@ class DirectAccessProvider(Provider):
         self.client = DirectAccessClient(
             s["ENDPOINT"],
             s["SERVICE_CRN"],
-            IamTokens(s["IAM_ENDPOINT"], s["IAM_APIKEY"]),
+            IamTokens(s["IAM_ENDPOINT"], s["IAM_APIKEY"], token_cache.directory(os.environ)),
             self.context.pause,
             s["API_VERSION"],
             self.session_factory or requests.Session,

@@ -25,8 +25,10 @@ through the client's own ``RetrySession`` (auth, retries and base URL included),
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, BinaryIO
 
+from qrmi_tasks import token_cache
 from qrmi_tasks.answers import answer_hook
 from qrmi_tasks.providers.ibm.iam import IamTokens
 from qrmi_tasks.quiet import quiet_import_warnings
@@ -126,7 +128,7 @@ class RuntimeApi:
         self.endpoint = endpoint.rstrip("/")
         self.iam_endpoint = iam_endpoint.rstrip("/")
         self.crn = crn
-        self.tokens = IamTokens(self.iam_endpoint, api_key)
+        self.tokens = IamTokens(self.iam_endpoint, api_key, token_cache.directory(os.environ))
         self.auth = _StrictCloudAuth(api_key, crn, self.tokens)
         self._params = _Params(self.auth, self.endpoint, crn, api_key)
         self.client = self._new_client(retries=True)
