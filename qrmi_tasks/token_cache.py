@@ -5,8 +5,8 @@ a token; with this cache the first one asks and the others read its answer. One 
 JSON file per (user, token service URL, digest of the key — never the key) in the
 user's runtime directory (``$XDG_RUNTIME_DIR/qrmi-tasks/tokens``: node-local, the
 user's own), else ``tokens/`` of the runner's state directory
-(:func:`qrmi_tasks.journal.state_root`). Directory 0700, files 0600, written atomically (the house style of
-:mod:`qrmi_tasks.backend_cache`).
+(:func:`qrmi_tasks.journal.state_root`). Directory 0700, files 0600, written atomically
+(the house style of :mod:`qrmi_tasks.backend_cache`).
 
 Who asks is decided by an exclusive ``fcntl.flock`` on a lock file beside the entry. The
 kernel releases it when its holder dies, even by SIGKILL; a holder that is stuck
