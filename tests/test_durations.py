@@ -75,7 +75,7 @@ def test_the_next_task_of_a_kind_is_polled_around_where_the_last_one_ended(
 ):
     policy = PollPolicy(jitter=0.0)  # the real schedule, not the scripted one's short polls
     monkeypatch.setattr(sp.ScriptedProvider, "poll_policy", policy)
-    length = 0.6  # the task ends this long after its first status
+    length = 0.8  # the task ends this long after its first status
 
     def runs_for_a_while():
         started: list[float] = []

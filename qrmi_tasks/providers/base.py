@@ -108,11 +108,11 @@ class PollSchedule:
     a job's running time, not its queue time, says how soon it may end, so a short job
     that waited an hour in the queue is still picked up within about a second.
 
-    With an ``expected`` window ``(start, end)`` on that clock: the next poll is at
-    ``start`` (in waits of at most ``late_cap``, the promise for any task); inside
-    the window, polls are ``window_step`` apart (wider for a wide window: at most
-    ``window_polls`` of them); a task still running after ``end`` is polled by the
-    ordinary schedule from there, as a young task is.
+    With an ``expected`` window ``(start, end)`` on that clock: the next poll is one
+    ``window_step`` before ``start`` (in waits of at most ``late_cap``, the promise for
+    any task); inside the window, polls are ``window_step`` apart (wider for a wide
+    window: at most ``window_polls`` of them); a task still running after ``end`` is
+    polled by the ordinary schedule from there, as a young task is.
     """
 
     def __init__(self, policy: PollPolicy, expected: tuple[float, float] | None = None) -> None:
@@ -148,9 +148,11 @@ class PollSchedule:
         start, end = self.expected
         policy = self.policy
         self.interval = policy.initial  # should the task outlive the window: watched closely
-        if start - elapsed > 1e-3:  # (not a rounding error's worth of wait)
-            # straight to the window's start, never more than the late cap at a time
-            return min(policy.late_cap, start - elapsed)
+        # straight to one step before the window's start (a task that ends right at the
+        # start is still bracketed closely), never more than the late cap at a time
+        first = max(0.0, start - policy.window_step)
+        if first - elapsed > 1e-3:  # (not a rounding error's worth of wait)
+            return min(policy.late_cap, first - elapsed)
         if elapsed < end:
             return max(policy.window_step, (end - start) / policy.window_polls)
         self.expected = None  # outlived: the ordinary schedule, as for a young task
