@@ -12,12 +12,9 @@ A cache that cannot be read or written costs a fetch, never the run.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -71,16 +68,7 @@ def _write(path: Path, key: str, documents: Documents) -> None:
         "properties": properties,
     }
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".doc-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as stream:  # mkstemp's file is 0600
-                json.dump(entry, stream)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        journal.write_private_json(path, entry)
     except (OSError, TypeError, ValueError) as exc:
         log.debug("cannot cache the backend documents in %s: %r", path, exc)
 

@@ -19,13 +19,10 @@ run.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import statistics
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -101,18 +98,8 @@ def record(environ: Mapping[str, str], key: str, ended: Interval) -> None:
     """Remember that a task of ``key`` ended within ``ended``."""
     ends = [*recent(environ, key), ended][-KEEP:]
     folder = directory(environ)
+    document = {"key": key, "ends": [[round(a, 3), round(b, 3)] for a, b in ends]}
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".durations-")
-        try:
-            with os.fdopen(fd, "w") as handle:  # mkstemp: mode 0600
-                json.dump(
-                    {"key": key, "ends": [[round(a, 3), round(b, 3)] for a, b in ends]}, handle
-                )
-            os.replace(temporary, _path(environ, key))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        journal.write_private_json(_path(environ, key), document)
     except OSError as exc:
         log.debug("cannot record the task duration in %s: %s", folder, exc)

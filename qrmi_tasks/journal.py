@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("qrmi_tasks.runner")
 
@@ -83,22 +84,32 @@ def find(environ: Mapping[str, str], request_id: str) -> Entry | None:
     return entry if entry.request_id == request_id else None
 
 
+def write_private_json(path: Path, document: Any, durable: bool = False) -> None:
+    """Replace ``path`` with ``document`` as JSON, atomically, readable by this user only
+    (its directory created 0700, the file 0600); ``durable``: on disk before it replaces
+    the old one. Raises what writing raised (OSError; TypeError/ValueError for a document
+    that is not JSON), leaving no temporary file behind. The state directory's one way of
+    writing: the journal's entries and the caches beside it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".write-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:  # mkstemp's file is 0600
+            json.dump(document, stream)
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 def record(environ: Mapping[str, str], entry: Entry) -> bool:
     """Write ``entry`` (atomically, 0600); False, with a warning, when it cannot be."""
     folder = directory(environ)
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".entry-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as stream:  # mkstemp's file is 0600
-                json.dump(asdict(entry), stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, _path(environ, entry.request_id))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        write_private_json(_path(environ, entry.request_id), asdict(entry), durable=True)
     except OSError as exc:
         log.warning(
             "task %s: cannot record it in %s (%s); a rerun of this request would submit it "
