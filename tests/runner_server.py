@@ -65,13 +65,12 @@ def _import_libraries() -> None:
     from qrmi_tasks.quiet import quiet_import_warnings
 
     with quiet_import_warnings():
-        import boto3  # noqa: F401
         import jsonschema  # noqa: F401
         import pasqal_cloud as pasqal_sdk  # noqa: F401
         import pulser  # noqa: F401
         import qiskit_ibm_runtime  # noqa: F401
         import requests  # noqa: F401
-        from botocore.exceptions import BotoCoreError  # noqa: F401
+        from botocore.auth import S3SigV4QueryAuth  # noqa: F401
         from qiskit_ibm_runtime.utils.backend_converter import convert_to_target  # noqa: F401
 
 

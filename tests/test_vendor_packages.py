@@ -215,19 +215,18 @@ def test_pasqal_table_on_real_library_failures():
 
 
 def test_ibm_tables_on_real_library_failures():
-    from botocore.exceptions import ClientError, EndpointConnectionError
     from qiskit_ibm_runtime.api.exceptions import RequestsApiError
 
     from qrmi_tasks.providers.ibm import RUNTIME_ERRORS, S3_ERRORS
+    from qrmi_tasks.providers.ibm.da_storage import S3Error
     from qrmi_tasks.providers.ibm.iam import IamError
 
     where = {"action": "upload", "bucket": "b", "endpoint": "http://s3"}
-    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+    denied = S3Error(403, "AccessDenied", "no")
     assert S3_ERRORS.translate(denied, **where).message == (
         "S3 upload failed (bucket b at http://s3): AccessDenied: no"
     )
-    cut = EndpointConnectionError(endpoint_url="http://s3")
-    assert S3_ERRORS.translate(cut, **where).message.endswith(": EndpointConnectionError")
+    assert S3_ERRORS.translate(S3Error(400, "HTTP 400", ""), **where).message.endswith(": HTTP 400")
 
     fields = {
         "what": "create the job",

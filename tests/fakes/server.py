@@ -18,6 +18,8 @@ and path regex (``match``), each used ``times`` times (default 1) and, with ``un
 * ``{"status": 200, "body": "<html>..."}`` answers that status with this raw body
   instead of serving the request; ``"body_size": N`` sends N bytes of JSON-ish filler
   (a protocol error: HTML, truncated JSON, a list, an endless body);
+* ``{"cut": N}`` serves the request, then sends the answer's headers and its first N body
+  bytes and closes the connection (a transfer cut midway);
 * ``{"drip": S}`` serves the request, then sends its answer one byte every S seconds
   (a slow-drip answer that per-read socket timeouts never catch).
 """
@@ -212,12 +214,16 @@ def _handler(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             if fault and fault.get("drip"):
                 self._drip(response, data, content_type, float(fault["drip"]))
                 return
+            length = len(data)  # what the headers promise, even when the body is cut
+            if fault and fault.get("cut") is not None:
+                data = data[: int(fault["cut"])]
+                self.close_connection = True
             self.send_response(response.status)
             for key, value in response.headers.items():
                 self.send_header(key, value)
             if content_type and "Content-Type" not in response.headers:
                 self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(length))
             self.end_headers()
             self.wfile.write(data)
 

@@ -4,7 +4,7 @@ Compute Service (:mod:`.qiskit_runtime`), side by side on one IAM token wrapper
 
 Everything about the IBM resource types is declared here: names and prefixes, settings,
 the variables qrmi reads for them, and how the foreign failures of their clients
-(botocore for the Direct Access job data, qiskit-ibm-runtime) become our errors. qrmi's
+(S3 error answers of the Direct Access job data, qiskit-ibm-runtime) become our errors. qrmi's
 names are from qiskit-community/qrmi@b2ed2e5 (0.23.1; checked against the strings of the
 ``qrmi==0.26.4`` wheel's ``_core.abi3.so``): ``src/ibm/quantum_system.rs``
 (``IBMQuantumSystem::new``, ``task_start``, ``s3_env``),
@@ -203,27 +203,18 @@ QISKIT_RUNTIME = ProviderDeclaration(
 DECLARATIONS = (DIRECT_ACCESS, QISKIT_RUNTIME)
 
 
-# -- the Direct Access job data (boto3) -----------------------------------------------------
-
-
-def _s3_detail(exc: BaseException) -> str:
-    """``Code: Message`` of an S3 error answer; the class name of a failure without one."""
-    if "botocore.exceptions.ClientError" in class_names(exc):
-        error = getattr(exc, "response", {}).get("Error", {})
-        return f"{error.get('Code', '?')}: {error.get('Message', '')}".strip()
-    return type(exc).__name__
-
-
-#: botocore's failures; the call names the ``action``, ``bucket`` and ``endpoint``
+# -- the Direct Access job data (S3) --------------------------------------------------------
+#: S3 error answers (``da_storage.S3Error``: ``Code: Message``) that no retry cures; the
+#: call names the ``action``, ``bucket`` and ``endpoint``
 S3_ERRORS = ErrorMap(
     (
         ErrorRule(
-            ("botocore.exceptions.ClientError", "botocore.exceptions.BotoCoreError"),
+            "qrmi_tasks.providers.ibm.da_storage.S3Error",
             ProviderError,
             "S3 {action} failed (bucket {bucket} at {endpoint}): {detail}",
         ),
     ),
-    detail=_s3_detail,
+    detail=lambda exc: one_line(exc, 300),
 )
 
 

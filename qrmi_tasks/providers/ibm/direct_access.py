@@ -98,7 +98,7 @@ class DirectAccessProvider(Provider):
 
     @property
     def storage(self) -> JobStorage:
-        if self._storage is None:  # boto3 costs ~0.3 s to import; only when needed
+        if self._storage is None:  # only a submission and a result download need S3
             s = self.settings
             self._storage = JobStorage(
                 s["S3_ENDPOINT"],
@@ -107,6 +107,8 @@ class DirectAccessProvider(Provider):
                 s["AWS_ACCESS_KEY_ID"],
                 s["AWS_SECRET_ACCESS_KEY"],
                 s["S3_ENDPOINT_FOR_QSAPI"],
+                self.context.pause,
+                self.session_factory or requests.Session,
             )
         return self._storage
 
@@ -304,3 +306,5 @@ class DirectAccessProvider(Provider):
 
     def close(self) -> None:
         self.client.session.close()
+        if self._storage is not None:
+            self._storage.close()
