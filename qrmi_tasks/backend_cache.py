@@ -7,11 +7,15 @@ endpoint and backend, in the state directory beside the journal (``backends/`` n
 atomically. An entry serves for :data:`MAX_AGE_SECONDS` and only for the calibration it
 recorded (the properties' ``last_update_date``): the target check is advisory (the
 backend judges the job anyway), so a calibration a few minutes old is good enough.
-A cache that cannot be read or written costs a fetch, never the run.
+A cache that cannot be read or written costs a fetch, never the run. Runners that miss the
+cache together fetch one at a time (:func:`qrmi_tasks.filelock.exclusive` on the entry's
+lock file, at most :data:`LOCK_WAIT_SECONDS` each), so the first one's answer serves the
+others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,11 +24,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from qrmi_tasks import journal
+from qrmi_tasks import filelock, journal
 
 log = logging.getLogger("qrmi_tasks.runner")
 
 MAX_AGE_SECONDS = 600.0
+#: the longest a runner waits for another runner's fetch before fetching itself
+LOCK_WAIT_SECONDS = 10.0
 _MAX_ENTRY = 64 << 20  # a large backend's properties are a few MiB
 
 Documents = tuple[dict[str, Any], dict[str, Any] | None]
@@ -80,6 +86,13 @@ def documents(environ: Mapping[str, str], key: str, fetch: Callable[[], Document
     if cached is not None:
         log.debug("backend documents for %s from %s", key, path)
         return cached
-    fetched = fetch()
-    _write(path, key, fetched)
-    return fetched
+    with contextlib.suppress(OSError):  # else the lock cannot open: fetch without it
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with filelock.exclusive(path.with_suffix(".lock"), LOCK_WAIT_SECONDS):
+        cached = _read(path, key)  # another runner's fetch may have landed meanwhile
+        if cached is not None:
+            log.debug("backend documents for %s from %s", key, path)
+            return cached
+        fetched = fetch()
+        _write(path, key, fetched)
+        return fetched

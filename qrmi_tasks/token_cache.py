@@ -8,10 +8,9 @@ user's own), else ``tokens/`` of the runner's state directory
 (:func:`qrmi_tasks.journal.state_root`). Directory 0700, files 0600, written atomically
 (the house style of :mod:`qrmi_tasks.backend_cache`).
 
-Who asks is decided by an exclusive ``fcntl.flock`` on a lock file beside the entry. The
-kernel releases it when its holder dies, even by SIGKILL; a holder that is stuck
-(stopped, or hung on the token service) is waited for :data:`LOCK_WAIT_SECONDS` at most,
-then the waiting runner asks for a token of its own: a slow neighbour never stalls a run.
+Who asks is decided by a lock file beside the entry (:func:`qrmi_tasks.filelock.exclusive`);
+a holder that is stuck (stopped, or hung on the token service) is waited for
+:data:`LOCK_WAIT_SECONDS` at most, then the waiting runner asks for a token of its own.
 
 A token file is never trusted blindly: one that is not a regular file, is not owned by
 this user, can be read or written by anyone else, is not valid JSON, or was written for
@@ -24,25 +23,22 @@ log masker).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import stat
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from qrmi_tasks import journal
+from qrmi_tasks import filelock, journal
 
 log = logging.getLogger("qrmi_tasks.runner")
 
 #: the longest a runner waits for another runner's token request before making its own
 LOCK_WAIT_SECONDS = 5.0
-_POLL_SECONDS = 0.02
 _MAX_ENTRY = 64 << 10  # an entry is a token (a few KB) and three numbers
 _FORMAT = "qrmi-tasks token cache v1"
 
@@ -170,31 +166,5 @@ class SharedToken:
         if not self._folder_ready():
             yield False
             return
-        try:
-            handle = os.open(
-                self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-            )
-        except OSError as exc:
-            log.debug("token cache lock %s unusable: %r", self.lock_path, exc)
-            yield False
-            return
-        try:
-            held = False
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    held = True
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        break
-                    time.sleep(_POLL_SECONDS)
-                except OSError as exc:  # a file system without flock
-                    log.debug("cannot lock %s: %r", self.lock_path, exc)
-                    break
-            if not held:
-                log.debug("token cache %s still locked after %.1f s", self.lock_path, wait)
+        with filelock.exclusive(self.lock_path, wait) as held:
             yield held
-        finally:
-            os.close(handle)  # releases the lock

@@ -10,6 +10,8 @@ import os
 import stat
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fakes.direct_access import FakeDirectAccess, device_document
@@ -90,7 +92,7 @@ def test_documents_are_fetched_once_per_calibration_and_cached_0600(tmp_path, do
     assert backend_cache.documents(env, "k", fetch) == documents
     assert backend_cache.documents(env, "k", fetch) == documents
     assert len(calls) == 1
-    (entry,) = backend_cache.directory(env).iterdir()
+    (entry,) = backend_cache.directory(env).glob("*.json")
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
     assert stat.S_IMODE(entry.parent.stat().st_mode) == 0o700
     # a new calibration recorded under the same key: the entry no longer serves
@@ -100,6 +102,21 @@ def test_documents_are_fetched_once_per_calibration_and_cached_0600(tmp_path, do
     backend_cache.documents(env, "k", fetch)
     assert len(calls) == 2
     assert backend_cache.documents(env, "other", fetch) and len(calls) == 3
+
+
+def test_runners_missing_the_cache_together_fetch_once(tmp_path, documents):
+    env = {"QRMI_STATE_DIR": str(tmp_path)}
+    calls = []
+
+    def slow_fetch():
+        calls.append(1)
+        time.sleep(0.3)  # the others arrive while the first one fetches
+        return documents
+
+    with ThreadPoolExecutor(8) as pool:  # each call opens the lock file on its own
+        answers = list(pool.map(lambda _: backend_cache.documents(env, "k", slow_fetch), range(8)))
+    assert answers == [documents] * 8
+    assert len(calls) == 1
 
 
 @pytest.fixture
