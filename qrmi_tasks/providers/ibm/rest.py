@@ -28,10 +28,12 @@ words them for its users (``da_client``, ``ibm.RUNTIME_ERRORS``).
 from __future__ import annotations
 
 import json as jsonlib
+import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import requests
 
@@ -48,6 +50,7 @@ from qrmi_tasks.retry import (
     with_retries,
 )
 
+T = TypeVar("T")
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0  # per socket read; a whole answer read in memory is bounded by BODY_SECONDS
 BODY_SECONDS = 120.0
@@ -104,8 +107,8 @@ class Unavailable(Exception):
     """No usable answer after the attempts allowed: ``reason`` names the last failure.
 
     ``status``: the last HTTP status (None: no answer at all); ``protocol``: the answers
-    were not what the API promises (not an outage to wait out); ``iam``: the last failure
-    was the IAM token exchange (``cause`` is then the :class:`IamError`).
+    were not what the API promises (:class:`ProtocolError`); ``cause``: the last failure
+    of the transport (a ``requests`` exception) or of the IAM token exchange (``iam``).
     """
 
     def __init__(
@@ -125,7 +128,20 @@ class Unavailable(Exception):
 
     @property
     def iam(self) -> bool:
+        """Whether the last failure was the IAM token exchange."""
         return isinstance(self.cause, IamError)
+
+    @property
+    def connection_detail(self) -> str:
+        """Why no answer came, in a few words (``[Errno 111] Connection refused``)."""
+        text = str(self.cause) if self.cause is not None else ""
+        errno = re.search(r"\[Errno -?\d+\] [^\"')]+", text)
+        return errno.group(0).strip() if errno else self.reason
+
+
+class ProtocolError(Unavailable):
+    """The answers were not what the API promises (not JSON, too large): a fault of the
+    service or of what stands in front of it, not an outage to wait out."""
 
 
 class _Retry(Exception):
@@ -149,7 +165,8 @@ class _Retry(Exception):
         self.cause = cause
 
     def unavailable(self) -> Unavailable:
-        return Unavailable(self.reason, self.status, self.protocol, self.retry_after, self.cause)
+        kind = ProtocolError if self.protocol else Unavailable
+        return kind(self.reason, self.status, self.protocol, self.retry_after, self.cause)
 
 
 def error_message(response: Answer) -> str:
@@ -193,8 +210,10 @@ def _read(response: requests.Response, started: float, into: BinaryIO | None) ->
 class IbmRestClient:
     """Requests to one IBM API endpoint with the rules above."""
 
-    #: the service's name in retry log lines and protocol errors
+    #: the service's name in retry log lines
     service = "IBM API"
+    #: the level of the "retrying in N s" log lines
+    retry_level = logging.INFO
 
     def __init__(
         self,
@@ -224,7 +243,7 @@ class IbmRestClient:
         try:
             return self.tokens.token()
         except IamError as exc:
-            if exc.status in (400, 401, 403) or exc.malformed:
+            if exc.refused or exc.malformed:
                 raise
             where = self.tokens.endpoint
             reason = (
@@ -288,10 +307,11 @@ class IbmRestClient:
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 reason = f"{type(exc).__name__} from {self.endpoint}"
+                failure = _Retry(reason, False, cause=exc)
                 if not repost and not _never_sent(exc):
                     # the request may have been served: another one could act twice
-                    raise Unavailable(reason) from None
-                raise _Retry(reason, False) from None
+                    raise failure.unavailable() from None
+                raise failure from None
             status = response.status_code
             target = into if into is not None and status in ok else None
             if target is not None:
@@ -324,7 +344,14 @@ class IbmRestClient:
                 raise exc.unavailable() from None
             finally:
                 session.close()
+        return self._retrying(f"{method} {path}", attempt, deadline)
 
+    def authenticate(self) -> None:
+        """Get an IAM token now (IAM outages retried as any request's are)."""
+        self._retrying("get an IAM token", self._token, None)
+
+    def _retrying(self, what: str, attempt: Callable[[], T], deadline: float | None) -> T:
+        """``attempt`` under the retry rules; the last failure raised as Unavailable."""
         last: list[_Retry] = []
 
         def classify(exc: Exception) -> Retry | None:
@@ -336,13 +363,14 @@ class IbmRestClient:
         try:
             return with_retries(
                 attempt,
-                what=f"{method} {path} on {self.service}",
+                what=f"{what} on {self.service}",
                 classify=classify,
                 pause=self._pause,
                 attempts=MAX_TRANSIENT_ATTEMPTS,
                 until=deadline,
                 backoff=REQUEST_BACKOFF,
                 throttle_backoff=THROTTLE_BACKOFF,
+                level=self.retry_level,
             )
         except TransientError:
             raise last[0].unavailable() from None
