@@ -141,6 +141,7 @@ class FakeServer:
                     "path": request.path,
                     "query": request.query,
                     "headers": dict(request.headers.items()),
+                    "body": request.body,
                     "status": status,
                     "time": time.time(),
                 }
