@@ -13,9 +13,10 @@ Both services take the same credentials (``Authorization: Bearer <IAM token>`` a
 * 401: the IAM token is refreshed once and the request repeated;
 * any other status: a final :class:`ApiError` with the server's error text
   (:func:`qrmi_tasks.retry.error_text`);
-* an answer that is not the JSON object expected (HTML with 200, truncated JSON, a list),
-  larger than ``MAX_BODY`` or slower than ``BODY_SECONDS``: a protocol error, retried a
-  few times like a transient failure but never taken for an outage.
+* an answer that is not the JSON object expected (HTML with 200, truncated JSON, a list)
+  or slower than ``BODY_SECONDS``: retried a few times like a transient failure, but a
+  protocol error is never taken for an outage; an answer larger than ``MAX_BODY`` is not
+  read further and not asked for again (:func:`qrmi_tasks.answers.too_large`).
 
 Retries go through :func:`qrmi_tasks.retry.with_retries` with the run's cancellable
 ``pause``, so a signal is never delayed. ``once=True`` (the cancel path) makes one attempt
@@ -37,7 +38,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import requests
 
-from qrmi_tasks.answers import MAX_ANSWER_BYTES, error_body
+from qrmi_tasks.answers import MAX_ANSWER_BYTES, error_body, too_large
 from qrmi_tasks.errors import TransientError
 from qrmi_tasks.providers.ibm.iam import IamError, IamTokens
 from qrmi_tasks.retry import (
@@ -194,9 +195,7 @@ def _read(response: requests.Response, started: float, into: BinaryIO | None) ->
                 into.write(chunk)
                 continue
             if size > MAX_BODY:
-                raise _Retry(
-                    f"protocol error: answer larger than {MAX_BODY >> 20} MiB", False, None, True
-                )
+                raise ProtocolError(str(too_large(response.url, MAX_BODY)), protocol=True)
             if time.monotonic() - started > BODY_SECONDS:
                 raise _Retry(f"answer not complete after {BODY_SECONDS:.0f} s", throttled=False)
             chunks.append(chunk)
