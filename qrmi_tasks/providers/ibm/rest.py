@@ -13,10 +13,10 @@ Both services take the same credentials (``Authorization: Bearer <IAM token>`` a
 * 401: the IAM token is refreshed once and the request repeated;
 * any other status: a final :class:`ApiError` with the server's error text
   (:func:`qrmi_tasks.retry.error_text`);
-* an answer that is not the JSON object expected (HTML with 200, truncated JSON, a list)
-  or slower than ``BODY_SECONDS``: retried a few times like a transient failure, but a
-  protocol error is never taken for an outage; an answer larger than ``MAX_BODY`` is not
-  read further and not asked for again (:func:`qrmi_tasks.answers.too_large`).
+* an answer that is not the JSON object expected (HTML with 200, truncated JSON, a list),
+  larger than ``MAX_BODY`` (not read further: :func:`qrmi_tasks.answers.too_large`) or
+  slower than ``BODY_SECONDS``: retried a few times like a transient failure, but a
+  protocol error is never taken for an outage.
 
 Retries go through :func:`qrmi_tasks.retry.with_retries` with the run's cancellable
 ``pause``, so a signal is never delayed. ``once=True`` (the cancel path) makes one attempt
@@ -195,7 +195,7 @@ def _read(response: requests.Response, started: float, into: BinaryIO | None) ->
                 into.write(chunk)
                 continue
             if size > MAX_BODY:
-                raise ProtocolError(str(too_large(response.url, MAX_BODY)), protocol=True)
+                raise _Retry(str(too_large(response.url, MAX_BODY)), False, None, True)
             if time.monotonic() - started > BODY_SECONDS:
                 raise _Retry(f"answer not complete after {BODY_SECONDS:.0f} s", throttled=False)
             chunks.append(chunk)
