@@ -256,7 +256,7 @@ def test_debug_run_leaks_neither_api_key_nor_token(fake, env, tmp_path, verbosit
         assert secret not in proc.stderr
     # the library's records go through the runner's (masking) handler, not its own
     assert not re.search(r"^\w+\.\w+:(DEBUG|INFO|WARNING):", proc.stderr, re.M)
-    assert "IBM Quantum Compute job get response" in proc.stderr
+    assert re.search(r"DEBUG GET /jobs/\S+ answered \{", proc.stderr)  # our client's answers
 
 
 def test_unknown_backend_is_a_config_error(fake, tmp_path):
@@ -339,22 +339,24 @@ def test_rerun_adopts_and_closes_the_earlier_runs_session(fake, env):
     assert session["accepting_jobs"] is False  # the rerun closed it
 
 
-def test_library_is_imported_only_when_the_resource_needs_it(fake):
+def test_a_run_never_imports_qiskit_ibm_runtime(fake, tmp_path):
+    """Our REST client speaks to the service: the library (1.5 s, ~100 MiB) stays out."""
     code = (
         "import sys\n"
         "from qrmi_tasks.cli import command\n"
         "from qrmi_tasks.front import run_command\n"
-        "import qrmi_tasks.providers.ibm.qiskit_runtime\n"
-        "run_command(command, 'qrmi-task-runner', sys.argv[1:])\n"  # main() minus its exit
-        "print('LOADED=' + str('qiskit_ibm_runtime' in sys.modules), file=sys.stderr)\n"
+        "code = run_command(command, 'qrmi-task-runner', sys.argv[1:])\n"  # main() minus exit
+        "print('EXIT=' + str(code), 'LOADED=' + str('qiskit_ibm_runtime' in sys.modules),"
+        " file=sys.stderr)\n"
     )
-    env = clean_env(**runner_env(BACKEND, fake))
-    del env[f"{BACKEND}_QRMI_IBM_QRS_SERVICE_CRN"]  # a configuration error: no import
+    fake.configure(fixed_result='{"results": []}', job_seconds=0.1)  # the import is the point
+    out = tmp_path / "out.json"
     proc = subprocess.run(
-        [sys.executable, "-c", code, BACKEND, str(SAMPLER)],
+        [sys.executable, "-c", code, BACKEND, str(SAMPLER), "-o", str(out)],
         capture_output=True,
         text=True,
-        env=env,
+        env=clean_env(**runner_env(BACKEND, fake)),
         timeout=60,
     )
-    assert "SERVICE_CRN" in proc.stderr and "LOADED=False" in proc.stderr, proc.stderr
+    assert "EXIT=0 LOADED=False" in proc.stderr, proc.stderr
+    assert out.stat().st_size > 0 and len(fake.created) == 1

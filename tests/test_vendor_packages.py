@@ -215,11 +215,10 @@ def test_pasqal_table_on_real_library_failures():
 
 
 def test_ibm_tables_on_real_library_failures():
-    from qiskit_ibm_runtime.api.exceptions import RequestsApiError
-
     from qrmi_tasks.providers.ibm import RUNTIME_ERRORS, S3_ERRORS
     from qrmi_tasks.providers.ibm.da_storage import S3Error
     from qrmi_tasks.providers.ibm.iam import IamError
+    from qrmi_tasks.providers.ibm.rest import ApiError, ProtocolError, Unavailable
 
     where = {"action": "upload", "bucket": "b", "endpoint": "http://s3"}
     denied = S3Error(403, "AccessDenied", "no")
@@ -235,15 +234,31 @@ def test_ibm_tables_on_real_library_failures():
         "apikey": "K",
         "crn": "C",
     }
-    missing = RequestsApiError("not found", status_code=404)
+    missing = ApiError(404, "Job x not found", "GET", "/jobs/x")
+    assert RUNTIME_ERRORS.translate(missing, **fields).message == (
+        "Qiskit Runtime: cannot create the job: HTTP 404: Job x not found"
+    )
     assert type(RUNTIME_ERRORS.translate(missing, **fields)) is ProviderError
     assert isinstance(
         RUNTIME_ERRORS.translate(missing, overrides={404: ConfigError}, **fields), ConfigError
     )
-    forbidden = RUNTIME_ERRORS.translate(RequestsApiError("x", status_code=403), **fields)
+    forbidden = RUNTIME_ERRORS.translate(ApiError(403, "x", "GET", "/jobs"), **fields)
     assert isinstance(forbidden, AuthenticationError) and "check C" in forbidden.message
-    busy = RUNTIME_ERRORS.translate(RequestsApiError("x", status_code=503), **fields)
-    assert isinstance(busy, TransientError) and busy.message == "HTTP 503"
+    stale = RUNTIME_ERRORS.translate(ApiError(401, "x", "GET", "/jobs"), **fields)
+    assert isinstance(stale, AuthenticationError) and "check K and C" in stale.message
+    busy = RUNTIME_ERRORS.translate(Unavailable("HTTP 503: busy", 503), **fields)
+    assert isinstance(busy, TransientError)
+    assert busy.message == "Qiskit Runtime: cannot create the job: HTTP 503"
+    cut = ConnectionError("[Errno 111] Connection refused")
+    gone = RUNTIME_ERRORS.translate(Unavailable("ConnectionError", cause=cut), **fields)
+    assert isinstance(gone, TransientError) and gone.message.endswith(
+        "no answer from http://api ([Errno 111] Connection refused)"
+    )
+    html = RUNTIME_ERRORS.translate(ProtocolError("protocol error: HTML", protocol=True), **fields)
+    assert type(html) is ProviderError and html.message.endswith(": protocol error: HTML")
+    iam_down = Unavailable("IAM answered HTTP 503", 0, cause=IamError(503, "down"))
+    outage = RUNTIME_ERRORS.translate(iam_down, **fields)
+    assert isinstance(outage, TransientError) and outage.message.endswith("IAM at http://iam: down")
     refused = RUNTIME_ERRORS.translate(IamError(400, "BXNIM0415E: not found"), **fields)
     assert isinstance(refused, AuthenticationError) and refused.status == 400
     unreachable = RUNTIME_ERRORS.translate(IamError(None, "ConnectionError: x"), **fields)

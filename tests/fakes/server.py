@@ -143,6 +143,7 @@ class FakeServer:
                     "path": request.path,
                     "query": request.query,
                     "headers": dict(request.headers.items()),
+                    "body": request.body,
                     "status": status,
                     "time": time.time(),
                 }

@@ -3,10 +3,10 @@ Compute Service (:mod:`.qiskit_runtime`), side by side on one IAM token wrapper
 (:mod:`.iam`) and one job-reason text (:func:`job_reason`).
 
 Everything about the IBM resource types is declared here: names and prefixes, settings,
-the variables qrmi reads for them, and how the foreign failures of their clients
-(S3 error answers of the Direct Access job data, qiskit-ibm-runtime) become our errors. qrmi's
-names are from qiskit-community/qrmi@b2ed2e5 (0.23.1; checked against the strings of the
-``qrmi==0.26.4`` wheel's ``_core.abi3.so``): ``src/ibm/quantum_system.rs``
+the variables qrmi reads for them, and how the failures of their clients (S3 error answers
+of the Direct Access job data, our IBM REST client :mod:`.rest` for Qiskit Runtime) become
+our errors. qrmi's names are from qiskit-community/qrmi@b2ed2e5 (0.23.1; checked against
+the strings of the ``qrmi==0.26.4`` wheel's ``_core.abi3.so``): ``src/ibm/quantum_system.rs``
 (``IBMQuantumSystem::new``, ``task_start``, ``s3_env``),
 ``src/ibm/quantum_compute_service.rs`` and ``src/ibm/qiskit_runtime_service.rs``
 (``::new``: ``SESSION_ID`` then ``QRMI_JOB_ACQUISITION_TOKEN``; ``TIMEOUT_SECONDS`` then
@@ -15,10 +15,9 @@ names are from qiskit-community/qrmi@b2ed2e5 (0.23.1; checked against the string
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from typing import Any
 
-from qrmi_tasks.answers import error_body
 from qrmi_tasks.config import ResourceType, Setting, http_url, one_of, positive_int
 from qrmi_tasks.errors import (
     AuthenticationError,
@@ -38,7 +37,7 @@ from qrmi_tasks.providers.declaration import (
     ProviderDeclaration,
     QrmiVariable,
 )
-from qrmi_tasks.retry import error_text, is_transient, one_line
+from qrmi_tasks.retry import is_transient, one_line
 
 QS = ("ibm-quantum-system",)
 QCS = ("ibm-quantum-compute-service", "qiskit-runtime-service")
@@ -218,44 +217,59 @@ S3_ERRORS = ErrorMap(
 )
 
 
-# -- Qiskit Runtime (qiskit-ibm-runtime) ---------------------------------------------------
+# -- Qiskit Runtime (our REST client, :mod:`.rest`) ------------------------------------------
 _IAM_ERROR = "qrmi_tasks.providers.ibm.iam.IamError"
-_REQUESTS_API_ERROR = "qiskit_ibm_runtime.api.exceptions.RequestsApiError"
+_API_ERROR = "qrmi_tasks.providers.ibm.rest.ApiError"
+_UNAVAILABLE = "qrmi_tasks.providers.ibm.rest.Unavailable"
+_PROTOCOL_ERROR = "qrmi_tasks.providers.ibm.rest.ProtocolError"
 
 
 def _runtime_status(exc: BaseException) -> int | None:
-    """The HTTP status behind a failure: -1 when the library got no answer; for the IAM
-    exchange, IAM's status when it refused the key, else 0 (no usable answer)."""
-    if _IAM_ERROR in class_names(exc):
+    """The HTTP status behind a failure: -1 when no answer came; for the IAM exchange,
+    IAM's status when it refused the key, else 0 (no usable answer)."""
+    names = class_names(exc)
+    if _IAM_ERROR in names:
         return exc.status if exc.refused else 0  # type: ignore[attr-defined]
-    return getattr(exc, "status_code", None)
+    if _UNAVAILABLE in names:
+        if exc.iam:  # type: ignore[attr-defined]
+            return 0
+        status = exc.status  # type: ignore[attr-defined]
+        return -1 if status is None else status
+    return getattr(exc, "status", None)
 
 
 def _runtime_detail(exc: BaseException) -> str:
-    """The service's error text behind a library error (:func:`retry.error_text`)."""
-    if _IAM_ERROR in class_names(exc):
+    """The service's (or IAM's) error text behind a failure of our client."""
+    names = class_names(exc)
+    if _IAM_ERROR in names:
         return exc.detail  # type: ignore[attr-defined]
-    response = getattr(exc.__cause__, "response", None)
-    if response is None:
-        return one_line(exc, 300)
-    return error_text(error_body(response), str(exc))
+    if _UNAVAILABLE in names:
+        cause = exc.cause  # type: ignore[attr-defined]
+        return cause.detail if exc.iam else exc.reason  # type: ignore[attr-defined]
+    return getattr(exc, "detail", None) or one_line(exc, 300)
 
 
 def _no_answer(failure: Failure) -> str:
-    """Why a request got no HTTP answer (status -1), in a few words; ``HTTP N`` otherwise."""
+    """A transient failure's reason: ``HTTP N`` or why no answer came, in a few words."""
     if failure.status is not None and failure.status > 0:
         return f"HTTP {failure.status}"
-    text = str(failure.exc)
-    errno = re.search(r"\[Errno -?\d+\] [^\"')]+", text)
-    if errno or "Max retries exceeded" in text:
-        detail = errno.group(0) if errno else "retries exhausted"
-        return f"no answer from {failure.fields['endpoint']} ({detail})"
-    return one_line(text, 300)
+    detail = getattr(failure.exc, "connection_detail", failure.detail)
+    return f"no answer from {failure.fields['endpoint']} ({detail})"
 
 
-#: qiskit-ibm-runtime's failures (and our IAM wrapper's). The call names ``what`` it was
-#: doing, the ``endpoint``, ``iam`` URL and the ``apikey`` and ``crn`` variables. A
-#: TransientError's text is the reason only: the provider's retry loop words the rest.
+def _cannot(reason: Callable[[Failure], str] | str) -> Callable[[Failure], str]:
+    """``Qiskit Runtime: cannot <what>: <reason>``, the wording of every failed call."""
+
+    def message(failure: Failure) -> str:
+        text = reason(failure) if callable(reason) else failure.format(reason)
+        return f"Qiskit Runtime: cannot {failure.fields['what']}: {text}"
+
+    return message
+
+
+#: our Qiskit Runtime client's failures (:mod:`.rest`, and the IAM wrapper's). The call
+#: names ``what`` it was doing, the ``endpoint``, ``iam`` URL and the ``apikey`` and
+#: ``crn`` variables.
 RUNTIME_ERRORS = ErrorMap(
     (
         ErrorRule(
@@ -265,40 +279,35 @@ RUNTIME_ERRORS = ErrorMap(
             "{detail}); check {apikey}",
             when=lambda status: status != 0,
         ),
-        ErrorRule(_IAM_ERROR, TransientError, "IAM at {iam}: {detail}"),
+        ErrorRule(_IAM_ERROR, TransientError, _cannot("IAM at {iam}: {detail}")),
         ErrorRule(
-            "qiskit_ibm_runtime.exceptions.IBMNotAuthorizedError",
+            _API_ERROR,
             AuthenticationError,
             "authentication failed: Qiskit Runtime at {endpoint} refused a fresh IAM token "
             "(HTTP 401) while trying to {what}; check {apikey} and {crn}",
+            when=lambda status: status == 401,
         ),
         ErrorRule(
-            _REQUESTS_API_ERROR,
+            _API_ERROR,
             AuthenticationError,
             "authentication failed: Qiskit Runtime refused access while trying to {what} "
             "(HTTP 403: {detail}); check {crn}",
             when=lambda status: status == 403,
         ),
         ErrorRule(
-            _REQUESTS_API_ERROR,
+            _API_ERROR,
             ProviderError,
-            "Qiskit Runtime: cannot {what}: HTTP {status}: {detail}",
-            when=lambda status: status != -1 and not is_transient(status),
+            _cannot("HTTP {status}: {detail}"),
+            when=lambda status: not is_transient(status),
             overridable=True,
         ),
-        ErrorRule(_REQUESTS_API_ERROR, TransientError, _no_answer),
-        # a job's state that forbids the call: the provider's own code decides
-        ErrorRule("qiskit_ibm_runtime.exceptions.RuntimeInvalidStateError", None),
+        # a transient status the call chose not to repeat (a POST that must not run twice)
+        ErrorRule(_API_ERROR, TransientError, _cannot(_no_answer)),
+        ErrorRule(_PROTOCOL_ERROR, ProviderError, _cannot("{detail}")),
         ErrorRule(
-            "qiskit_ibm_runtime.exceptions.IBMError",
-            ProviderError,
-            lambda f: f"Qiskit Runtime: cannot {f.fields['what']}: {one_line(f.exc)}",
+            _UNAVAILABLE, TransientError, _cannot("IAM at {iam}: {detail}"), when=lambda s: s == 0
         ),
-        ErrorRule(
-            "json.decoder.JSONDecodeError",
-            ProviderError,
-            "Qiskit Runtime: cannot {what}: the service's answer is not JSON",
-        ),
+        ErrorRule(_UNAVAILABLE, TransientError, _cannot(_no_answer)),
     ),
     status=_runtime_status,
     detail=_runtime_detail,

@@ -1,11 +1,11 @@
 """Qiskit Runtime Service (``qiskit-runtime-service``, also ``ibm-quantum-compute-service``).
 
-Hands the job to the ``qiskit-ibm-runtime`` library (see docs/qiskit-runtime.md): IAM
-token exchange at the configured IAM endpoint, ``POST /jobs`` with the payload's
-``parameters`` unchanged on backend NAME, polling ``GET /jobs/{id}`` through the library's
-REST client, the result body streamed byte for byte, one-attempt cancels. The
-library's internals are used only in :mod:`qrmi_tasks.providers.ibm.qiskit_runtime_api`,
-imported on first use (importing qiskit-ibm-runtime costs over a second).
+Our REST client :mod:`qrmi_tasks.providers.ibm.qiskit_runtime_api` speaks to the service
+(see docs/qiskit-runtime.md for the requests): IAM token exchange at the configured IAM
+endpoint, ``POST /jobs`` with the payload's ``parameters`` unchanged on backend NAME,
+polling ``GET /jobs/{id}``, the result body streamed byte for byte, one-attempt cancels.
+Retries follow the shared IBM rules (:mod:`qrmi_tasks.providers.ibm.rest`); failures
+become one-line errors through ``ibm.RUNTIME_ERRORS``. qiskit-ibm-runtime is not imported.
 
 Each job carries the tag ``qrmi-<request id>``: under Slurm a requeued or rerun step finds
 the job it already submitted and attaches to it instead of running it twice. It also
@@ -20,6 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
+import requests
+
 from qrmi_tasks import binding
 from qrmi_tasks.config import Setting
 from qrmi_tasks.errors import (
@@ -28,18 +30,12 @@ from qrmi_tasks.errors import (
     PayloadError,
     ProviderError,
     QrmiError,
-    TransientError,
 )
 from qrmi_tasks.payload import QISKIT, CheckedPayload
 from qrmi_tasks.providers.base import Provider, StatusReport, TaskStatus
 from qrmi_tasks.providers.ibm import QISKIT_RUNTIME, RUNTIME_ERRORS, job_reason
-from qrmi_tasks.retry import (
-    REQUEST_BACKOFF,
-    Retry,
-    one_line,
-    retry_after_seconds,
-    with_retries,
-)
+from qrmi_tasks.providers.ibm.qiskit_runtime_api import RuntimeApi
+from qrmi_tasks.retry import one_line
 
 log = logging.getLogger("qrmi_tasks.qiskit_runtime")
 T = TypeVar("T")
@@ -58,14 +54,6 @@ _STATUS = {
 # A job cancelled for running past its cost: a failure, as qiskit-ibm-runtime reports it.
 RAN_TOO_LONG = 1305
 _ALIVE = ("queued", "running", "completed", "initializing")
-# The library already retries 5xx (urllib3, up to 5 times); transient failures are
-# retried once more from here with cancellable waits.
-MAX_ATTEMPTS = 6
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc.__cause__, "response", None)
-    return retry_after_seconds(response.headers.get("Retry-After") if response else None, 60.0)
 
 
 def _state(job: dict[str, Any]) -> dict[str, Any]:
@@ -96,49 +84,35 @@ def _session_messages(answer: dict[str, Any]) -> list[str]:
     return found
 
 
-class _GiveUp(Exception):
-    """Carries the one-line error a failure was classified as, out of the retry loop."""
-
-    def __init__(self, error: QrmiError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
 class QiskitRuntimeProvider(Provider):
     """Run Qiskit primitives on an IBM Qiskit Runtime (IBM Quantum Platform) backend."""
 
     payload_kinds: ClassVar[frozenset[str]] = frozenset({QISKIT})
     can_reattach: ClassVar[bool] = True
+    #: makes the client's HTTP sessions (None: ``requests.Session``); tests hand one whose
+    #: transport they script
+    session_factory: ClassVar[Callable[[], requests.Session] | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._lib: Any = None
-        self._api: Any = None
+        self._api: RuntimeApi | None = None
         # a given session (SESSION_ID or the plugin's acquisition token) is never closed here
         self._session_id: str | None = self.settings["SESSION_ID"]
         self._own_session = False  # a session this run opened (and so closes)
 
-    # -- library access -----------------------------------------------------------------
+    # -- the service's API ----------------------------------------------------------------
     @property
-    def api(self) -> Any:
-        """The adapter around qiskit-ibm-runtime (imported and built on first use)."""
+    def api(self) -> RuntimeApi:
+        """Our client of the service's REST API (built on first use)."""
         if self._api is None:
-            try:
-                from qrmi_tasks.providers.ibm import qiskit_runtime_api as lib
-
-                lib.load()
-            except ImportError as exc:
-                raise ConfigError(
-                    f"resource type '{self.resource.type.name}' cannot use the installed "
-                    f"qiskit-ibm-runtime: {one_line(exc)}"
-                ) from None
             s = self.settings
-            self._lib = lib
-            self._api = lib.RuntimeApi(
+            self._api = RuntimeApi(
                 s["ENDPOINT"],
                 s["IAM_ENDPOINT"],
                 s["IAM_APIKEY"],
                 s["SERVICE_CRN"],
+                self.context.pause,
+                self.session_factory or requests.Session,
             )
             log.debug(
                 "Qiskit Runtime API %s, IAM %s, instance %s",
@@ -161,57 +135,13 @@ class QiskitRuntimeProvider(Provider):
         what: str,
         action: Callable[[], T],
         *,
-        retry: Callable[[int], bool] = lambda status: True,
         fail: dict[int, type[QrmiError]] | None = None,
     ) -> T:
-        """Run one library call; retry transient failures; raise one-line errors.
-
-        The loop is :func:`qrmi_tasks.retry.with_retries` with the run's cancellable
-        ``pause``. ``retry(status)`` says whether a transient failure with this HTTP status
-        (-1: no answer, 0: IAM unreachable) may be repeated; ``fail`` maps other statuses
-        to the error class to raise (default ProviderError). A 401 (a token expired or
-        revoked early) renews the token once, within the same attempt.
-        """
-        if self._lib is None:
-            _ = self.api  # imports the library (and its error classes) on first use
-        lib = self._lib
-        refreshed = [False]
-
-        def attempt() -> T:
-            try:
-                return action()
-            except lib.IBMNotAuthorizedError:
-                if refreshed[0]:
-                    raise
-                refreshed[0] = True
-                log.info("Qiskit Runtime answered 401; renewing the IAM token")
-                self.api.expire_token()
-                return action()
-
-        def classify(exc: Exception) -> Retry | None:
-            error = RUNTIME_ERRORS.translate(exc, overrides=fail, what=what, **self._where())
-            if error is None:
-                return None  # not the service's answer: propagate as is
-            if not isinstance(error, TransientError):
-                raise _GiveUp(error)
-            if not retry(error.status if error.status is not None else -1):
-                raise _GiveUp(TransientError(f"Qiskit Runtime: cannot {what}: {error.message}"))
-            return Retry(error.message, _retry_after(exc))
-
-        try:
-            return with_retries(
-                attempt,
-                what=what,
-                classify=classify,
-                pause=self.context.pause,
-                attempts=MAX_ATTEMPTS,
-                backoff=REQUEST_BACKOFF,
-                level=logging.WARNING,
-            )
-        except _GiveUp as exc:
-            raise exc.error from None
-        except TransientError as exc:  # with_retries gave up: "<what>: <last reason>"
-            raise TransientError(f"Qiskit Runtime: cannot {exc.message}") from None
+        """Run one client call (the client retries what may be retried); raise its
+        failure as a one-line error. ``fail`` maps HTTP statuses to the error class to
+        raise (default ProviderError)."""
+        with RUNTIME_ERRORS.mapped(overrides=fail, what=what, **self._where()):
+            return action()
 
     def _where(self) -> dict[str, str]:
         """What RUNTIME_ERRORS' messages name: the URLs and the variables to check."""
@@ -223,8 +153,8 @@ class QiskitRuntimeProvider(Provider):
         }
 
     def backend_documents(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Backend NAME's configuration and properties, through qiskit-ibm-runtime's client
-        with the same endpoints, IAM handling and error messages as a run."""
+        """Backend NAME's configuration and properties, with the same endpoints, IAM
+        handling and error messages as a run."""
         api = self.api
         self._call("get an IAM token", api.check_credentials)
         return self._call(
@@ -304,7 +234,6 @@ class QiskitRuntimeProvider(Provider):
         answer = self._call(
             f"open a {mode} session on {backend}",
             lambda: self.api.create_session(backend, mode, self.settings["SESSION_MAX_TTL"]),
-            retry=lambda status: status in (0, 429),
             fail={400: ConfigError, 404: ConfigError},
         )
         if not isinstance(answer, dict) or not answer.get("id"):
@@ -364,9 +293,7 @@ class QiskitRuntimeProvider(Provider):
                 self._session_id,
                 [self.tag, self.digest_tag],
             ),
-            # the library re-posts on 5xx itself (IBM documents that as safe); from here
-            # only what certainly did not create a job: IAM unreachable, 429
-            retry=lambda status: status in (0, 429),
+            # re-posted only after what certainly created no job (see rest.REPOST_SAFE_STATUSES)
             fail={400: PayloadError, 404: ConfigError, 413: PayloadError, 422: PayloadError},
         )
         job_id = str(answer["id"]) if isinstance(answer, dict) and answer.get("id") else None
@@ -377,9 +304,6 @@ class QiskitRuntimeProvider(Provider):
         return job_id
 
     def status(self, task_id: str) -> StatusReport:
-        # GET /jobs/{id} directly, not RuntimeJobV2.status(): on a Failed job the library
-        # also fetches the results for its error message, and a 4xx there (a failed job
-        # may have no results) would turn a failed task into a protocol error.
         job = self._call("get the job status", lambda: self.api.job_state(task_id))
         if not isinstance(job, dict):
             raise ProviderError(f"Qiskit Runtime: job {task_id}: the answer is not a job")
@@ -406,7 +330,6 @@ class QiskitRuntimeProvider(Provider):
             text = self._call(
                 "get the job's error text",
                 lambda: self.api.error_text(task_id),
-                retry=lambda status: False,
             )
         except QrmiError as exc:  # the failure is the news; a missing text is not
             log.debug("job %s: no error text: %s", task_id, exc)
@@ -414,19 +337,12 @@ class QiskitRuntimeProvider(Provider):
         return one_line(text) if text and text.strip() else "the service gave no reason"
 
     def fetch_result(self, task_id: str, into: BinaryIO) -> None:
-        def download() -> int:
-            into.seek(0)
-            into.truncate()  # a cut transfer starts over
-            return self.api.stream_results(task_id, into)
-
-        size = self._call("download the job result", download)
+        size = self._call("download the job result", lambda: self.api.stream_results(task_id, into))
         log.debug("job %s: result %d bytes", task_id, size)
 
     def cancel(self, task_id: str) -> None:
         # one attempt: the runner retries transient failures within its cancel budget
-        if not self._call(
-            "cancel the job", lambda: self.api.cancel_job(task_id), retry=lambda status: False
-        ):
+        if not self._call("cancel the job", lambda: self.api.cancel_job(task_id)):
             log.info("job %s is already finished; nothing to cancel", task_id)
 
     def cancel_submission(self) -> list[str]:
@@ -434,7 +350,6 @@ class QiskitRuntimeProvider(Provider):
         jobs = self._call(
             "list the jobs tagged " + self.tag,
             lambda: api.find_jobs_once(self.tag, self.resource.name),
-            retry=lambda status: False,
         )
         cancelled = []
         for job in self._ours(jobs):  # never cancel a job without our tag
@@ -446,9 +361,7 @@ class QiskitRuntimeProvider(Provider):
             status = _api_status(job)
             if job.get("id") and status in _ALIVE and status != "completed":
                 job_id = str(job["id"])
-                if self._call(
-                    "cancel the job", lambda j=job_id: api.cancel_job(j), retry=lambda s: False
-                ):
+                if self._call("cancel the job", lambda j=job_id: api.cancel_job(j)):
                     cancelled.append(job_id)
         return cancelled
 
@@ -458,7 +371,6 @@ class QiskitRuntimeProvider(Provider):
             self._call(
                 "close the session",
                 lambda: self.api.close_session(session_id),
-                retry=lambda status: False,
             )
             log.debug("session %s closed", session_id)
             self._own_session = False

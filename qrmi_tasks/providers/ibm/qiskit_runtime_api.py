@@ -1,122 +1,77 @@
-"""The one place that touches qiskit-ibm-runtime internals (private API).
+"""Our REST client of the Qiskit Runtime API (v1): the requests one task needs.
 
-Checked against qiskit-ibm-runtime 0.51.0 (ibm-cloud-sdk-core 3.28); :func:`load` refuses
-versions outside ``SUPPORTED`` with a one-line error instead of failing mid-run.
+The wire format is what qiskit-ibm-runtime 0.51 sends (``api/rest/runtime.py``,
+``program_job.py``, ``runtime_session.py``, ``cloud_backend.py``, ``api/session.py``,
+``api/auth.py``), checked against IBM's Qiskit Runtime REST reference and qrmi's generated
+client (qiskit-community/qrmi@b2ed2e5 ``dependencies/quantum_compute_client``); the record
+is ``tests/conformance/ibm/qiskit_runtime/client_requests.json``. Every request carries
+``Authorization: Bearer <IAM token>``, ``Service-CRN`` and ``IBM-API-Version`` (the
+library's version date), through the shared IBM client (:mod:`.rest`: retries, 401 ->
+one token refresh, capped answers, one-attempt cancels):
 
-Why private API at all:
+* ``POST /jobs`` ``{program_id, backend, params, tags, session_id?, cost?}``: the payload's
+  ``parameters`` unchanged; never re-posted after a failure that may have created the job;
+* ``GET /jobs/{id}?exclude_params=true``: the job's ``state`` (polled);
+* ``GET /jobs?exclude_params=true&limit=10&backend=B&tags=T``: the jobs of our tag (reattach,
+  and the cancel path's search for what an interrupted submit created);
+* ``GET /jobs/{id}/results``: streamed byte for byte to the output file; read whole (capped)
+  for a failed job's traceback;
+* ``POST /jobs/{id}/cancel`` (409: already final);
+* ``POST /sessions`` ``{mode, backend, instance, max_ttl?}`` and ``PATCH /sessions/{id}``
+  ``{accepting_jobs: false}`` (close; 404: already gone), for ``SESSION_MODE``;
+* ``GET /backends/{name}/configuration`` and ``/properties`` (the target check).
 
-* ``QiskitRuntimeService(channel="ibm_cloud", instance=CRN, ...)`` always looks the
-  instance up with IBM Cloud Global Search and Global Catalog (hosts derived from the URL's
-  host name, without its port) and lists the instance's backends before it returns, and its
-  ``_run`` then downloads the backend configuration, the instance usage and the backend
-  status before submitting. None of that is needed to run one job on a named backend.
-* The public primitives (``SamplerV2`` / ``EstimatorV2``) only accept ``QuantumCircuit``
-  pubs and options objects; the payload's ``parameters`` are already the wire format.
-
-So this module builds the library's own ``RuntimeClient`` (what ``QiskitRuntimeService``
-builds per instance) and calls ``RuntimeClient.program_run`` (what ``_run`` calls), which
-posts ``parameters`` unchanged. The job's state is read with ``RuntimeClient.job_get``
-(``GET /jobs/{id}``), not ``RuntimeJobV2.status()``: on a failed job that also fetches
-the results for an error message and raises when they answer 4xx. Results are streamed
-through the client's own ``RetrySession`` (auth, retries and base URL included), because
-``job_results`` returns the whole body as ``str``.
+Why not qiskit-ibm-runtime itself: importing it costs over a second and 100 MiB, its
+``QiskitRuntimeService`` looks the instance up in IBM Cloud's catalog and lists backends
+before a job can be sent, and its public primitives only take ``QuantumCircuit`` pubs,
+while the payload's ``parameters`` are already the wire format.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
 from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import requests
 
 from qrmi_tasks import token_cache
-from qrmi_tasks.answers import answer_hook
 from qrmi_tasks.providers.ibm.iam import IamTokens
-from qrmi_tasks.quiet import quiet_import_warnings
-from qrmi_tasks.retry import one_line
+from qrmi_tasks.providers.ibm.rest import IbmRestClient
 
-with quiet_import_warnings():
-    import qiskit_ibm_runtime
-    import requests
-    import requests.adapters
-    from qiskit_ibm_runtime.api.auth import CloudAuth
-    from qiskit_ibm_runtime.api.client import RuntimeClient
-    from qiskit_ibm_runtime.api.client_parameters import ClientParameters
-    from qiskit_ibm_runtime.api.exceptions import RequestsApiError
-    from qiskit_ibm_runtime.api.rest.program_job import ProgramJob
-    from qiskit_ibm_runtime.exceptions import IBMNotAuthorizedError
+__all__ = ["RuntimeApi"]
 
-# the library's errors become ours through the package's table (ibm.RUNTIME_ERRORS);
-# only the 401 the provider renews its token for is caught by class
-__all__ = ["IBMNotAuthorizedError", "RuntimeApi"]
+log = logging.getLogger("qrmi_tasks.qiskit_runtime")
 
-#: versions whose internals this module was read against (lower inclusive, upper exclusive)
-SUPPORTED = ((0, 51), (0, 52))
-_CHUNK = 1 << 20
-# RetrySession's default is (5, None): no read timeout at all, so a hung answer would
-# block forever. Per socket read; the runner bounds each whole call.
-TIMEOUTS = (10.0, 30.0)
+#: qiskit-ibm-runtime 0.51's ``RestAdapterBase._HEADER_API_VERSION``
+API_VERSION = "2026-04-15"
+#: how long 429 (too many requests) is waited out for one call before giving up
+THROTTLE_SECONDS = 300.0
+JOBS_LISTED = 10
 
 
-def _version() -> tuple[int, int]:
-    parts = qiskit_ibm_runtime.__version__.split(".")
-    return int(parts[0]), int(parts[1])
+def _job(job_id: str, action: str = "") -> str:
+    """``/jobs/{id}[/action]`` with the id quoted: an id never adds a query or a path."""
+    path = f"/jobs/{quote(job_id, safe='')}"
+    return f"{path}/{action}" if action else path
 
 
-def load() -> None:
-    """Check the installed version and route the library's logs through ours."""
-    version = _version()
-    if not SUPPORTED[0] <= version < SUPPORTED[1]:
-        low, high = (".".join(map(str, v)) for v in SUPPORTED)
-        raise ImportError(
-            f"qiskit-ibm-runtime {qiskit_ibm_runtime.__version__} is installed; this runner "
-            f"uses its internals and supports >={low},<{high}"
-        )
-    # On import, qiskit_ibm_runtime attaches its own stderr handler and stops propagation:
-    # its records would skip our format and our secret-masking filter. Undo that.
-    library_log = logging.getLogger("qiskit_ibm_runtime")
-    for handler in list(library_log.handlers):
-        library_log.removeHandler(handler)
-    library_log.propagate = True
+def _jobs(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    jobs = answer.get("jobs")
+    return [j for j in jobs if isinstance(j, dict)] if isinstance(jobs, list) else []
 
 
-class _StrictCloudAuth(CloudAuth):
-    """CloudAuth whose tokens come from :class:`~qrmi_tasks.providers.ibm.iam.IamTokens`.
-
-    ``CloudAuth`` takes the IAM URL from ``$IAM_URL`` or the public IAM host, and when the
-    token call fails it warns and sends ``Authorization: apikey <key>`` to the API
-    instead; here the configured IAM URL is used and a failure is an ``IamError``.
-    """
-
-    def __init__(self, api_key: str, crn: str, tokens: IamTokens) -> None:
-        super().__init__(api_key=api_key, crn=crn)
-        self.tokens = tokens
-
-    def get_headers(self) -> dict:
-        return {"Service-CRN": self.crn, "Authorization": f"Bearer {self.tokens.token()}"}
-
-
-def _first_line(exc: BaseException) -> str:
-    return one_line(exc, 300) or type(exc).__name__
-
-
-class _Params(ClientParameters):
-    def __init__(self, auth: _StrictCloudAuth, endpoint: str, crn: str, api_key: str) -> None:
-        super().__init__(
-            channel="ibm_cloud",
-            token=api_key,
-            url=endpoint,
-            instance=crn,
-            # the default resolver rebuilds the URL from the CRN's region; keep ours as is
-            url_resolver=lambda _url, _instance, _private=False, _channel="": endpoint,
-        )
-        self._auth = auth
-
-    def get_auth_handler(self) -> CloudAuth:
-        return self._auth
+class _RuntimeClient(IbmRestClient):
+    service = "Qiskit Runtime"
+    retry_level = logging.WARNING  # a run that waits on the service says so
 
 
 class RuntimeApi:
-    """The calls one task needs, made through qiskit-ibm-runtime's REST client."""
+    """The calls one task needs; failures as :mod:`.rest` raises them (see
+    ``ibm.RUNTIME_ERRORS`` for their wording)."""
 
     def __init__(
         self,
@@ -124,35 +79,30 @@ class RuntimeApi:
         iam_endpoint: str,
         api_key: str,
         crn: str,
+        pause: Callable[[float], None] = time.sleep,
+        session_factory: Callable[[], requests.Session] = requests.Session,
     ) -> None:
-        self.endpoint = endpoint.rstrip("/")
+        """``pause`` waits between attempts (the run's cancellable pause)."""
         self.iam_endpoint = iam_endpoint.rstrip("/")
         self.crn = crn
         self.tokens = IamTokens(self.iam_endpoint, api_key, token_cache.directory(os.environ))
-        self.auth = _StrictCloudAuth(api_key, crn, self.tokens)
-        self._params = _Params(self.auth, self.endpoint, crn, api_key)
-        self.client = self._new_client(retries=True)
+        self.client = _RuntimeClient(
+            endpoint, crn, self.tokens, pause, API_VERSION, session_factory
+        )
+        self.endpoint = self.client.endpoint
 
-    def _new_client(self, retries: bool) -> RuntimeClient:
-        """A client with its own connections; ``retries=False``: exactly one attempt."""
-        client = RuntimeClient(self._params)
-        session = client._session
-        session._timeout = TIMEOUTS
-        # every JSON answer is read whole by the library: capped (results are streamed)
-        session.hooks["response"].append(answer_hook())
-        if not retries:  # the runner's cancel path retries itself, within its budget
-            adapter = requests.adapters.HTTPAdapter(max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        return client
+    @staticmethod
+    def _throttle_deadline() -> float:
+        return time.monotonic() + THROTTLE_SECONDS
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        answer = self.client.json(method, path, deadline=self._throttle_deadline(), **kwargs)
+        log.debug("%s %s answered %s", method, path, answer)
+        return answer
 
     def check_credentials(self) -> None:
-        """Exchange the API key for a token now (raises IamError)."""
-        self.auth.get_headers()
-
-    def expire_token(self) -> None:
-        """Make the next request fetch a fresh IAM token."""
-        self.tokens.invalidate()
+        """Exchange the API key for a token now (raises IamError when IAM refuses it)."""
+        self.client.authenticate()
 
     def create_job(
         self,
@@ -164,53 +114,55 @@ class RuntimeApi:
         tags: list[str],
     ) -> dict[str, Any]:
         """``POST /jobs`` with ``params`` as given; returns the answer (``id``, ``backend``)."""
-        return self.client.program_run(
-            program_id=program_id,
-            backend_name=backend,
-            params=params,
-            image=None,
-            log_level=None,
-            session_id=session_id,
-            job_tags=tags,
-            max_execution_time=cost,
-        )
+        body: dict[str, Any] = {"program_id": program_id, "params": params, "backend": backend}
+        # optional fields only when set, as the library sends them
+        if session_id:
+            body["session_id"] = session_id
+        if tags:
+            body["tags"] = tags
+        if cost:
+            body["cost"] = cost
+        return self._json("POST", "/jobs", json=body, repost=False)
 
     def job_state(self, job_id: str) -> dict[str, Any]:
         """``GET /jobs/{id}`` without params: ``state`` (status, reason, reason_code), tags."""
-        return self.client.job_get(job_id, exclude_params=True)
+        return self._json("GET", _job(job_id), params={"exclude_params": "true"})
 
     def error_text(self, job_id: str) -> str:
         """A failed job's error text: the tail of the traceback its results body holds."""
-        text = self.client.job_results(job_id)
+        text = self.client.request("GET", _job(job_id, "results"), once=True).text
         index = text.rfind("Traceback")
         return text[index:] if index != -1 else text
 
     def backend_documents(self, backend: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The backend's configuration and properties JSON (to build a transpiler target)."""
-        return (
-            self.client.backend_configuration(backend),
-            self.client.backend_properties(backend),
-        )
+        base = f"/backends/{quote(backend, safe='')}"
+        configuration = self._json("GET", f"{base}/configuration")
+        properties = self._json("GET", f"{base}/properties")
+        if properties:  # as the library does: the document names the backend asked for
+            properties["backend_name"] = backend
+        return configuration, properties
+
+    def _find(self, tag: str, backend: str, once: bool) -> list[dict[str, Any]]:
+        query = {"exclude_params": "true", "limit": JOBS_LISTED, "backend": backend, "tags": [tag]}
+        if once:
+            return _jobs(self.client.json("GET", "/jobs", params=query, once=True))
+        return _jobs(self._json("GET", "/jobs", params=query))
 
     def find_jobs(self, tag: str, backend: str) -> list[dict[str, Any]]:
         """Jobs carrying ``tag`` on ``backend``, newest first."""
-        answer = self.client.jobs_get(limit=10, backend_name=backend, job_tags=[tag])
-        return [j for j in answer.get("jobs", []) if isinstance(j, dict)]
+        return self._find(tag, backend, once=False)
+
+    def find_jobs_once(self, tag: str, backend: str) -> list[dict[str, Any]]:
+        """``find_jobs`` in one attempt on fresh connections (for the cancel path)."""
+        return self._find(tag, backend, once=True)
 
     def stream_results(self, job_id: str, into: BinaryIO) -> int:
         """Write the job's result body, byte for byte, into ``into``; return its size."""
-        path = ProgramJob(self.client._session, job_id).get_url("results")
-        response = self.client._session.get(path, stream=True)
-        size = 0
-        try:
-            for chunk in response.iter_content(_CHUNK):
-                into.write(chunk)
-                size += len(chunk)
-        except requests.RequestException as exc:  # cut mid-body: outside the session's wrap
-            raise RequestsApiError(f"result transfer failed: {_first_line(exc)}") from exc
-        finally:
-            response.close()
-        return size
+        answer = self.client.request(
+            "GET", _job(job_id, "results"), into=into, deadline=self._throttle_deadline()
+        )
+        return answer.size
 
     def create_session(self, backend: str, mode: str, max_ttl: int | None = None) -> dict[str, Any]:
         """Open a ``batch`` or ``dedicated`` session on ``backend``; return the answer
@@ -219,40 +171,30 @@ class RuntimeApi:
         ``max_ttl`` (seconds) is sent as the session's ``max_ttl``; None leaves the
         service's default.
         """
-        return self.client.create_session(
-            backend=backend, instance=self.crn, max_time=max_ttl, mode=mode
-        )
+        body: dict[str, Any] = {"mode": mode, "backend": backend, "instance": self.crn}
+        if max_ttl:
+            body["max_ttl"] = max_ttl
+        return self._json("POST", "/sessions", json=body, repost=False)
 
     def close_session(self, session_id: str) -> None:
-        """Stop the session from accepting jobs (its running jobs finish)."""
-        self.client.close_session(session_id)
+        """Stop the session from accepting jobs (its running jobs finish); a session the
+        service no longer knows is closed already."""
+        self.client.request(
+            "PATCH",
+            f"/sessions/{quote(session_id, safe='')}",
+            json={"accepting_jobs": False},
+            ok=(200, 204),
+            accept=(404,),
+            deadline=self._throttle_deadline(),
+        )
 
     def cancel_job(self, job_id: str) -> bool:
-        """One cancel request on fresh connections; False if the job is already final.
-
-        Raises RequestsApiError (with the HTTP status) otherwise, unlike
-        ``RuntimeJobV2.cancel``, which hides the status inside an IBMRuntimeError.
-        """
-        client = self._new_client(retries=False)
-        try:
-            client.job_cancel(job_id)
-        except RequestsApiError as exc:
-            if exc.status_code == 409:
-                return False
-            raise
-        finally:
-            client._session.close()
-        return True
-
-    def find_jobs_once(self, tag: str, backend: str) -> list[dict[str, Any]]:
-        """``find_jobs`` in one attempt on fresh connections (for the cancel path)."""
-        client = self._new_client(retries=False)
-        try:
-            answer = client.jobs_get(limit=10, backend_name=backend, job_tags=[tag])
-        finally:
-            client._session.close()
-        return [j for j in answer.get("jobs", []) if isinstance(j, dict)]
+        """One cancel request on fresh connections; False if the job is already final (409)."""
+        answer = self.client.request(
+            "POST", _job(job_id, "cancel"), ok=(200, 202, 204), accept=(409,), once=True
+        )
+        return answer.status_code != 409
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self.client._session.close()
+        self.client.close()
