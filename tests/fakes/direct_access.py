@@ -288,8 +288,8 @@ class FakeDirectAccess(FakeIbmService):
 
     def control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         if path == "/_fake/requests" and method == "GET":
-            with self.lock:
-                return 200, list(self.requests)
+            with self.lock:  # bodies are bytes, not JSON: the log without them
+                return 200, [{k: v for k, v in r.items() if k != "body"} for r in self.requests]
         if path == "/_fake/jobs" and method == "GET":
             with self.lock:
                 return 200, {
