@@ -31,7 +31,9 @@ lint: $(STAMP)
 ## The whole test suite (lint included), on every core (pytest-xdist, 3 workers per core;
 ## PYTEST_WORKERS=N to choose), with a coverage summary of qrmi_tasks and generators (runner subprocesses
 ## included). As root it also starts a single-node Slurm cluster for tests/test_slurm.py
-## (then a cluster that cannot start fails those tests).
+## (then a cluster that cannot start fails those tests). A test process that dies is not
+## replaced: the run fails, naming its test (a replacement can hang --dist loadgroup for good,
+## pytest-dev/pytest-xdist#1323, #1378).
 test: lint
 	@if [ "$$(id -u)" = 0 ] && [ "$${QRMI_SKIP_SLURM:-0}" != 1 ]; then \
 	  export QRMI_EXPECT_SLURM=1; \
@@ -39,7 +41,8 @@ test: lint
 	else \
 	  echo "not root (or QRMI_SKIP_SLURM=1): the Slurm tests will be skipped"; \
 	fi; \
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --cov --cov-report=term
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --max-worker-restart=0 \
+	  --cov --cov-report=term
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
@@ -22,6 +23,34 @@ def pytest_configure(config: pytest.Config) -> None:
     KeyboardInterrupt: give this process (and so its children) the default again."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the controller still ends on SIGTERM
+        for signum in _GUARDED:
+            signal.signal(signum, _stray_signal)
+
+
+# In-process runs send this process scancel's signals (tests/scripted.py). One that came
+# after its run had ended and put our handlers back would kill a pytest-xdist worker by
+# the default action: "node down", and with --dist loadgroup a replaced worker can hang
+# the whole run (pytest-dev/pytest-xdist#1323, #1378). Such a signal fails the test
+# during which it came instead, naming itself.
+_GUARDED = (signal.SIGTERM, signal.SIGHUP)
+_stray: list[str] = []
+
+
+def _stray_signal(signum: int, frame: object) -> None:
+    name = signal.Signals(signum).name
+    _stray.append(name)
+    os.write(2, f"\ntest process: stray {name} (no run was watching); failing the test\n".encode())
+
+
+@pytest.fixture(autouse=True)
+def no_stray_signal():
+    """Fail the test during which this process got a signal no run of it was watching."""
+    yield
+    if _stray:
+        names = ", ".join(_stray)
+        _stray.clear()
+        pytest.fail(f"this test process got {names} after the run meant to handle it had ended")
 
 
 #: vendor packages of the tests' own resource types (the ``scripted`` fixture adds them)

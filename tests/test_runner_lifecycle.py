@@ -60,12 +60,18 @@ def test_result_to_stdout_when_no_output_file(scripted):
     ids=["term", "int", "hup", "term-x3", "cont-term", "cont"],
 )
 def test_signal_while_running_cancels_once(scripted, tmp_path, signals, code):
+    sent = threading.Event()
+
     def send_all():
         for signum in signals:
             signal_self(signum)()
+        sent.set()
         return RUNNING
 
     scripted.script.status = [RUNNING, send_all, RUNNING]
+    # The cancel waits for the last signal: a signal sent after the run had ended (and
+    # the test process's own handlers were back) would kill this pytest worker.
+    scripted.script.cancel = [lambda: sent.wait(10) and None]
     (tmp_path / "out.json").write_text("old\n")
     done, out = _run(scripted, tmp_path)
     assert done.code == code, done.stderr
