@@ -1,7 +1,8 @@
 """qrmi-tasks: run quantum workloads on QPU resources from HPC batch jobs.
 
 From Python: ``qrmi_tasks.run(payload, resource="local")`` returns a Qiskit
-``PrimitiveResult`` (or a Pulser counter); ``qrmi_tasks.submit(...)`` returns a
+``PrimitiveResult`` (or a Pulser counter, or counts per circuit for IQM and Felis);
+``qrmi_tasks.submit(...)`` returns a
 :class:`~qrmi_tasks.api.Task` handle; ``qrmi_tasks.load(path)`` reads a result file.
 Qiskit's own primitives on any resource: ``qrmi_tasks.SamplerV2(mode="local")``,
 ``EstimatorV2``, and ``qrmi_tasks.backend(name)`` (a ``BackendV2`` with the resource's

@@ -40,11 +40,11 @@ def summary_html(summary: Summary, top: int = HTML_TOP) -> str:
         return f"<div>{title}{_counts_table(register, top)}</div>"
     parts = [
         f"<b>{escape(summary.kind.capitalize())} result</b> "
-        f"({escape(summary.form)} form), {len(summary.pubs)} pub(s)"
+        f"({escape(summary.form)} form), {len(summary.pubs)} {summary.unit}(s)"
     ]
     for pub in summary.pubs:
         shape = f", shape {list(pub.shape)}" if pub.shape else ""
-        parts.append(f"<div><b>pub {pub.index}</b>{escape(shape)}</div>")
+        parts.append(f"<div><b>{summary.unit} {pub.index}</b>{escape(shape)}</div>")
         for register in pub.registers:
             where = f", {binding_text(register.binding)}" if register.binding else ""
             parts.append(

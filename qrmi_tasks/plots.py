@@ -152,7 +152,11 @@ def _histogram(
         ax.set_xlabel("bitstring (one digit per atom)")
         ax.set_title(f"Pulser sequence: {register.shots} runs", **_PLAIN)
         return
-    parts = (f"pub {pub.index}", f"register {register.name}", binding_text(register.binding))
+    parts = (
+        f"{summary.unit} {pub.index}",
+        f"register {register.name}",
+        binding_text(register.binding),
+    )
     where = ", ".join(part for part in parts if part)
     ax.set_xlabel("measured bitstring")
     ax.set_title(f"{where}: {register.shots} shots", **_PLAIN)

@@ -1,11 +1,13 @@
 """Read runner outputs and summarize them: counts for samplers and Pulser, expectation
 values for estimators.
 
-Handles the three result forms the runner writes: a PrimitiveResult encoded with
+Handles the result forms the runner writes: a PrimitiveResult encoded with
 qiskit-ibm-runtime's RuntimeEncoder, IBM's plain-JSON primitive result
-(``support_qiskit: false``), and Pasqal's ``{"counter": {...}}``. :func:`load` turns
-each into the ecosystem's object (a Qiskit ``PrimitiveResult``, a Pulser counter), also
-when the result sits among log lines in a ``slurm-N.out``. Summaries keep every pub and
+(``support_qiskit: false``), Pasqal's ``{"counter": {...}}``, IQM Server's
+``measurement_counts``/``measurements`` document and Felis's ``bits,count`` lines.
+:func:`load` turns each into the ecosystem's object (a Qiskit ``PrimitiveResult``, a
+Pulser counter, counts per circuit), also when the result sits among log lines in a
+``slurm-N.out``. Summaries keep every pub and
 every parameter binding apart.
 
 Light to import (``qrmi-result --help``): qiskit is imported by :func:`load`.
@@ -18,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from qrmi_tasks.circuit_counts import felis_text, from_felis, from_iqm, is_iqm
 from qrmi_tasks.errors import InputError
 from qrmi_tasks.readers import STDIN, read_input, read_stdin, too_many_digits
 from qrmi_tasks.summary import (
@@ -70,6 +73,7 @@ def _is_result(document: Any) -> bool:
         "__type__" in document
         or isinstance(document.get("results"), list)
         or isinstance(document.get("counter"), dict)
+        or is_iqm(document)
     )
 
 
@@ -112,7 +116,14 @@ def load(path: str | Path, payload: Any = None) -> Any:
     ``payload`` (a path, dict or payload object) names the estimator's observables in
     summaries and plots.
     """
-    text, document = extract(_read_text(path), _name(path))
+    text = _read_text(path)
+    try:
+        text, document = extract(text, _name(path))
+    except InputError:
+        felis = felis_text(text)  # Felis's result is text, not JSON
+        if felis is None:
+            raise
+        return from_felis(felis)
     return from_document(text, document, _name(path), payload)
 
 
@@ -120,6 +131,8 @@ def from_document(text: str, document: Any, source: str, payload: Any = None) ->
     """The object for one parsed result document (``text`` is its JSON text)."""
     if not _is_result(document):
         raise InputError(f"{source} is not a runner result (no 'counter' or 'results')")
+    if is_iqm(document):
+        return from_iqm(document, source)
     from qrmi_tasks import result_objects
 
     if "__type__" in document:

@@ -50,10 +50,15 @@ class PubSummary:
 class Summary:
     """A whole result file, summarized."""
 
-    kind: str  # "sampler", "estimator" or "pulser"
-    form: str  # "qiskit" (RuntimeEncoder), "plain-json" or "pasqal"
-    pubs: list[PubSummary]
+    kind: str  # "sampler", "estimator", "pulser" or "counts" (per circuit: IQM, Felis)
+    form: str  # "qiskit" (RuntimeEncoder), "plain-json", "pasqal", "iqm" or "felis"
+    pubs: list[PubSummary]  # for "counts", one per circuit
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        """What each entry of :attr:`pubs` is called: a pub, or a circuit (``counts``)."""
+        return "circuit" if self.kind == "counts" else "pub"
 
     def to_dict(self, top: int = DEFAULT_TOP) -> dict[str, Any]:
         """JSON-ready form (``qrmi-result summary --json``)."""
@@ -202,7 +207,14 @@ def _labels_for(labels: Any, shape: tuple[int, ...]) -> Any:
 
 # -- summaries -----------------------------------------------------------------------------
 def summarize_object(result: Any) -> Summary:
-    """Summarize a loaded result: a ``PrimitiveResult`` or a Pulser counter."""
+    """Summarize a loaded result: a ``PrimitiveResult``, a Pulser counter or counts per
+    circuit (IQM, Felis: :class:`~qrmi_tasks.circuit_counts.CircuitResults`)."""
+    if isinstance(result, list) and hasattr(result, "form"):  # CircuitResults
+        pubs = [
+            PubSummary(index, registers=[RegisterCounts(c.register, c.shots, dict(c))])
+            for index, c in enumerate(result)
+        ]
+        return Summary("counts", result.form, pubs)
     if isinstance(result, Counter):
         counts = dict(result)
         register = RegisterCounts("counter", sum(counts.values()), counts)
@@ -253,10 +265,12 @@ def format_text(summary: Summary, top: int = DEFAULT_TOP) -> str:
         return _format_pulser(summary, top)
     import numpy as np
 
-    lines = [f"{summary.kind} result ({summary.form} form), {_plural(len(summary.pubs), 'pub')}"]
+    lines = [
+        f"{summary.kind} result ({summary.form} form), " + _plural(len(summary.pubs), summary.unit)
+    ]
     for pub in summary.pubs:
         shape = f" (shape {list(pub.shape)})" if pub.shape else ""
-        lines.append(f"pub {pub.index}{shape}:")
+        lines.append(f"{summary.unit} {pub.index}{shape}:")
         for register in pub.registers:
             where = f", {binding_text(register.binding)}" if register.binding else ""
             lines.append(f"  register {register.name}{where}: " + _counts_head(register, top))

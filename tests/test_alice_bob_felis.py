@@ -54,6 +54,12 @@ def test_bell_pair_runs_and_the_output_is_felis_csv_as_sent(in_process, fake, pa
     assert out.read_bytes() == fake.outputs[job_id].encode()  # byte for byte, as qrmi returns it
     counts = _histogram(out.read_text())
     assert set(counts) <= {"00", "11"} and sum(counts.values()) == 200
+    summary = in_process.result("summary", out)  # qrmi-result reads the text as it is
+    assert summary.code == 0, summary.stderr
+    head, circuit, register, *rows = summary.stdout.splitlines()
+    assert (head, circuit) == ("counts result (felis form), 1 circuit", "circuit 0:")
+    assert register.startswith("  register bits: 200 shots")
+    assert {row.split()[0]: int(row.split()[1]) for row in rows} == counts
     assert min(counts.values()) > 50  # both outcomes: the H and the CNOT were run
     # what reached Felis: qrmi's create body, the QIR text itself as the upload
     assert fake.created == [

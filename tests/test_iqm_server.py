@@ -15,6 +15,9 @@ import pytest
 from fakes.iqm_server import QC_ALIAS, RESOURCE, TOKEN, FakeIQMServer, conformance, runner_env
 from helpers import assert_clean_error, clean_env
 
+import qrmi_tasks
+from qrmi_tasks.circuit_counts import from_iqm
+
 pytestmark = pytest.mark.timeout(120)
 
 SHOTS = 64
@@ -89,6 +92,16 @@ def test_bell_job_end_to_end_is_qrmis_document(in_process, fake, env, payloads, 
     assert submit["query"]["use_timeslot"] == ["false"]
     assert submit["query"]["tag"][0].startswith("qrmi-")
     assert fake.calls("GET", rf"/api/v1/calibration-sets/{QC_ALIAS}/.*")  # checked first
+    # qrmi-result reads the document: its counts, and the same made from the shots
+    summary = in_process.result("summary", out, "--json")
+    assert summary.code == 0, summary.stderr
+    (circuit,) = json.loads(summary.stdout)["pubs"]
+    (register,) = circuit["registers"]
+    keys = result["measurement_counts"][0]["measurement_keys"]
+    assert register["name"] == "+".join(keys) and register["shots"] == SHOTS
+    assert {t["bitstring"]: t["count"] for t in register["top"]} == counts
+    (shots_only,) = from_iqm({"measurements": result["measurements"]}, "out.json")
+    assert dict(shots_only) == counts and shots_only.register == register["name"]
 
 
 def test_failed_job_is_exit_1_with_the_services_reason(in_process, fake, env, payloads):
@@ -274,6 +287,9 @@ def test_local_runs_iqm_circuit_jobs_and_refuses_pulse_level_ones(in_process, pa
     assert run.code == 0, run.stderr
     counts = _counts(json.loads(out.read_text()))
     assert sum(counts.values()) == SHOTS and set(counts) <= {"00", "11"}
+    # the Python API hands the same back as counts per circuit
+    (circuit,) = qrmi_tasks.run(payloads["bell"], resource="local", log_level=None)
+    assert circuit.shots == SHOTS and set(circuit) <= {"00", "11"}
     document = json.loads(payloads["bell"].read_text())
     document["job_type"] = "sweep"
     path = tmp_path / "sweep.json"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,6 +69,15 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a runner cancelled, killed or timing out: what
+    the tests do) is normal here, not a traceback in the test output."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeServer:
     """Base of the fake services (state, lifecycle, request log, faults)."""
 
@@ -81,7 +91,7 @@ class FakeServer:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, port: int = 0):
         """Serve on ``port`` of 127.0.0.1 (a free one by default) in a background thread."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self.server = _QuietServer(("127.0.0.1", port), _handler(self))
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
