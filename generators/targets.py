@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from generators.core import GeneratorError
-from qrmi_tasks.isa import backend_target
 
 
 @dataclass(frozen=True)
@@ -63,14 +62,11 @@ def resource_target(
     environ: Mapping[str, str] | None = None,
     config_path: str | os.PathLike[str] | None = None,
 ) -> NamedTarget:
-    """Fetch the live target of configured resource ``name`` (as the runner resolves it),
-    through its provider's :meth:`~qrmi_tasks.providers.base.Provider.backend_documents`."""
-    from qrmi_tasks.providers import open_provider
-    from qrmi_tasks.providers.base import RunContext
+    """The live target of configured resource ``name`` (as the runner resolves it), from
+    the backend's documents the runner's target check reads: fetched through the provider,
+    or from the user's backend cache when a runner or an earlier ``qrmi-gen`` on this node
+    fetched them for the same calibration (:mod:`qrmi_tasks.backend_cache`)."""
+    from qrmi_tasks.isa import resource_target as documents_target
 
-    # no task to cancel: the provider's back-off waits are plain sleeps
-    provider = open_provider(name, environ, config_path, "target", RunContext("qrmi-gen"))
-    try:
-        return NamedTarget(provider.resource.name, backend_target(provider))
-    finally:
-        provider.close()
+    resource, target = documents_target(name, environ, config_path, "qrmi-gen")
+    return NamedTarget(resource, target)

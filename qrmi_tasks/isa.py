@@ -47,12 +47,6 @@ def target_from_json(configuration: Any, properties: Any, name: str) -> Any:
         ) from None
 
 
-def backend_target(provider: Provider) -> Any:
-    """The transpiler target of ``provider``'s backend, from its documents (network)."""
-    configuration, properties = provider.backend_documents()
-    return target_from_json(configuration, properties, provider.resource.name)
-
-
 def cached_documents(
     provider: Provider, environ: Mapping[str, str]
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -350,6 +350,11 @@ def test_resource_target_from_direct_access(in_process, tmp_path):
         )
         assert len(fake.calls("GET", r"/v1/backends/fake_heron/configuration")) == 1
         assert len(fake.calls("GET", r"/v1/backends/fake_heron/properties")) == 1
+        # the next generation for the same calibration reads the user's backend cache
+        again = tmp_path / "again.json"
+        generated(in_process.gen("sampler", BELL, "--resource", "fake_heron", "-o", again), again)
+        assert len(fake.calls("GET", r"/v1/backends/fake_heron/configuration")) == 1
+        assert len(fake.calls("GET", r"/v1/backends/fake_heron/properties")) == 1
     finally:
         fake.stop()
     assert "cz " in document["parameters"]["pubs"][0][0]
@@ -382,8 +387,9 @@ def test_resource_target_from_qiskit_runtime(in_process, tmp_path):
         assert len(fake.calls("GET", r"/api/v1/backends/ibm_fake/configuration")) == 1
         assert len(fake.calls("GET", r"/api/v1/backends/ibm_fake/properties")) == 1
         assert not fake.calls("POST", r"/api/v1/jobs")
-        # a refused API key: one line, exit 3 (provider), no retry storm
+        # a refused API key (no cached documents to read): one line, exit 3, no retry storm
         env[f"{prefix}IAM_APIKEY"] = "wrong-key"
+        env["QRMI_STATE_DIR"] = str(tmp_path / "another-state")
         in_process.use_env(env)
         proc = in_process.gen("sampler", BELL, "--resource", "ibm_fake", "-o", out)
         line = assert_clean_error(proc, "authentication failed", code=3)
