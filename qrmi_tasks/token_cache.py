@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -139,15 +138,7 @@ class SharedToken:
         if not self._folder_ready():
             return
         try:
-            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".token-", suffix=".tmp")
-            try:
-                with os.fdopen(handle, "w") as stream:  # mkstemp's file is 0600
-                    json.dump({"key": self.key, **asdict(token)}, stream)
-                os.replace(temporary, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
+            journal.write_private_json(self.path, {"key": self.key, **asdict(token)})
         except OSError as exc:
             log.debug("cannot cache the token in %s: %r", self.folder, exc)
 
