@@ -14,7 +14,8 @@ from collections import Counter
 from typing import Any
 
 from qrmi_tasks.errors import InputError
-from qrmi_tasks.summary import DEFAULT_TOP
+from qrmi_tasks.result_views import SummaryViews
+from qrmi_tasks.summary import PubSummary, RegisterCounts, Summary
 
 #: Felis's output: ``bits,count`` lines, no header (qiskit-alice-bob-provider's _get_counts);
 #: 18 digits: beyond any shot count, within int64
@@ -38,7 +39,7 @@ class CircuitCounts(Counter):
         return sum(self.values())
 
 
-class CircuitResults(list):
+class CircuitResults(SummaryViews, list):
     """A result of one or more circuits, one :class:`CircuitCounts` each, in order.
 
     ``form`` says where it came from: ``"iqm"`` or ``"felis"``. Summarizes, plots and
@@ -49,22 +50,13 @@ class CircuitResults(list):
         super().__init__(circuits)
         self.form = form
 
-    def summary(self):  # -> qrmi_tasks.summary.Summary
-        """The summary ``qrmi-result summary`` prints (one histogram per circuit)."""
-        from qrmi_tasks.summary import summarize_object
-
-        return summarize_object(self)
-
-    def plot(self, top: int = DEFAULT_TOP):  # -> matplotlib.figure.Figure
-        """A Figure: one histogram per circuit."""
-        from qrmi_tasks.plots import plot_summary
-
-        return plot_summary(self.summary(), top)
-
-    def _repr_html_(self) -> str:
-        from qrmi_tasks.display import summary_html
-
-        return summary_html(self.summary())
+    def own_summary(self) -> Summary:
+        """One entry per circuit, its register's counts (``summarize_object`` asks)."""
+        pubs = [
+            PubSummary(index, registers=[RegisterCounts(c.register, c.shots, dict(c))])
+            for index, c in enumerate(self)
+        ]
+        return Summary("counts", self.form, pubs)
 
 
 def is_iqm(document: Any) -> bool:

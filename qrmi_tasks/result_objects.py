@@ -21,10 +21,10 @@ from qiskit.primitives.containers import (
 )
 
 from qrmi_tasks.errors import InputError
-from qrmi_tasks.summary import DEFAULT_TOP
+from qrmi_tasks.result_views import SummaryViews
 
 
-class QrmiResult(PrimitiveResult):
+class QrmiResult(SummaryViews, PrimitiveResult):
     """A ``PrimitiveResult`` read from a runner output, whatever its JSON form.
 
     ``form`` says which one it was: ``"qiskit"`` (RuntimeEncoder) or ``"plain-json"``
@@ -44,47 +44,14 @@ class QrmiResult(PrimitiveResult):
         self.form = form
         self.observables = observables
 
-    def summary(self):  # -> qrmi_tasks.results.Summary
-        """The summary ``qrmi-result summary`` prints (pubs and bindings kept apart)."""
-        from qrmi_tasks.summary import summarize_object as summarize
 
-        return summarize(self)
-
-    def plot(self, top: int = DEFAULT_TOP):  # -> matplotlib.figure.Figure
-        """A Figure: one histogram per pub and binding, or evs ± std per observable."""
-        from qrmi_tasks.plots import plot_summary
-
-        return plot_summary(self.summary(), top)
-
-    def _repr_html_(self) -> str:
-        from qrmi_tasks.display import summary_html
-
-        return summary_html(self.summary())
-
-
-class PulserCounts(Counter):
+class PulserCounts(SummaryViews, Counter):
     """Counts of a Pulser sequence's runs: ``{bitstring: count}``, a ``collections.Counter``."""
 
     @property
     def runs(self) -> int:
         """How many times the sequence ran (the sum of the counts)."""
         return sum(self.values())
-
-    def summary(self):
-        from qrmi_tasks.summary import summarize_object as summarize
-
-        return summarize(self)
-
-    def plot(self, top: int = DEFAULT_TOP):
-        """A Figure: a histogram of the most frequent bitstrings."""
-        from qrmi_tasks.plots import plot_summary
-
-        return plot_summary(self.summary(), top)
-
-    def _repr_html_(self) -> str:
-        from qrmi_tasks.display import summary_html
-
-        return summary_html(self.summary())
 
 
 def from_decoded(result: Any) -> QrmiResult:

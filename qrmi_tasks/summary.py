@@ -209,12 +209,9 @@ def _labels_for(labels: Any, shape: tuple[int, ...]) -> Any:
 def summarize_object(result: Any) -> Summary:
     """Summarize a loaded result: a ``PrimitiveResult``, a Pulser counter or counts per
     circuit (IQM, Felis: :class:`~qrmi_tasks.circuit_counts.CircuitResults`)."""
-    if isinstance(result, list) and hasattr(result, "form"):  # CircuitResults
-        pubs = [
-            PubSummary(index, registers=[RegisterCounts(c.register, c.shots, dict(c))])
-            for index, c in enumerate(result)
-        ]
-        return Summary("counts", result.form, pubs)
+    own = getattr(result, "own_summary", None)  # counts per circuit (circuit_counts.py)
+    if callable(own):
+        return own()
     if isinstance(result, Counter):
         counts = dict(result)
         register = RegisterCounts("counter", sum(counts.values()), counts)
