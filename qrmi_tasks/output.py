@@ -241,7 +241,17 @@ def _ends_with_newline(source: BinaryIO) -> bool:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it: setting it to learn it (the usual
+    trick) would, for that instant, let files another thread creates (the notebook API
+    runs tasks in threads) be made with no umask at all."""
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/self/status", encoding="ascii", errors="replace") as status,
+    ):
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0)  # no /proc (not Linux, or an old kernel): the usual trick
     os.umask(mask)
     return mask
 

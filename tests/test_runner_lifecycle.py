@@ -40,6 +40,24 @@ def test_completed_task_writes_the_result_and_cleans_up(scripted, tmp_path):
     assert scripted.script.count("submit") == 1 and scripted.script.count("cancel") == 0
 
 
+def test_a_new_result_file_takes_the_users_umask_read_never_set(scripted, tmp_path, monkeypatch):
+    """Setting the umask to learn it would, for an instant, strip it from the files a
+    notebook's other threads create: the runner only reads it. An existing file keeps its
+    own mode."""
+    previous = os.umask(0o027)
+    real_umask, calls = os.umask, []
+    monkeypatch.setattr(os, "umask", lambda mask: calls.append(mask) or real_umask(mask))
+    try:
+        done, out = _run(scripted, tmp_path)
+    finally:
+        real_umask(previous)
+    assert done.code == 0, done.stderr
+    assert calls == [] and out.stat().st_mode & 0o777 == 0o640
+    out.chmod(0o604)
+    done, _ = _run(scripted, tmp_path)
+    assert done.code == 0 and out.stat().st_mode & 0o777 == 0o604
+
+
 def test_result_to_stdout_when_no_output_file(scripted):
     done = scripted.run(sp.RESOURCE, str(BELL))
     assert done.code == 0, done.stderr
