@@ -221,7 +221,8 @@ def worker_launcher() -> Callable[..., ForkedProcess]:
     ``local`` simulator's worker is forked (:func:`fork_worker`) instead of a fresh
     interpreter, and keeps what the provider asks of its process: its own pid (signals,
     the task id), its exit code or killing signal, a session of its own, the given stdio,
-    and its death with the runner (the server's doing; ``preexec_fn`` is not run)."""
+    and its death with the runner (the server's doing: the worker's ``--parent`` check
+    would find the server, not the runner, so the option is left out)."""
 
     def launch(
         command: list[str],
@@ -230,12 +231,15 @@ def worker_launcher() -> Callable[..., ForkedProcess]:
         stdout: Any = None,
         stderr: Any = None,
         start_new_session: bool = False,
-        preexec_fn: Callable[[], None] | None = None,  # the server does its job (above)
     ) -> ForkedProcess:
         if command[1:3] != _WORKER_MODULE:
             raise ValueError(f"not a local worker command: {command}")
+        args = command[3:]
+        if "--parent" in args:  # its parent is the server, which kills it with the runner
+            at = args.index("--parent")
+            del args[at : at + 2]
         return fork_worker(
-            command[3:], stdin=stdin, stdout=stdout, stderr=stderr, session=start_new_session
+            args, stdin=stdin, stdout=stdout, stderr=stderr, session=start_new_session
         )
 
     return launch

@@ -146,6 +146,33 @@ def test_a_sigkilled_runner_takes_its_simulator_with_it(long_payload, fresh):
     assert _gone(worker), "the simulator outlived its SIGKILLed runner"
 
 
+def test_a_worker_whose_runner_is_already_gone_does_not_run(tmp_path):
+    """The worker sets its parent-death signal itself, after exec (a preexec_fn could
+    deadlock in a threaded runner such as a notebook's): a runner that died before that
+    moment is noticed by the parent check, and the payload is never read."""
+    import subprocess
+    import sys
+
+    # as if reparented: the worker's parent is this process, the runner it names is not
+    gone_runner = str(os.getppid())
+    started = time.monotonic()
+    worker = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qrmi_tasks.providers.local.worker",
+            str(tmp_path),
+            "--parent",
+            gone_runner,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert worker.returncode == 1 and worker.stderr == ""
+    assert not (tmp_path / "error.txt").exists() and time.monotonic() - started < 30
+
+
 def test_sigterm_while_reading_a_fifo_payload(tmp_path):
     """Opening a FIFO nobody writes blocks forever: the signal still ends the run."""
     fifo = tmp_path / "payload.json"

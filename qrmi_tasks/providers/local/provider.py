@@ -10,8 +10,6 @@ a Qiskit payload's circuits by the child once decoded); that is an input error (
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
 import re
@@ -34,15 +32,6 @@ from qrmi_tasks.providers.local import memory
 from qrmi_tasks.providers.local.inprocess import InProcessRun
 from qrmi_tasks.providers.local.worker import EXIT_REJECTED
 from qrmi_tasks.signals import describe
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    # If the runner is SIGKILLed (Slurm's KillWait), the simulation must not outlive it.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
 
 _SCRATCH_PREFIX = "qrmi-local-"
 _SCRATCH = re.compile(re.escape(_SCRATCH_PREFIX) + r"(?P<pid>\d+)-[^-]+")
@@ -118,6 +107,9 @@ class LocalProvider(Provider):
     def _command(self) -> list[str]:
         settings = self.settings  # every one resolved, defaults included (the declaration's)
         command = [sys.executable, "-m", "qrmi_tasks.providers.local.worker", str(self._workdir)]
+        # the worker dies with us (Slurm's KillWait SIGKILL): it arranges that itself after
+        # exec; a preexec_fn doing it could deadlock in a threaded parent (a notebook)
+        command += ["--parent", str(os.getpid())]
         if settings["SEED"] is not None:
             command += ["--seed", str(settings["SEED"])]
         for option, name in (
@@ -195,7 +187,6 @@ class LocalProvider(Provider):
                 stdout=subprocess.DEVNULL,
                 stderr=(self._workdir / "worker.log").open("wb"),
                 start_new_session=True,  # a terminal's Ctrl-C reaches the runner, which cancels
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         except OSError as exc:
             raise ProviderError(f"cannot start the local simulator: {exc.strerror}") from None

@@ -1,7 +1,8 @@
 """Child process of the ``local`` resource: run one payload, write result.json or error.txt.
 
 Usage: ``python -m qrmi_tasks.providers.local.worker WORKDIR [--seed N] [--engine aer]
-[--method automatic] [--device auto] [--pulser-engine qutip] [--variables PREFIX]``;
+[--method automatic] [--device auto] [--pulser-engine qutip] [--variables PREFIX]
+[--parent PID]``;
 WORKDIR holds ``payload.json``. Its stderr is the task's log (``--logs FILE``): what it
 runs and how, how long it took, and whatever the simulators print. The result appears
 atomically (written as ``result.json.part``, renamed). Exit 0: result written; 1: the payload failed
@@ -31,12 +32,33 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--pulser-engine", default="qutip")
     parser.add_argument("--variables", default="QRMI_LOCAL_")
+    parser.add_argument("--parent", type=int, help="die with this process (the runner)")
     return parser.parse_args(argv)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this worker when ``parent`` (the runner) dies, even by SIGKILL (Slurm's
+    KillWait): the simulation must not outlive it. Exits at once if it already has."""
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no prctl: the runner's close() still stops us
+            return
+    if os.getppid() != parent:  # it died before the request was made: nobody waits for us
+        os._exit(1)
 
 
 def main(argv: list[str]) -> int:
     """Run the payload in the given work directory; return the process exit code."""
     args = _arguments(argv)
+    if args.parent is not None:
+        die_with_parent(args.parent)
     workdir: Path = args.workdir
     from qrmi_tasks.providers.local.sim import (
         Engine,
