@@ -173,13 +173,26 @@ def test_a_worker_whose_runner_is_already_gone_does_not_run(tmp_path):
     assert not (tmp_path / "error.txt").exists() and time.monotonic() - started < 30
 
 
+def _read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:  # a thread that ended meanwhile
+        return ""
+
+
 def test_sigterm_while_reading_a_fifo_payload(tmp_path):
     """Opening a FIFO nobody writes blocks forever: the signal still ends the run."""
     fifo = tmp_path / "payload.json"
     os.mkfifo(fifo)
     run = Running("local", str(fifo))
-    time.sleep(1.5)  # the runner is blocked opening the FIFO by now
-    assert run.proc.poll() is None
+    # a thread of it blocked opening the FIFO (the kernel's fifo_open waits in
+    # wait_for_partner): by then its handlers are in place; a fixed sleep was not enough
+    # for a loaded machine
+    tasks = Path(f"/proc/{run.proc.pid}/task")
+    deadline = time.monotonic() + 60
+    while not any(_read_or_empty(task / "wchan") == "wait_for_partner" for task in tasks.iterdir()):
+        assert time.monotonic() < deadline and run.proc.poll() is None, "never blocked"
+        time.sleep(0.05)
     sent = time.monotonic()
     run.proc.send_signal(signal.SIGTERM)
     code, stderr = run.finish()
