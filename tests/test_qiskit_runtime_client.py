@@ -97,7 +97,11 @@ def test_every_request_is_the_recorded_one_and_every_recorded_one_is_made(api, f
     job = api.create_job("sampler", BACKEND, PARAMS, 60, session, [tag, "qrmi-digest-0"])["id"]
     assert [j["id"] for j in api.find_jobs(tag, BACKEND)] == [job]
     assert api.job_state(job)["state"]["status"] in ("Queued", "Running", "Completed")
-    other = api.create_job("sampler", BACKEND, PARAMS, None, None, [tag])["id"]
+    fake.configure(job_seconds=30)  # still running when cancelled, however loaded the machine
+    try:
+        other = api.create_job("sampler", BACKEND, PARAMS, None, None, [tag])["id"]
+    finally:
+        fake.configure(job_seconds=0.1)
     assert api.cancel_job(other) is True
     assert api.cancel_job(other) is False  # 409: final already
     while api.job_state(job)["state"]["status"] != "Completed":
